@@ -1,0 +1,109 @@
+"""What the actors need of an exchange: a small protocol over domain types.
+
+:class:`~tradercoin.exchange.client.BinanceFutures` implements it over HTTP; the simulator is
+reached through the same implementation. Every method raises only
+:class:`~tradercoin.exchange.errors.ExchangeError` subclasses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Protocol
+
+from tradercoin.orders import ExchangeUpdate, Fill, OrderType, Side, TimeInForce
+
+__all__ = [
+    "Credentials",
+    "ExchangeClient",
+    "PlaceOrder",
+    "SymbolInfo",
+    "Usage",
+    "UsageCallback",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """One user's exchange keys, decrypted. ``repr`` never shows them."""
+
+    api_key: str
+    api_secret: str
+
+    def __repr__(self) -> str:
+        return f"Credentials(api_key=...{self.api_key[-4:]})"
+
+
+@dataclass(frozen=True, slots=True)
+class PlaceOrder:
+    symbol: str
+    side: Side
+    type: OrderType
+    quantity: Decimal
+    client_order_id: str
+    price: Decimal | None = None
+    time_in_force: TimeInForce | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SymbolInfo:
+    symbol: str
+    status: str
+    tick_size: Decimal
+    step_size: Decimal
+    min_qty: Decimal
+    max_qty: Decimal
+    min_notional: Decimal
+    price_precision: int
+    quantity_precision: int
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """What one response said of the rate limits (``None`` where a header was absent)."""
+
+    path: str
+    weight: int
+    used_weight_1m: int | None
+    order_count_10s: int | None
+    order_count_1m: int | None
+
+
+UsageCallback = Callable[[Usage], None]
+
+
+class ExchangeClient(Protocol):
+    """One account's view of the exchange."""
+
+    async def place_order(self, order: PlaceOrder) -> ExchangeUpdate: ...
+
+    async def get_order(
+        self, symbol: str, *, order_id: int | None = None, client_order_id: str | None = None
+    ) -> ExchangeUpdate: ...
+
+    async def open_orders(self, symbol: str | None = None) -> list[ExchangeUpdate]: ...
+
+    async def cancel_order(
+        self, symbol: str, *, order_id: int | None = None, client_order_id: str | None = None
+    ) -> ExchangeUpdate: ...
+
+    async def user_trades(
+        self,
+        symbol: str,
+        *,
+        order_id: int | None = None,
+        from_id: int | None = None,
+        start_time: int | None = None,
+        limit: int | None = None,
+    ) -> list[Fill]: ...
+
+    async def server_time(self) -> int: ...
+
+    async def exchange_info(self) -> list[SymbolInfo]: ...
+
+    async def create_listen_key(self) -> str: ...
+
+    async def keepalive_listen_key(self, listen_key: str) -> None: ...
+
+    async def close_listen_key(self, listen_key: str) -> None: ...
