@@ -18,7 +18,7 @@ from typing import Any
 __all__ = [
     "EXCHANGE_URLS",
     "ConfigError",
-    "PollDefaults",
+    "PollPolicy",
     "Settings",
     "parse_duration",
 ]
@@ -49,8 +49,14 @@ def parse_duration(text: str, *, name: str = "duration") -> float:
 
 
 @dataclass(frozen=True, slots=True)
-class PollDefaults:
-    """The poll policy a user has until an operator sets one (seconds, and quote currency)."""
+class PollPolicy:
+    """How often one user's pending orders are polled (seconds; notional in quote currency).
+
+    ``interval`` applies to ordinary pending orders, ``fast_interval`` to those whose notional
+    is at least ``fast_notional``, ``reconcile_interval`` to all of them while the user-data
+    stream is healthy. ``Settings.poll`` is the default every user has until an operator
+    sets one.
+    """
 
     interval: float = 5.0
     fast_interval: float = 1.0
@@ -68,7 +74,7 @@ class Settings:
     port: int = 8080
     sim_host: str = "127.0.0.1"
     sim_port: int = 0
-    poll: PollDefaults = PollDefaults()
+    poll: PollPolicy = PollPolicy()
     weight_budget_per_minute: int = 2400
     weight_safety_margin: float = 0.10
     allowed_origins: tuple[str, ...] = ()
@@ -136,14 +142,14 @@ def _convert(name: str, raw: str) -> Any:
     return raw
 
 
-def _poll_from_env(env: Mapping[str, str]) -> PollDefaults:
+def _poll_from_env(env: Mapping[str, str]) -> PollPolicy:
     """``TRADERCOIN_POLL_INTERVAL`` and siblings; the seed's ``ORDER_CHECK_INTERVAL`` too."""
-    base = PollDefaults()
+    base = PollPolicy()
     interval = env.get("TRADERCOIN_POLL_INTERVAL") or env.get("ORDER_CHECK_INTERVAL")
     fast = env.get("TRADERCOIN_POLL_FAST_INTERVAL")
     reconcile = env.get("TRADERCOIN_POLL_RECONCILE_INTERVAL")
     notional = env.get("TRADERCOIN_POLL_FAST_NOTIONAL")
-    return PollDefaults(
+    return PollPolicy(
         interval=parse_duration(interval, name="TRADERCOIN_POLL_INTERVAL")
         if interval
         else base.interval,
