@@ -1,0 +1,144 @@
+"""The user-data-stream reader against a real in-memory WebSocket peer, under MockClock."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+
+import pytest
+import trio
+
+from tradercoin.exchange.errors import Unavailable
+from tradercoin.exchange.stream import (
+    Connected,
+    Disconnected,
+    ListenKeyExpired,
+    OrderUpdateEvent,
+    Silence,
+    StreamEvent,
+    UserStream,
+    parse_frame,
+    user_stream_url,
+)
+from tradercoin.orders import OrderStatus
+
+from .test_parsing import STREAM_NEW, _trade_event
+from .wspeer import WsPeer
+
+EXPIRED = {"e": "listenKeyExpired", "E": "1736996475556", "listenKey": "K1"}
+
+
+def test_urls() -> None:
+    assert user_stream_url("wss://h/", ["a b"]) == "wss://h/private/ws?listenKey=a%20b"
+    assert user_stream_url("wss://h", ["k1", "k2"]) == (
+        "wss://h/private/stream?listenKey=k1&listenKey=k2"
+    )
+    with pytest.raises(ValueError):
+        user_stream_url("wss://h", [])
+
+
+def test_parse_frames() -> None:
+    event = parse_frame(json.dumps(_trade_event()), "K1")
+    assert isinstance(event, OrderUpdateEvent)
+    assert (event.listen_key, event.event_time) == ("K1", 1568879465651)
+    assert event.update.status is OrderStatus.FILLED
+    assert event.update.fills[0].quantity == Decimal(20)
+    wrapped = json.dumps({"stream": "K2", "data": STREAM_NEW})
+    assert parse_frame(wrapped, None) == OrderUpdateEvent(
+        "K2",
+        parse_frame(json.dumps(STREAM_NEW), "K2").update,
+        1568879465651,  # type: ignore[union-attr]
+    )
+    assert parse_frame(json.dumps(EXPIRED), None) == ListenKeyExpired("K1", 1736996475556)
+    assert parse_frame('{"e":"ACCOUNT_UPDATE","E":1}', "K1") is None
+
+
+async def _start(
+    peer: WsPeer, nursery: trio.Nursery, keys: list[str], silence_after: float = 60.0
+) -> tuple[UserStream, trio.MemoryReceiveChannel[StreamEvent], object]:
+    send, receive = trio.open_memory_channel[StreamEvent](16)
+    stream = UserStream("ws://sim", keys, send, connect=peer.connect, silence_after=silence_after)
+    await nursery.start(stream.run)
+    server = await peer.accepted.receive()
+    assert await receive.receive() == Connected(tuple(keys))
+    return stream, receive, server
+
+
+async def test_single_key_events_in_order(nursery: trio.Nursery, autojump_clock: object) -> None:
+    peer = WsPeer()
+    stream, events, server = await _start(peer, nursery, ["K1"])
+    assert peer.urls == ["ws://sim/private/ws?listenKey=K1"]
+    for frame in (
+        STREAM_NEW,
+        {"e": "ACCOUNT_UPDATE", "E": 2},
+        "not json{",
+        _trade_event(),
+        EXPIRED,
+    ):
+        await server.send_message(frame if isinstance(frame, str) else json.dumps(frame))  # type: ignore[attr-defined]
+    first, second, third = [await events.receive() for _ in range(3)]
+    assert isinstance(first, OrderUpdateEvent) and first.update.status is OrderStatus.NEW
+    assert isinstance(second, OrderUpdateEvent) and second.update.fills
+    assert third == ListenKeyExpired("K1", 1736996475556)
+    stats = stream.statistics()
+    assert (stats.messages, stats.order_updates, stats.ignored, stats.malformed) == (5, 2, 1, 1)
+    assert stats.connected
+
+
+async def test_many_keys_share_one_connection(
+    nursery: trio.Nursery, autojump_clock: object
+) -> None:
+    peer = WsPeer()
+    _, events, server = await _start(peer, nursery, ["K1", "K2"])
+    assert peer.urls == ["ws://sim/private/stream?listenKey=K1&listenKey=K2"]
+    await server.send_message(json.dumps({"stream": "K2", "data": STREAM_NEW}))  # type: ignore[attr-defined]
+    await server.send_message(json.dumps({"stream": "K1", "data": {**EXPIRED}}))  # type: ignore[attr-defined]
+    update = await events.receive()
+    assert isinstance(update, OrderUpdateEvent) and update.listen_key == "K2"
+    assert await events.receive() == ListenKeyExpired("K1", 1736996475556)
+
+
+async def test_silence_is_reported_each_period(
+    nursery: trio.Nursery, autojump_clock: object
+) -> None:
+    peer = WsPeer()
+    _, events, server = await _start(peer, nursery, ["K1"], silence_after=30.0)
+    start = trio.current_time()
+    assert await events.receive() == Silence(30.0)
+    assert await events.receive() == Silence(60.0)
+    assert trio.current_time() - start == 60.0
+    await server.send_message(json.dumps(STREAM_NEW))  # type: ignore[attr-defined]
+    assert isinstance(await events.receive(), OrderUpdateEvent)
+    assert await events.receive() == Silence(30.0)
+
+
+async def test_server_close_is_disconnected_and_run_returns(autojump_clock: object) -> None:
+    peer = WsPeer()
+    async with trio.open_nursery() as nursery:
+        stream, events, server = await _start(peer, nursery, ["K1"])
+        await server.aclose(code=1001, reason="24h")  # type: ignore[attr-defined]
+        assert await events.receive() == Disconnected("24h", 1001)
+    # run returned by itself (the nursery closed) and closed its channel
+    with pytest.raises(trio.EndOfChannel):
+        await events.receive()
+    assert not stream.statistics().connected
+
+
+async def test_consumer_gone_ends_the_reader(autojump_clock: object) -> None:
+    peer = WsPeer()
+    async with trio.open_nursery() as nursery:
+        _, events, server = await _start(peer, nursery, ["K1"])
+        await events.aclose()
+        await server.send_message(json.dumps(STREAM_NEW))  # type: ignore[attr-defined]
+
+
+async def test_refused_connection_is_unavailable() -> None:
+    send, _ = trio.open_memory_channel[StreamEvent](1)
+    listener = trio.socket.socket()
+    await listener.bind(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    listener.close()
+    stream = UserStream(f"ws://127.0.0.1:{port}", ["K1"], send)
+    async with trio.open_nursery() as nursery:
+        with pytest.raises(Unavailable, match="cannot connect"):
+            await nursery.start(stream.run)
