@@ -1,0 +1,207 @@
+"""The engine and the thread hop: every SQL call runs in a worker thread.
+
+:class:`Database` owns the engine and a :class:`trio.CapacityLimiter`. A connection is taken
+inside the thread function, used, and returned to the pool before the thread function returns;
+only plain data crosses back to trio. SQLite gets WAL, a busy timeout, foreign keys and
+explicit ``BEGIN`` (``BEGIN IMMEDIATE`` for writes, so DDL is transactional and a writer never
+fails on a lock upgrade). ``sqlite:///:memory:`` uses one shared connection (StaticPool) behind
+a limiter of one, so the in-memory database works from any worker thread.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+import trio
+from sqlalchemy import event, exc
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.pool import StaticPool
+
+from tradercoin.store.errors import StoreError
+
+__all__ = ["Database", "create_engine", "is_transient", "one_line"]
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+SQLITE_BUSY_TIMEOUT_MS = 5000
+MAX_CONNECTION_RETRIES = 5
+FIX_URL = "use sqlite:///path/to.db, sqlite:///:memory: or postgresql+psycopg://user@host:5432/db"
+
+
+def one_line(error: BaseException) -> str:
+    """The first line of a driver error, without SQLAlchemy's statement and parameters."""
+    inner = error.orig if isinstance(error, exc.DBAPIError) else error
+    text = str(inner).strip().splitlines()
+    return text[0] if text else type(inner).__name__
+
+
+def _parse_url(url: str) -> URL:
+    try:
+        parsed = make_url(url)
+    except exc.ArgumentError:
+        raise StoreError(f"database URL {url!r} cannot be parsed; {FIX_URL}") from None
+    if parsed.get_backend_name() not in ("sqlite", "postgresql"):
+        shown = parsed.render_as_string(hide_password=True)
+        raise StoreError(f"database URL {shown!r} is not SQLite or PostgreSQL; {FIX_URL}")
+    if parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() != "psycopg":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed
+
+
+def is_memory(url: URL) -> bool:
+    return url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
+
+
+def create_engine(url: str) -> sa.Engine:
+    """An engine for ``url`` with tradercoin's connection settings (no connection is made).
+
+    Raises:
+        StoreError: the URL is malformed or names another database.
+    """
+    parsed = _parse_url(url)
+    if parsed.get_backend_name() == "postgresql":
+        return sa.create_engine(parsed, pool_size=8, max_overflow=4, pool_recycle=1800)
+    if is_memory(parsed):
+        engine = sa.create_engine(
+            parsed, poolclass=StaticPool, connect_args={"check_same_thread": False}
+        )
+    else:
+        engine = sa.create_engine(
+            parsed, pool_size=8, max_overflow=4, connect_args={"check_same_thread": False}
+        )
+    _configure_sqlite(engine, wal=not is_memory(parsed))
+    return engine
+
+
+def _configure_sqlite(engine: sa.Engine, *, wal: bool) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # we emit BEGIN ourselves, below
+        cursor = dbapi_connection.cursor()
+        if wal:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: sa.Connection) -> None:
+        immediate = conn.get_execution_options().get("tradercoin_write", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def is_transient(error: exc.DBAPIError) -> bool:
+    """A lock, a serialization failure or a lost connection: worth trying again."""
+    if isinstance(error, exc.OperationalError) and "locked" in str(error.orig).lower():
+        return True
+    sqlstate = getattr(error.orig, "sqlstate", None)
+    return sqlstate in ("40001", "40P01") or bool(error.connection_invalidated)
+
+
+def _is_lock(error: exc.DBAPIError) -> bool:
+    return "locked" in str(error.orig).lower() or getattr(error.orig, "sqlstate", None) in (
+        "40001",
+        "40P01",
+    )
+
+
+class Database:
+    """The engine, its limiter and the thread hop with retries.
+
+    Resource handling: owns the engine; :meth:`dispose` closes its pool.
+    """
+
+    def __init__(self, url: str, *, limiter: trio.CapacityLimiter | None = None) -> None:
+        self.engine = create_engine(url)
+        self.dialect = self.engine.dialect.name
+        self.url = self.engine.url.render_as_string(hide_password=True)
+        size = 1 if is_memory(self.engine.url) else 6
+        self.limiter = limiter or trio.CapacityLimiter(size)
+        self.retries = 0
+
+    async def read(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(conn, *args)`` in a worker thread on a pooled connection.
+
+        Raises:
+            StoreError: the database failed (one line, no SQL).
+        """
+        return await self._hop(self._run_read, fn, args)
+
+    async def write(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(conn, *args)`` in its own transaction in a worker thread, retrying with
+        back-off while the database is locked (never reported to the caller).
+
+        Raises:
+            sqlalchemy.exc.IntegrityError: a constraint refused the data (callers map it).
+            StoreError: the database failed otherwise.
+        """
+        return await self._hop(self._run_write, fn, args)
+
+    async def _hop(self, runner: Callable[..., T], fn: Callable[..., T], args: Any) -> T:
+        attempt = 0
+        while True:
+            try:
+                return await trio.to_thread.run_sync(runner, fn, args, limiter=self.limiter)
+            except exc.IntegrityError:
+                raise
+            except exc.DBAPIError as error:
+                attempt += 1
+                if not self.should_retry(error, attempt):
+                    raise StoreError(f"database {self.url} failed: {one_line(error)}") from None
+            await trio.sleep(backoff(attempt))
+
+    def should_retry(self, error: exc.DBAPIError, attempt: int) -> bool:
+        """Locks are retried forever (callers bound it with a timeout), lost connections a
+        few times."""
+        if not is_transient(error):
+            return False
+        if not _is_lock(error) and attempt > MAX_CONNECTION_RETRIES:
+            return False
+        self.retries += 1
+        log.debug("database busy (attempt %d): %s", attempt, one_line(error))
+        return True
+
+    def _run_read(self, fn: Callable[..., T], args: Any) -> T:
+        with self.engine.connect() as conn:
+            return fn(conn, *args)
+
+    def _run_write(self, fn: Callable[..., T], args: Any) -> T:
+        with self.engine.connect() as conn:
+            conn.execution_options(tradercoin_write=True)
+            with conn.begin():
+                return fn(conn, *args)
+
+    def run_write_sync(self, fn: Callable[..., T], *args: Any) -> T:
+        """The thread body of :meth:`write`, for callers already in a worker thread."""
+        return self._run_write(fn, args)
+
+    async def check(self) -> None:
+        """Connect once, so a bad host or path fails now with a clear line.
+
+        Raises:
+            StoreError: how to fix the URL or start the server.
+        """
+        try:
+            await trio.to_thread.run_sync(self._ping, limiter=self.limiter)
+        except exc.DBAPIError as error:
+            raise StoreError(
+                f"cannot connect to database {self.url}: {one_line(error)}; check that the "
+                "server is running (or the directory exists) and TRADERCOIN_DATABASE_URL"
+            ) from None
+
+    def _ping(self) -> None:
+        with self.engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+
+    async def dispose(self) -> None:
+        await trio.to_thread.run_sync(self.engine.dispose, limiter=self.limiter)
+
+
+def backoff(attempt: int) -> float:
+    """5 ms doubling to at most 1 s."""
+    return float(min(0.005 * 2 ** min(attempt - 1, 10), 1.0))

@@ -1,0 +1,43 @@
+"""The store's errors: each message is one line that says what is wrong and how to fix it,
+and never carries a secret."""
+
+from __future__ import annotations
+
+__all__ = [
+    "CredentialsError",
+    "DuplicateUser",
+    "OrderConflict",
+    "StoreClosed",
+    "StoreError",
+    "UnknownUser",
+]
+
+
+class StoreError(Exception):
+    """The database cannot do what was asked (bad URL, unreachable server, bad data)."""
+
+
+class DuplicateUser(StoreError):
+    """A user with that name already exists."""
+
+
+class UnknownUser(StoreError):
+    """No user has that id."""
+
+
+class OrderConflict(StoreError):
+    """A change cannot be stored as given (unknown order id, duplicate client order id, ...).
+
+    Only the caller that submitted the change receives it; the rest of its batch commits.
+    """
+
+
+class StoreClosed(StoreError):
+    """The store was used after ``open_store`` exited."""
+
+
+class CredentialsError(Exception):
+    """One user's stored credentials cannot be decrypted (wrong master key, corrupted row).
+
+    The message names the user and the reason, never a key or a secret.
+    """

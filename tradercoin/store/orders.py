@@ -1,0 +1,286 @@
+"""Orders and fills: the only place their SQL is written.
+
+Every function takes a live :class:`sqlalchemy.Connection` and runs inside a worker thread
+(see :mod:`tradercoin.store.db`); statements are built once, at import, and rows become
+:class:`~tradercoin.orders.Order` through a positional converter.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from tradercoin.orders import (
+    Fill,
+    Order,
+    OrderChange,
+    OrderStatus,
+    OrderType,
+    Side,
+    TimeInForce,
+)
+from tradercoin.store.errors import OrderConflict
+from tradercoin.store.schema import PENDING_SQL, fills, orders
+
+__all__ = [
+    "count_orders",
+    "find_by_client_id",
+    "get_order",
+    "insert_fills",
+    "page_orders",
+    "pending_orders",
+    "write_change",
+]
+
+_SIDE = {s.value: s for s in Side}
+_TYPE = {t.value: t for t in OrderType}
+_STATUS = {s.value: s for s in OrderStatus}
+_TIF = {t.value: t for t in TimeInForce}
+_COLUMNS = [
+    orders.c.id,
+    orders.c.user_id,
+    orders.c.symbol,
+    orders.c.side,
+    orders.c.type,
+    orders.c.status,
+    orders.c.quantity,
+    orders.c.price,
+    orders.c.filled_quantity,
+    orders.c.avg_price,
+    orders.c.time_in_force,
+    orders.c.client_order_id,
+    orders.c.exchange_order_id,
+    orders.c.created_at,
+    orders.c.updated_at,
+    orders.c.exchange_update_time,
+    orders.c.note,
+]
+_MUTABLE = [c.name for c in _COLUMNS if c.name not in ("id", "user_id")]
+
+
+def dec_text(value: Decimal | None) -> str | None:
+    """A Decimal as exact text without exponent (``None`` stays ``None``)."""
+    return None if value is None else format(value, "f")
+
+
+def row_to_order(r: Sequence[Any]) -> Order:
+    """One row of ``_COLUMNS`` -> Order (positional, no lookups by name)."""
+    return Order(
+        r[0],
+        r[1],
+        r[2],
+        _SIDE[r[3]],
+        _TYPE[r[4]],
+        _STATUS[r[5]],
+        Decimal(r[6]),
+        None if r[7] is None else Decimal(r[7]),
+        Decimal(r[8]),
+        None if r[9] is None else Decimal(r[9]),
+        None if r[10] is None else _TIF[r[10]],
+        r[11],
+        r[12],
+        r[13],
+        r[14],
+        r[15],
+        r[16],
+    )
+
+
+def order_params(order: Order) -> dict[str, Any]:
+    """Column values of ``order`` (without ``id``)."""
+    return {
+        "user_id": order.user_id,
+        "symbol": order.symbol,
+        "side": order.side.value,
+        "type": order.type.value,
+        "status": order.status.value,
+        "quantity": dec_text(order.quantity),
+        "price": dec_text(order.price),
+        "filled_quantity": dec_text(order.filled_quantity),
+        "avg_price": dec_text(order.avg_price),
+        "time_in_force": None if order.time_in_force is None else order.time_in_force.value,
+        "client_order_id": order.client_order_id,
+        "exchange_order_id": order.exchange_order_id,
+        "created_at": order.created_at,
+        "updated_at": order.updated_at,
+        "exchange_update_time": order.exchange_update_time,
+        "note": order.note,
+    }
+
+
+# --- reads -----------------------------------------------------------------------------------
+
+_USER = orders.c.user_id == sa.bindparam("user_id")
+_GET = sa.select(*_COLUMNS).where(_USER, orders.c.id == sa.bindparam("order_id"))
+_BY_CLIENT_ID = sa.select(*_COLUMNS).where(
+    _USER, orders.c.client_order_id == sa.bindparam("client_order_id")
+)
+_PENDING = sa.select(*_COLUMNS).where(_USER, sa.text(PENDING_SQL)).order_by(orders.c.id)
+
+
+def _filters(status: bool, symbol: bool, q: bool) -> list[sa.ColumnElement[bool]]:
+    where: list[sa.ColumnElement[bool]] = [_USER]
+    if status:
+        where.append(orders.c.status == sa.bindparam("status"))
+    if symbol:
+        where.append(orders.c.symbol == sa.bindparam("symbol"))
+    if q:
+        pattern: sa.BindParameter[str] = sa.bindparam("q", type_=sa.String())
+        where.append(
+            sa.or_(
+                orders.c.symbol.ilike(pattern, escape="\\"),
+                orders.c.client_order_id.ilike(pattern, escape="\\"),
+                sa.cast(orders.c.exchange_order_id, sa.String).like(pattern, escape="\\"),
+                orders.c.note.ilike(pattern, escape="\\"),
+            )
+        )
+    return where
+
+
+def _page_statements() -> dict[tuple[bool, bool, bool], tuple[sa.Select[Any], sa.Select[Any]]]:
+    built = {}
+    for key in [(a, b, c) for a in (False, True) for b in (False, True) for c in (False, True)]:
+        where = _filters(*key)
+        page = (
+            sa.select(*_COLUMNS)
+            .where(*where)
+            .order_by(orders.c.created_at.desc(), orders.c.id.desc())
+            .limit(sa.bindparam("limit"))
+            .offset(sa.bindparam("offset"))
+        )
+        count = sa.select(sa.func.count()).select_from(orders).where(*where)
+        built[key] = (page, count)
+    return built
+
+
+_PAGES = _page_statements()
+
+
+def like_pattern(text: str) -> str:
+    """``%text%`` with LIKE's wildcards in ``text`` escaped."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _page_params(
+    user_id: int, status: OrderStatus | None, symbol: str | None, q: str | None
+) -> tuple[tuple[bool, bool, bool], dict[str, Any]]:
+    params: dict[str, Any] = {"user_id": user_id}
+    if status is not None:
+        params["status"] = status.value
+    if symbol is not None:
+        params["symbol"] = symbol
+    if q:
+        params["q"] = like_pattern(q)
+    return (status is not None, symbol is not None, bool(q)), params
+
+
+def page_orders(
+    conn: sa.Connection,
+    user_id: int,
+    status: OrderStatus | None,
+    symbol: str | None,
+    q: str | None,
+    page: int,
+    page_size: int,
+) -> tuple[list[Order], int]:
+    """One page (newest first) and the count of every match, in one read."""
+    key, params = _page_params(user_id, status, symbol, q)
+    page_stmt, count_stmt = _PAGES[key]
+    rows = conn.execute(
+        page_stmt, {**params, "limit": page_size, "offset": (page - 1) * page_size}
+    ).all()
+    items = [row_to_order(r) for r in rows]
+    if page == 1 and len(items) < page_size:
+        return items, len(items)
+    return items, int(conn.execute(count_stmt, params).scalar_one())
+
+
+def count_orders(conn: sa.Connection, user_id: int) -> int:
+    key, params = _page_params(user_id, None, None, None)
+    return int(conn.execute(_PAGES[key][1], params).scalar_one())
+
+
+def get_order(conn: sa.Connection, user_id: int, order_id: int) -> Order | None:
+    row = conn.execute(_GET, {"user_id": user_id, "order_id": order_id}).first()
+    return None if row is None else row_to_order(row)
+
+
+def find_by_client_id(conn: sa.Connection, user_id: int, client_order_id: str) -> Order | None:
+    params = {"user_id": user_id, "client_order_id": client_order_id}
+    row = conn.execute(_BY_CLIENT_ID, params).first()
+    return None if row is None else row_to_order(row)
+
+
+def pending_orders(conn: sa.Connection, user_id: int) -> list[Order]:
+    return [row_to_order(r) for r in conn.execute(_PENDING, {"user_id": user_id})]
+
+
+# --- writes ----------------------------------------------------------------------------------
+
+_INSERT = orders.insert().returning(orders.c.id)
+_UPDATE = (
+    orders.update()
+    .where(orders.c.id == sa.bindparam("b_id"), orders.c.user_id == sa.bindparam("b_user_id"))
+    .values({name: sa.bindparam(f"b_{name}") for name in _MUTABLE})
+)
+_FILL_INSERT = {
+    "sqlite": sqlite.insert(fills)
+    .on_conflict_do_nothing(index_elements=["symbol", "trade_id"])
+    .returning(fills.c.id),
+    "postgresql": postgresql.insert(fills)
+    .on_conflict_do_nothing(index_elements=["symbol", "trade_id"])
+    .returning(fills.c.id),
+}
+
+
+def write_change(conn: sa.Connection, change: OrderChange) -> Order:
+    """Insert (``before is None``) or update the order; returns it as stored, with its id.
+
+    Raises:
+        OrderConflict: an update of an order this user does not have, or an insert that
+            already carries an id.
+        sqlalchemy.exc.IntegrityError: e.g. a duplicate client order id.
+    """
+    after = change.after
+    if change.before is None:
+        if after.id is not None:
+            raise OrderConflict(f"new order of user {after.user_id} already has id {after.id}")
+        order_id = conn.execute(_INSERT, order_params(after)).scalar_one()
+        stored = dataclasses.replace(after, id=order_id)
+    else:
+        if after.id is None:
+            raise OrderConflict(f"update of an order of user {after.user_id} without an id")
+        params = {f"b_{k}": v for k, v in order_params(after).items()}
+        params["b_id"] = after.id
+        if conn.execute(_UPDATE, params).rowcount != 1:
+            raise OrderConflict(f"user {after.user_id} has no order {after.id} to update")
+        stored = after
+    if change.fills:
+        insert_fills(conn, after.user_id, change.fills)
+    return stored
+
+
+def insert_fills(conn: sa.Connection, user_id: int, new_fills: Sequence[Fill]) -> int:
+    """Insert each fill once (by symbol and trade id); returns how many were new."""
+    statement = _FILL_INSERT[conn.dialect.name]
+    inserted = 0
+    for fill in new_fills:
+        params = {
+            "user_id": user_id,
+            "symbol": fill.symbol,
+            "trade_id": fill.trade_id,
+            "exchange_order_id": fill.exchange_order_id,
+            "price": dec_text(fill.price),
+            "quantity": dec_text(fill.quantity),
+            "commission": dec_text(fill.commission),
+            "commission_asset": fill.commission_asset,
+            "time": fill.time,
+        }
+        inserted += len(conn.execute(statement, params).all())
+    return inserted

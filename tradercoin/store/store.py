@@ -1,0 +1,259 @@
+"""The Store: the one object the rest of tradercoin uses to reach the database.
+
+Every method hops to a worker thread (:class:`~tradercoin.store.db.Database`) and returns plain
+frozen dataclasses; order changes and fills go through the :class:`WriteBatcher`. Timestamps
+come from the injected :class:`~tradercoin.clock.WallClock`, read on the trio thread.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+
+import sqlalchemy as sa
+import trio
+
+from tradercoin.clock import WallClock
+from tradercoin.config import PollPolicy
+from tradercoin.exchange.protocol import Credentials
+from tradercoin.orders import Fill, Order, OrderChange, OrderEvent, OrderStatus
+from tradercoin.store import events as event_sql
+from tradercoin.store import orders as order_sql
+from tradercoin.store import users as user_sql
+from tradercoin.store.batcher import WriteBatcher, _Job
+from tradercoin.store.db import Database
+from tradercoin.store.errors import CredentialsError, DuplicateUser, UnknownUser
+from tradercoin.store.migrate import upgrade
+from tradercoin.store.models import CredentialInfo, OrderPage, Role, StoreStatistics, User
+from tradercoin.store.secrets import SecretBox
+
+__all__ = ["MAX_PAGE_SIZE", "Store", "open_store"]
+
+log = logging.getLogger(__name__)
+MAX_PAGE_SIZE = 1000
+
+
+@asynccontextmanager
+async def open_store(
+    url: str, *, secrets: SecretBox, clock: WallClock, migrate: bool = True
+) -> AsyncIterator[Store]:
+    """Open the database at ``url``, migrate it (unless ``migrate=False``), start the write
+    batcher, and yield the :class:`Store`.
+
+    Resource handling: owns the engine and the batcher's task. On exit the batcher commits
+    every queued write, then the engine is disposed (even when cancelled).
+
+    Raises:
+        StoreError: a bad URL, an unreachable database or a failed migration (one line).
+    """
+    db = Database(url)
+    try:
+        await db.check()
+        if migrate:
+            await db.write(upgrade)
+        store = Store(db, secrets, clock)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(store.batcher.run)
+            try:
+                yield store
+            finally:
+                store.batcher.close()
+    finally:
+        with trio.CancelScope(shield=True):
+            await db.dispose()
+
+
+class Store:
+    """Repositories over one :class:`Database`; build it with :func:`open_store`."""
+
+    def __init__(self, db: Database, secrets: SecretBox, clock: WallClock) -> None:
+        self.db = db
+        self.secrets = secrets
+        self.clock = clock
+        self.batcher = WriteBatcher(db, clock)
+
+    @property
+    def dialect(self) -> str:
+        """``"sqlite"`` or ``"postgresql"``."""
+        return self.db.dialect
+
+    # --- users -------------------------------------------------------------------------------
+
+    async def create_user(self, username: str, password_hash: str, role: Role = Role.USER) -> User:
+        """Raises: DuplicateUser when the name is taken."""
+        try:
+            return await self.db.write(
+                user_sql.insert_user, username, password_hash, role, self.clock.now_ms()
+            )
+        except sa.exc.IntegrityError:
+            raise DuplicateUser(f"user {username!r} already exists; pick another name") from None
+
+    async def get_user(self, user_id: int) -> User | None:
+        return await self.db.read(user_sql.get_user, user_id)
+
+    async def get_user_by_name(self, username: str) -> User | None:
+        return await self.db.read(user_sql.get_user_by_name, username)
+
+    async def list_users(self) -> list[User]:
+        return await self.db.read(user_sql.list_users)
+
+    # --- credentials -------------------------------------------------------------------------
+
+    async def set_credentials(
+        self, user_id: int, creds: Credentials, *, testnet: bool = False
+    ) -> None:
+        """Encrypt and store (replacing any earlier keys). Raises: UnknownUser."""
+        kid, blob = self.secrets.seal_credentials(user_id, creds)
+        last4 = creds.api_key[-4:]
+        now = self.clock.now_ms()
+        try:
+            await self.db.write(
+                user_sql.upsert_credentials, user_id, kid, blob, last4, testnet, now
+            )
+        except sa.exc.IntegrityError:
+            raise UnknownUser(f"user {user_id} does not exist; create it first") from None
+
+    async def get_credentials(self, user_id: int) -> Credentials | None:
+        """The decrypted keys, or ``None``. Raises: CredentialsError (this user's only)."""
+        sealed = await self.db.read(user_sql.get_sealed, user_id)
+        if sealed is None:
+            return None
+        return self.secrets.open_credentials(user_id, sealed.key_id, sealed.ciphertext)
+
+    async def credential_info(self, user_id: int) -> CredentialInfo | None:
+        return await self.db.read(user_sql.credential_info, user_id)
+
+    async def delete_credentials(self, user_id: int) -> bool:
+        return await self.db.write(user_sql.delete_credentials, user_id)
+
+    async def users_with_credentials(self) -> list[int]:
+        return await self.db.read(user_sql.users_with_credentials)
+
+    async def rotate_credentials(self) -> int:
+        """Re-encrypt every row not under the current master key; returns how many were.
+
+        Rows that cannot be decrypted are logged (by user id) and left as they are. A row
+        changed meanwhile (keys set again) is not overwritten.
+        """
+        sealed = await self.db.read(user_sql.all_sealed)
+        rows = []
+        for row in sealed:
+            if row.key_id == self.secrets.current_kid:
+                continue
+            try:
+                plain = self.secrets.decrypt(row.user_id, row.key_id, row.ciphertext)
+            except CredentialsError as error:
+                log.warning("rotation skipped: %s", error)
+                continue
+            kid, blob = self.secrets.encrypt(row.user_id, plain)
+            rows.append((row, kid, blob))
+        if not rows:
+            return 0
+        return await self.db.write(user_sql.replace_sealed, rows, self.clock.now_ms())
+
+    # --- poll policies -----------------------------------------------------------------------
+
+    async def get_poll_policy(self, user_id: int) -> PollPolicy | None:
+        return await self.db.read(user_sql.get_poll_policy, user_id)
+
+    async def set_poll_policy(
+        self, user_id: int, policy: PollPolicy, *, updated_by: int | None
+    ) -> None:
+        """Raises: UnknownUser when ``user_id`` or ``updated_by`` does not exist."""
+        now = self.clock.now_ms()
+        try:
+            await self.db.write(user_sql.set_poll_policy, user_id, policy, updated_by, now)
+        except sa.exc.IntegrityError:
+            raise UnknownUser(f"user {user_id} or {updated_by} does not exist") from None
+
+    # --- orders ------------------------------------------------------------------------------
+
+    async def list_orders(
+        self,
+        user_id: int,
+        *,
+        status: OrderStatus | None = None,
+        symbol: str | None = None,
+        q: str | None = None,
+        page: int = 1,
+        page_size: int = 20,
+    ) -> OrderPage:
+        """A page of the user's orders, newest first; ``total`` counts all matches.
+
+        ``q`` matches symbol, client order id or note (case-insensitive substring) and the
+        exchange order id. Raises: ValueError for page < 1 or page_size outside 1..1000.
+        """
+        if page < 1 or not 1 <= page_size <= MAX_PAGE_SIZE:
+            raise ValueError(f"page must be >= 1 and page_size 1..{MAX_PAGE_SIZE}")
+        items, total = await self.db.read(
+            order_sql.page_orders, user_id, status, symbol, q, page, page_size
+        )
+        return OrderPage(items=items, total=total, page=page, page_size=page_size)
+
+    async def get_order(self, user_id: int, order_id: int) -> Order | None:
+        """The order if it is this user's, else ``None``."""
+        return await self.db.read(order_sql.get_order, user_id, order_id)
+
+    async def find_order_by_client_id(self, user_id: int, client_order_id: str) -> Order | None:
+        return await self.db.read(order_sql.find_by_client_id, user_id, client_order_id)
+
+    async def pending_orders(self, user_id: int) -> list[Order]:
+        """The user's orders in a non-terminal status, oldest first."""
+        return await self.db.read(order_sql.pending_orders, user_id)
+
+    async def apply(self, changes: Sequence[OrderChange]) -> list[OrderEvent]:
+        """Store ``changes`` (with their fills) and their events, group-committed with other
+        callers' changes.
+
+        Waits for: the commit of the batch holding them. Returns one event per change, in
+        order, each with the user's next seq and the stored order (with its id).
+
+        Raises:
+            OrderConflict: this call's changes cannot be stored (nothing of them is).
+            StoreClosed, StoreError: the store is closed or the database failed.
+        """
+        if not changes:
+            return []
+        result = await self.batcher.submit(_Job(changes=tuple(changes)))
+        assert isinstance(result, list)
+        return result
+
+    async def record_fills(self, user_id: int, fills: Sequence[Fill]) -> int:
+        """Store fills not seen before (by symbol and trade id); returns how many were new."""
+        if not fills:
+            return 0
+        result = await self.batcher.submit(_Job(fills_user=user_id, fills=tuple(fills)))
+        assert isinstance(result, int)
+        return result
+
+    # --- events ------------------------------------------------------------------------------
+
+    async def events_since(self, user_id: int, seq: int, limit: int = 1000) -> list[OrderEvent]:
+        """The user's events with seq > ``seq``, oldest first, at most ``limit``.
+
+        After pruning the first one may be later than ``seq + 1``: the caller resyncs.
+        """
+        return await self.db.read(event_sql.events_since, user_id, seq, limit)
+
+    async def latest_seq(self, user_id: int) -> int:
+        """The user's newest seq (kept after pruning); 0 when there was none."""
+        return await self.db.read(event_sql.latest_seq, user_id)
+
+    async def prune_events(self, older_than_ms: int) -> int:
+        """Delete events created before ``older_than_ms`` (epoch ms); returns how many."""
+        return await self.db.write(event_sql.prune_events, older_than_ms)
+
+    def statistics(self) -> StoreStatistics:
+        b = self.batcher
+        return StoreStatistics(
+            batches=b.batches,
+            changes_committed=b.changes_committed,
+            jobs_committed=b.jobs_committed,
+            jobs_failed=b.jobs_failed,
+            mean_batch_size=b.changes_committed / b.batches if b.batches else 0.0,
+            max_batch_size=b.max_batch_size,
+            retries=self.db.retries,
+            fallbacks=b.fallbacks,
+            jobs_waiting=b.jobs_waiting,
+        )
