@@ -11,8 +11,8 @@ a limiter of one, so the in-memory database works from any worker thread.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol, TypeVar
 
 import sqlalchemy as sa
 import trio
@@ -26,6 +26,15 @@ __all__ = ["Database", "create_engine", "is_transient", "one_line"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+
+#: the thread hop: ``trio.to_thread.run_sync`` unless a test harness runs SQL in-thread
+#: (:func:`tradercoin.testing.run_inline`, so the whole system runs under MockClock autojump)
+class RunSync(Protocol):
+    def __call__(
+        self, fn: Callable[..., T], /, *args: Any, limiter: trio.CapacityLimiter | None = None
+    ) -> Awaitable[T]: ...
+
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
 MAX_CONNECTION_RETRIES = 5
@@ -116,8 +125,15 @@ class Database:
     Resource handling: owns the engine; :meth:`dispose` closes its pool.
     """
 
-    def __init__(self, url: str, *, limiter: trio.CapacityLimiter | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        limiter: trio.CapacityLimiter | None = None,
+        run_sync: RunSync | None = None,
+    ) -> None:
         self.engine = create_engine(url)
+        self._run_sync: RunSync = run_sync or trio.to_thread.run_sync
         self.dialect = self.engine.dialect.name
         self.url = self.engine.url.render_as_string(hide_password=True)
         size = 1 if is_memory(self.engine.url) else 6
@@ -146,7 +162,7 @@ class Database:
         attempt = 0
         while True:
             try:
-                return await trio.to_thread.run_sync(runner, fn, args, limiter=self.limiter)
+                return await self._run_sync(runner, fn, args, limiter=self.limiter)
             except exc.IntegrityError:
                 raise
             except exc.DBAPIError as error:
@@ -187,7 +203,7 @@ class Database:
             StoreError: how to fix the URL or start the server.
         """
         try:
-            await trio.to_thread.run_sync(self._ping, limiter=self.limiter)
+            await self._run_sync(self._ping, limiter=self.limiter)
         except exc.DBAPIError as error:
             raise StoreError(
                 f"cannot connect to database {self.url}: {one_line(error)}; check that the "
@@ -199,7 +215,7 @@ class Database:
             conn.exec_driver_sql("SELECT 1")
 
     async def dispose(self) -> None:
-        await trio.to_thread.run_sync(self.engine.dispose, limiter=self.limiter)
+        await self._run_sync(self.engine.dispose, limiter=self.limiter)
 
 
 def backoff(attempt: int) -> float:

@@ -22,7 +22,7 @@ from tradercoin.store import events as event_sql
 from tradercoin.store import orders as order_sql
 from tradercoin.store import users as user_sql
 from tradercoin.store.batcher import WriteBatcher, _Job
-from tradercoin.store.db import Database
+from tradercoin.store.db import Database, RunSync
 from tradercoin.store.errors import CredentialsError, DuplicateUser, UnknownUser
 from tradercoin.store.migrate import upgrade
 from tradercoin.store.models import CredentialInfo, OrderPage, Role, StoreStatistics, User
@@ -36,7 +36,12 @@ MAX_PAGE_SIZE = 1000
 
 @asynccontextmanager
 async def open_store(
-    url: str, *, secrets: SecretBox, clock: WallClock, migrate: bool = True
+    url: str,
+    *,
+    secrets: SecretBox,
+    clock: WallClock,
+    migrate: bool = True,
+    run_sync: RunSync | None = None,
 ) -> AsyncIterator[Store]:
     """Open the database at ``url``, migrate it (unless ``migrate=False``), start the write
     batcher, and yield the :class:`Store`.
@@ -47,7 +52,7 @@ async def open_store(
     Raises:
         StoreError: a bad URL, an unreachable database or a failed migration (one line).
     """
-    db = Database(url)
+    db = Database(url, run_sync=run_sync)
     try:
         await db.check()
         if migrate:
