@@ -1,0 +1,114 @@
+"""Operator routes: the actors table, per-user poll policies, the rate governor.
+
+Every route needs an operator; a user gets 403.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from decimal import Decimal
+from typing import Any
+
+from quart import Quart, Response
+from quart_schema import document_request, tag
+
+from tradercoin.config import PollPolicy
+from tradercoin.http.auth import authenticate
+from tradercoin.http.context import HttpContext, context
+from tradercoin.http.errors import ApiError, json_response
+from tradercoin.http.schemas import PollPolicyBody, read_body
+
+__all__ = ["jsonable", "policy_to_wire", "register_routes"]
+
+
+def jsonable(value: Any) -> Any:
+    """Dataclasses, mappings and lists with Decimals as strings and keys as strings."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        value = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    return value
+
+
+def policy_to_wire(policy: PollPolicy) -> dict[str, Any]:
+    return {
+        "interval": policy.interval,
+        "fast_interval": policy.fast_interval,
+        "fast_notional": format(policy.fast_notional, "f"),
+        "reconcile_interval": policy.reconcile_interval,
+    }
+
+
+def _supervisor(ctx: HttpContext) -> Any:
+    if ctx.supervisor is None:
+        raise ApiError(503, "unavailable", "the supervisor is not running")
+    return ctx.supervisor
+
+
+@tag(["admin"])
+async def actors() -> Response:
+    """The supervisor's status table: one row per actor, with the username."""
+    await authenticate(operator=True)
+    ctx = context()
+    rows = []
+    for status in _supervisor(ctx).statuses():
+        row = jsonable(status)
+        user = await ctx.users.get(status.user_id)
+        row["username"] = None if user is None else user.username
+        rows.append(row)
+    stats = jsonable(_supervisor(ctx).statistics())
+    return json_response({"status": "success", "data": rows, "statistics": stats})
+
+
+async def _policy_of(ctx: HttpContext, user_id: int) -> PollPolicy:
+    if user_id > 2**63 - 1 or await ctx.users.get(user_id) is None:
+        raise ApiError(404, "user_not_found", f"no user {user_id}")
+    policy: PollPolicy | None = await ctx.store.get_poll_policy(user_id)
+    return policy if policy is not None else ctx.settings.poll
+
+
+@tag(["admin"])
+async def get_poll_policy(user_id: int) -> Response:
+    """A user's poll policy (the default until an operator sets one)."""
+    await authenticate(operator=True)
+    policy = await _policy_of(context(), user_id)
+    return json_response({"status": "success", "data": policy_to_wire(policy)})
+
+
+@tag(["admin"])
+@document_request(PollPolicyBody)
+async def put_poll_policy(user_id: int) -> Response:
+    """Change a user's poll policy; omitted fields keep their value. Applies at the user's
+    next poll deadline."""
+    operator = await authenticate(operator=True)
+    body = await read_body(PollPolicyBody)
+    ctx = context()
+    current = await _policy_of(ctx, user_id)
+    changes = {k: v for k, v in body.model_dump().items() if v is not None}
+    policy = dataclasses.replace(current, **changes)
+    if policy.fast_interval > policy.interval:
+        raise ApiError(400, "invalid_policy", "fast_interval must not exceed interval")
+    await _supervisor(ctx).set_poll_policy(user_id, policy, updated_by=operator.id)
+    return json_response({"status": "success", "data": policy_to_wire(policy)})
+
+
+@tag(["admin"])
+async def governor() -> Response:
+    """The shared exchange weight budget and how it is being spent."""
+    await authenticate(operator=True)
+    ctx = context()
+    if ctx.governor is None:
+        raise ApiError(503, "unavailable", "no rate governor in this service")
+    return json_response({"status": "success", "data": jsonable(ctx.governor.statistics())})
+
+
+def register_routes(app: Quart) -> None:
+    app.add_url_rule("/api/admin/actors", view_func=actors, methods=["GET"])
+    rule = "/api/admin/users/<int:user_id>/poll-policy"
+    app.add_url_rule(rule, view_func=get_poll_policy, methods=["GET"])
+    app.add_url_rule(rule, view_func=put_poll_policy, methods=["PUT"])
+    app.add_url_rule("/api/admin/governor", view_func=governor, methods=["GET"])

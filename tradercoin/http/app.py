@@ -1,0 +1,122 @@
+"""``create_app(ctx)``: the Quart-Trio app, its error shape, metrics, OpenAPI and the page."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import trio
+from quart import Response, g, request
+from quart_schema import QuartSchema, hide
+from quart_trio import QuartTrio
+
+from tradercoin.http import admin, auth, orders, ws
+from tradercoin.http.context import HttpContext, context
+from tradercoin.http.errors import error_response, install_error_handlers, json_response
+
+__all__ = ["MAX_BODY", "create_app"]
+
+MAX_BODY = 64 * 1024
+STATIC = Path(__file__).with_name("static")
+READY_TIMEOUT = 2.0
+
+
+def create_app(ctx: HttpContext) -> QuartTrio:
+    """The app serving ``ctx``: REST under ``/api``, ``/ws``, the page at ``/``, health,
+    metrics, and OpenAPI at ``/openapi.json`` (browsable at ``/docs``)."""
+    app = QuartTrio("tradercoin", static_folder=str(STATIC), static_url_path="/static")
+    app.config.update(MAX_CONTENT_LENGTH=MAX_BODY, JSON_SORT_KEYS=False)
+    app.extensions["tradercoin"] = ctx
+    QuartSchema(
+        app,
+        info={"title": "tradercoin", "version": "0.1.0"},
+        redoc_ui_path=None,
+        scalar_ui_path=None,
+        swagger_ui_path="/docs",
+        security_schemes={
+            "bearer": {"type": "http", "scheme": "bearer"},
+            "cookie": {"type": "apiKey", "in_": "cookie", "name": auth.COOKIE},
+        },
+        security=[{"bearer": []}, {"cookie": []}],
+    )
+    install_error_handlers(app)
+    app.before_request(_start_timer)
+    app.after_request(_finish)
+    for module in (auth, orders, admin, ws):
+        module.register_routes(app)
+    app.add_url_rule("/", view_func=index, methods=["GET"])
+    app.add_url_rule("/healthz", view_func=healthz, methods=["GET"])
+    app.add_url_rule("/readyz", view_func=readyz, methods=["GET"])
+    app.add_url_rule("/metrics", view_func=metrics, methods=["GET"])
+    ctx.metrics.add_parts(
+        {"ws": ctx.sessions.statistics, "orders_cache": ctx.orders_cache.statistics}
+    )
+    return app
+
+
+async def _start_timer() -> None:
+    g.started = trio.current_time()
+
+
+async def _finish(response: Response) -> Response:
+    rule = request.url_rule.rule if request.url_rule is not None else "unmatched"
+    started = getattr(g, "started", None)
+    if started is not None:
+        elapsed = trio.current_time() - started
+        context().metrics.observe(rule, request.method, response.status_code, elapsed)
+    if rule == "/" or rule.startswith("/static"):
+        _page_headers(response)
+    return response
+
+
+def _page_headers(response: Response) -> None:
+    host = request.host
+    response.headers["Content-Security-Policy"] = (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        f"connect-src 'self' ws://{host} wss://{host}; frame-ancestors 'none'; base-uri 'none'"
+    )
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "no-referrer"
+
+
+@hide
+async def index() -> Response:
+    """The orders page."""
+    response = await context_app().send_static_file("index.html")
+    response.headers["Cache-Control"] = "no-cache"
+    return response
+
+
+def context_app() -> QuartTrio:
+    from quart import current_app
+
+    app: QuartTrio = current_app._get_current_object()  # type: ignore[attr-defined]
+    return app
+
+
+async def healthz() -> Response:
+    """The process answers."""
+    return json_response({"status": "ok"})
+
+
+async def readyz() -> Response:
+    """Ready when the store answers (within 2 s) and the supervisor is running."""
+    ctx = context()
+    problems = []
+    with trio.move_on_after(READY_TIMEOUT) as scope:
+        try:
+            await ctx.store.latest_seq(0)
+        except Exception as error:  # reported, not raised: this route exists to say so
+            problems.append(f"store: {type(error).__name__}")
+    if scope.cancelled_caught:
+        problems.append("store: no answer within 2 s")
+    if not ctx.ready():
+        problems.append("supervisor: not running")
+    if problems:
+        return error_response(503, "not_ready", "; ".join(problems))
+    return json_response({"status": "ready"})
+
+
+@hide
+async def metrics() -> Response:
+    """Prometheus text format."""
+    return Response(context().metrics.render(), 200, content_type="text/plain; version=0.0.4")

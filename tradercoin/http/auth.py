@@ -1,0 +1,246 @@
+"""Accounts and the current-user guard.
+
+Two ways to be authenticated, one token: the page gets it in an HttpOnly, SameSite=Strict
+cookie; API clients send it as ``Authorization: Bearer <token>``. A mutation authenticated by
+the cookie must also carry a JSON content type (a cross-site form cannot send one) and, when the
+browser sends an ``Origin``, an allowed one: together they make mutations CSRF-safe.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from quart import Quart, Response, request
+from quart_schema import document_request, tag
+
+from tradercoin.exchange.protocol import Credentials
+from tradercoin.http.context import HttpContext, context
+from tradercoin.http.errors import ApiError, json_response
+from tradercoin.http.schemas import CredentialsBody, LoginBody, read_body
+from tradercoin.http.security import SessionToken
+from tradercoin.store.errors import DuplicateUser
+from tradercoin.store.models import Role, User
+
+__all__ = [
+    "COOKIE",
+    "authenticate",
+    "origin_allowed",
+    "register_routes",
+    "request_token",
+    "user_to_wire",
+]
+
+log = logging.getLogger(__name__)
+
+COOKIE = "tc_session"
+_MUTATIONS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def user_to_wire(user: User) -> dict[str, Any]:
+    return {"id": user.id, "username": user.username, "role": user.role.value}
+
+
+def origin_allowed(origin: str, host: str, scheme: str, allowed: tuple[str, ...]) -> bool:
+    """Same origin (scheme and host of the request) or one of the configured origins."""
+    same = origin in (f"http://{host}", f"https://{host}") and origin.startswith(scheme)
+    return same or origin in allowed or origin.rstrip("/") in allowed
+
+
+def request_token() -> tuple[str | None, bool]:
+    """The presented token and whether it came from the cookie (``None``: none presented)."""
+    header = request.headers.get("Authorization", "")
+    if header[:7].lower() == "bearer ":
+        return header[7:].strip(), False
+    cookie = request.cookies.get(COOKIE)
+    return cookie, cookie is not None
+
+
+async def authenticate(*, operator: bool = False) -> User:
+    """The user this request acts for.
+
+    Raises:
+        ApiError: 401 without a valid token, 403 for a cross-site cookie mutation or a user
+            on an operator route.
+    """
+    ctx = context()
+    token, from_cookie = request_token()
+    session = ctx.tokens.verify(token) if token else None
+    if session is None:
+        raise ApiError(401, "unauthorized", "log in first (cookie or Bearer token)")
+    if from_cookie and request.method in _MUTATIONS:
+        _check_csrf(ctx)
+    user = await ctx.users.get(session.user_id)
+    if user is None:
+        raise ApiError(401, "unauthorized", "this account no longer exists")
+    if operator and user.role is not Role.OPERATOR:
+        raise ApiError(403, "forbidden", "operators only")
+    return user
+
+
+def _check_csrf(ctx: HttpContext) -> None:
+    if not request.is_json:
+        raise ApiError(403, "csrf", "cookie-authenticated changes must send application/json")
+    origin = request.headers.get("Origin")
+    if origin and not origin_allowed(
+        origin, request.host, request.scheme, ctx.settings.allowed_origins
+    ):
+        raise ApiError(403, "csrf", "this origin may not change anything here")
+
+
+def _session_response(user: User, status: int) -> Response:
+    ctx = context()
+    token = ctx.tokens.issue(user.id)
+    response = json_response(
+        {"status": "success", "data": user_to_wire(user), "token": token}, status
+    )
+    response.set_cookie(
+        COOKIE,
+        token,
+        max_age=ctx.tokens.lifetime_ms // 1000,
+        httponly=True,
+        samesite="Strict",
+        secure=request.scheme == "https",
+        path="/",
+    )
+    return response
+
+
+# ----------------------------------------------------------------------------- routes
+
+
+@tag(["auth"])
+@document_request(LoginBody)
+async def register() -> Response:
+    """Create an account (role ``user``); answers the user, a token, and sets the cookie.
+
+    In simulator mode the new user gets simulated exchange keys at once.
+    """
+    _check_origin_if_any()
+    body = await read_body(LoginBody)
+    ctx = context()
+    password_hash = await ctx.passwords.hash(body.password)
+    try:
+        user = await ctx.store.create_user(body.username, password_hash, Role.USER)
+    except DuplicateUser:
+        raise ApiError(409, "username_taken", "that username is taken") from None
+    ctx.users.put(user)
+    if ctx.provision_keys is not None:
+        await ctx.provision_keys(user.id)
+    log.info("registered user %d", user.id)
+    return _session_response(user, 201)
+
+
+@tag(["auth"])
+@document_request(LoginBody)
+async def login() -> Response:
+    """Log in; answers the user and a token, and sets the cookie. Throttled per account and
+    per address (429 with Retry-After)."""
+    _check_origin_if_any()
+    body = await read_body(LoginBody)
+    ctx = context()
+    address = request.remote_addr or "?"
+    wait = ctx.throttle.wait_time(body.username, address)
+    if wait > 0:
+        ctx.throttle.refused += 1
+        ctx.metrics.logins.labels("throttled").inc()
+        raise ApiError(
+            429,
+            "too_many_attempts",
+            "too many failed logins; try again later",
+            headers={"Retry-After": str(int(wait) + 1)},
+        )
+    user = await ctx.store.get_user_by_name(body.username)
+    ok = await ctx.passwords.verify(user.password_hash if user else None, body.password)
+    if user is None or not ok:
+        ctx.throttle.failed(body.username, address)
+        ctx.metrics.logins.labels("failed").inc()
+        raise ApiError(401, "bad_credentials", "wrong username or password")
+    ctx.throttle.succeeded(body.username)
+    ctx.metrics.logins.labels("ok").inc()
+    ctx.users.put(user)
+    return _session_response(user, 200)
+
+
+@tag(["auth"])
+async def logout() -> Response:
+    """Revoke the presented token and clear the cookie."""
+    ctx = context()
+    token, _ = request_token()
+    session: SessionToken | None = ctx.tokens.verify(token) if token else None
+    if session is not None:
+        ctx.tokens.revoke(session)
+    response = json_response({"status": "success"})
+    response.delete_cookie(COOKIE, path="/", httponly=True, samesite="Strict")
+    return response
+
+
+@tag(["auth"])
+async def me() -> Response:
+    """The logged-in user."""
+    user = await authenticate()
+    return json_response({"status": "success", "data": user_to_wire(user)})
+
+
+@tag(["credentials"])
+@document_request(CredentialsBody)
+async def put_credentials() -> Response:
+    """Store the user's exchange keys (encrypted at rest); the actor picks them up at once."""
+    user = await authenticate()
+    body = await read_body(CredentialsBody)
+    ctx = context()
+    creds = Credentials(api_key=body.api_key, api_secret=body.api_secret)
+    await ctx.store.set_credentials(user.id, creds, testnet=body.testnet)
+    if ctx.supervisor is not None:
+        ctx.supervisor.credentials_changed(user.id)
+    return await _credentials_answer(user)
+
+
+@tag(["credentials"])
+async def get_credentials() -> Response:
+    """What is stored: the key's last 4 characters, never the keys."""
+    user = await authenticate()
+    return await _credentials_answer(user)
+
+
+@tag(["credentials"])
+async def delete_credentials() -> Response:
+    """Remove the user's keys; the actor stops."""
+    user = await authenticate()
+    ctx = context()
+    await ctx.store.delete_credentials(user.id)
+    if ctx.supervisor is not None:
+        ctx.supervisor.credentials_changed(user.id)
+    return await _credentials_answer(user)
+
+
+async def _credentials_answer(user: User) -> Response:
+    info = await context().store.credential_info(user.id)
+    data = None
+    if info is not None:
+        data = {
+            "key_last4": info.key_last4,
+            "testnet": info.testnet,
+            "created_at": info.created_at,
+            "rotated_at": info.rotated_at,
+        }
+    return json_response({"status": "success", "data": data})
+
+
+def _check_origin_if_any() -> None:
+    origin = request.headers.get("Origin")
+    ctx = context()
+    if origin and not origin_allowed(
+        origin, request.host, request.scheme, ctx.settings.allowed_origins
+    ):
+        raise ApiError(403, "csrf", "this origin may not log in here")
+
+
+def register_routes(app: Quart) -> None:
+    app.add_url_rule("/api/auth/register", view_func=register, methods=["POST"])
+    app.add_url_rule("/api/auth/login", view_func=login, methods=["POST"])
+    app.add_url_rule("/api/auth/logout", view_func=logout, methods=["POST"])
+    app.add_url_rule("/api/auth/me", view_func=me, methods=["GET"])
+    app.add_url_rule("/api/credentials", view_func=get_credentials, methods=["GET"])
+    app.add_url_rule("/api/credentials", view_func=put_credentials, methods=["PUT"])
+    app.add_url_rule("/api/credentials", view_func=delete_credentials, methods=["DELETE"])

@@ -1,0 +1,108 @@
+"""What the HTTP layer is given by the service: one object per app, no globals.
+
+Routes reach it through :func:`context`; tests build one around a real store (and, where they
+need them, a real supervisor and simulator).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from quart import current_app
+
+from tradercoin.clock import WallClock
+from tradercoin.config import PollPolicy, Settings
+from tradercoin.exchange.protocol import SymbolInfo
+from tradercoin.http.metrics import HttpMetrics
+from tradercoin.http.security import LoginThrottle, Passwords, TokenSigner
+from tradercoin.store.models import User
+
+if TYPE_CHECKING:
+    from tradercoin.actors.messages import ActorStatus
+    from tradercoin.http.cache import OrdersCache
+    from tradercoin.http.ws import WsSessions
+
+__all__ = ["HttpContext", "SupervisorView", "UserCache", "context"]
+
+
+class SupervisorView(Protocol):
+    """What the HTTP layer uses of the supervisor."""
+
+    def actor(self, user_id: int) -> Any: ...
+
+    def credentials_changed(self, user_id: int) -> None: ...
+
+    async def set_poll_policy(
+        self, user_id: int, policy: PollPolicy, *, updated_by: int
+    ) -> Any: ...
+
+    def statuses(self) -> list[ActorStatus]: ...
+
+    def statistics(self) -> Any: ...
+
+
+class UserCache:
+    """Users by id, read from the store once and kept in memory (bounded).
+
+    Users change only by registering here (roles change through the CLI; a restart or
+    :meth:`forget` picks that up).
+    """
+
+    def __init__(self, store: Any, *, max_users: int = 200_000) -> None:
+        self._store = store
+        self._users: dict[int, User] = {}
+        self._max = max_users
+
+    async def get(self, user_id: int) -> User | None:
+        user = self._users.get(user_id)
+        if user is None:
+            user = await self._store.get_user(user_id)
+            if user is not None:
+                self.put(user)
+        return user
+
+    def put(self, user: User) -> None:
+        if len(self._users) >= self._max:
+            del self._users[next(iter(self._users))]
+        self._users[user.id] = user
+
+    def forget(self, user_id: int) -> None:
+        self._users.pop(user_id, None)
+
+
+@dataclass(eq=False)
+class HttpContext:
+    """Everything the routes need, built by the service (or a test)."""
+
+    settings: Settings
+    store: Any
+    clock: WallClock
+    tokens: TokenSigner
+    supervisor: SupervisorView | None = None
+    governor: Any = None
+    symbols: Mapping[str, SymbolInfo] = field(default_factory=dict)
+    provision_keys: Callable[[int], Awaitable[None]] | None = None
+    passwords: Passwords = field(default_factory=Passwords)
+    throttle: LoginThrottle = field(default_factory=LoginThrottle)
+    metrics: HttpMetrics = field(default_factory=HttpMetrics)
+    max_ws_sessions_per_user: int = 20
+    ready: Callable[[], bool] = field(default=lambda: True)
+    users: UserCache = field(init=False)
+    sessions: WsSessions = field(init=False)
+    orders_cache: OrdersCache = field(init=False)
+
+    def __post_init__(self) -> None:
+        from tradercoin.http.cache import OrdersCache
+        from tradercoin.http.ws import WsSessions
+
+        self.users = UserCache(self.store)
+        self.sessions = WsSessions(self)
+        self.orders_cache = OrdersCache(self.store)
+
+
+def context() -> HttpContext:
+    """The context of the app serving the current request or WebSocket."""
+    ctx: HttpContext = current_app.extensions["tradercoin"]
+    return ctx

@@ -1,0 +1,252 @@
+"""Order routes: reads from the store (through the per-user cache), writes through the actor."""
+
+from __future__ import annotations
+
+import json
+import re
+from decimal import Decimal
+from typing import Any
+
+import trio
+from quart import Quart, Response, request
+from quart_schema import document_querystring, document_request, tag
+
+from tradercoin.actors.messages import (
+    ActorUnavailable,
+    OrderNotFoundError,
+    OrderRejected,
+    PlaceOrderRequest,
+)
+from tradercoin.exchange.protocol import SymbolInfo
+from tradercoin.http.auth import authenticate
+from tradercoin.http.context import HttpContext, context
+from tradercoin.http.errors import ApiError, json_response
+from tradercoin.http.schemas import MAX_DECIMALS, OrdersQuery, PlaceOrderBody, read_body
+from tradercoin.orders import Order, OrderStatus, OrderType, Side, TimeInForce, order_to_wire
+
+__all__ = ["parse_orders_query", "register_routes", "validate_order"]
+
+_SYMBOL = re.compile(r"^[A-Z0-9]{2,20}$")
+_QUERY_KEYS = frozenset({"page", "page_size", "status", "symbol", "q"})
+_STATUSES = {s.value: s for s in OrderStatus}
+MAX_PAGE = 1_000_000
+MAX_ORDER_ID = 2**63 - 1
+ACTOR_TIMEOUT = 30.0
+
+
+def _int_arg(name: str, raw: str | None, default: int, low: int, high: int) -> int:
+    if raw is None:
+        return default
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise ApiError(400, "invalid_query", f"{name} must be an integer from {low} to {high}")
+    return int(raw)
+
+
+def parse_orders_query(args: Any) -> dict[str, Any]:
+    """The validated ``GET /api/orders`` query as keyword arguments of ``list_orders``.
+
+    Raises:
+        ApiError: 400 for an unknown parameter or a bad value (named in the message).
+    """
+    unknown = set(args) - _QUERY_KEYS
+    if unknown:
+        raise ApiError(400, "invalid_query", f"unknown parameter {sorted(unknown)[0]!r}")
+    status = _status(args["status"]) if args.get("status") else None
+    symbol = args.get("symbol") or None
+    if symbol is not None and not _SYMBOL.match(symbol.upper()):
+        raise ApiError(400, "invalid_query", "symbol must be 2-20 letters or digits")
+    q = args.get("q") or None
+    if q is not None and len(q) > 64:
+        raise ApiError(400, "invalid_query", "q must be at most 64 characters")
+    return {
+        "status": status,
+        "symbol": None if symbol is None else symbol.upper(),
+        "q": q,
+        "page": _int_arg("page", args.get("page"), 1, 1, MAX_PAGE),
+        "page_size": _int_arg("page_size", args.get("page_size"), 20, 1, 100),
+    }
+
+
+def _status(text: str) -> OrderStatus:
+    status = _STATUSES.get(text.strip().lower())
+    if status is None:
+        raise ApiError(400, "invalid_query", f"status must be one of {', '.join(_STATUSES)}")
+    return status
+
+
+def _decimals(value: Decimal) -> int:
+    exponent = value.normalize().as_tuple().exponent
+    return -exponent if isinstance(exponent, int) and exponent < 0 else 0
+
+
+def _check_amount(name: str, value: Decimal, precision: int, step: Decimal | None) -> None:
+    if value <= 0:
+        raise ApiError(400, f"invalid_{name}", f"{name} must be greater than zero")
+    if value >= Decimal("1e12"):
+        raise ApiError(400, f"invalid_{name}", f"{name} is too large")
+    if _decimals(value) > precision or (step and step > 0 and value % step != 0):
+        raise ApiError(400, "too_many_decimals", f"{name} has too many decimals for this symbol")
+
+
+def validate_order(body: PlaceOrderBody, symbols: dict[str, SymbolInfo] | Any) -> PlaceOrderRequest:
+    """The request to give the actor, checked against the symbol's rules.
+
+    Raises:
+        ApiError: 400 naming what is wrong (unknown symbol, zero/negative amounts, too many
+            decimals, a price on a MARKET order or none on a LIMIT order).
+    """
+    symbol = body.symbol.upper()
+    info: SymbolInfo | None = symbols.get(symbol) if symbols else None
+    if symbols and (info is None or info.status != "TRADING"):
+        raise ApiError(400, "unknown_symbol", f"{symbol} is not a trading symbol here")
+    _check_amount(
+        "quantity",
+        body.quantity,
+        info.quantity_precision if info else MAX_DECIMALS,
+        info.step_size if info else None,
+    )
+    if info and not info.min_qty <= body.quantity <= info.max_qty:
+        raise ApiError(
+            400, "invalid_quantity", f"quantity must be from {info.min_qty} to {info.max_qty}"
+        )
+    price, tif = _price_rules(body, info)
+    return PlaceOrderRequest(
+        symbol=symbol,
+        side=Side(body.side),
+        type=OrderType(body.type),
+        quantity=body.quantity,
+        price=price,
+        time_in_force=tif,
+    )
+
+
+def _price_rules(
+    body: PlaceOrderBody, info: SymbolInfo | None
+) -> tuple[Decimal | None, TimeInForce | None]:
+    if body.type == "MARKET":
+        if body.price is not None or body.time_in_force is not None:
+            raise ApiError(400, "invalid_price", "a MARKET order takes no price or time_in_force")
+        return None, None
+    if body.price is None:
+        raise ApiError(400, "invalid_price", "a LIMIT order needs a price")
+    _check_amount(
+        "price",
+        body.price,
+        info.price_precision if info else MAX_DECIMALS,
+        info.tick_size if info else None,
+    )
+    return body.price, TimeInForce(body.time_in_force or "GTC")
+
+
+def _actor(ctx: HttpContext, user_id: int) -> Any:
+    handle = ctx.supervisor.actor(user_id) if ctx.supervisor is not None else None
+    if handle is None:
+        raise ApiError(
+            409, "no_exchange_keys", "store your exchange keys first (PUT /api/credentials)"
+        )
+    return handle
+
+
+def _order_answer(order: Order, status: int) -> Response:
+    return json_response({"status": "success", "data": order_to_wire(order)}, status)
+
+
+# ----------------------------------------------------------------------------- routes
+
+
+@tag(["orders"])
+@document_querystring(OrdersQuery)
+async def list_orders() -> Response:
+    """The user's orders, newest first: ``{"status","data","total","page","page_size"}``.
+
+    Reads the store only (through a cache the user's actor keeps current); never the exchange.
+    """
+    user = await authenticate()
+    query = parse_orders_query(request.args)
+    ctx = context()
+
+    async def render() -> bytes:
+        page = await ctx.store.list_orders(user.id, **query)
+        return _page_bytes(page)
+
+    handle = ctx.supervisor.actor(user.id) if ctx.supervisor is not None else None
+    body = await ctx.orders_cache.get(user.id, tuple(query.values()), handle, render)
+    return Response(body, 200, content_type="application/json")
+
+
+def _page_bytes(page: Any) -> bytes:
+    answer = {
+        "status": "success",
+        "data": [order_to_wire(o) for o in page.items],
+        "total": page.total,
+        "page": page.page,
+        "page_size": page.page_size,
+    }
+    return json.dumps(answer, separators=(",", ":")).encode()
+
+
+@tag(["orders"])
+async def get_order(order_id: int) -> Response:
+    """One order of the user's (another user's order is a 404)."""
+    user = await authenticate()
+    order = None
+    if order_id <= MAX_ORDER_ID:
+        order = await context().store.get_order(user.id, order_id)
+    if order is None:
+        raise ApiError(404, "order_not_found", f"no order {order_id}")
+    return _order_answer(order, 200)
+
+
+@tag(["orders"])
+@document_request(PlaceOrderBody)
+async def place_order() -> Response:
+    """Place an order through the user's actor; 201 with the order as stored."""
+    user = await authenticate()
+    body = await read_body(PlaceOrderBody)
+    ctx = context()
+    order_request = validate_order(body, ctx.symbols)
+    handle = _actor(ctx, user.id)
+    try:
+        with trio.fail_after(ACTOR_TIMEOUT):
+            order = await handle.place(order_request)
+    except OrderRejected as error:
+        raise ApiError(
+            400, "order_rejected", f"the exchange refused the order: {error.message}"
+        ) from None
+    except ActorUnavailable as error:
+        raise _unavailable(error) from None
+    except trio.TooSlowError:
+        raise ApiError(
+            504, "timeout", "the exchange did not answer in time; check the orders list"
+        ) from None
+    return _order_answer(order, 201)
+
+
+@tag(["orders"])
+async def cancel_order(order_id: int) -> Response:
+    """Cancel an open order through the user's actor; 200 with the order."""
+    user = await authenticate()
+    handle = _actor(context(), user.id)
+    try:
+        with trio.fail_after(ACTOR_TIMEOUT):
+            order = await handle.cancel(order_id)
+    except OrderNotFoundError:
+        raise ApiError(404, "order_not_found", f"no order {order_id}") from None
+    except OrderRejected as error:
+        raise ApiError(409, "cannot_cancel", f"the exchange refused: {error.message}") from None
+    except ActorUnavailable as error:
+        raise _unavailable(error) from None
+    except trio.TooSlowError:
+        raise ApiError(504, "timeout", "the exchange did not answer in time") from None
+    return _order_answer(order, 200)
+
+
+def _unavailable(error: ActorUnavailable) -> ApiError:
+    return ApiError(503, "unavailable", error.reason, headers={"Retry-After": "2"})
+
+
+def register_routes(app: Quart) -> None:
+    app.add_url_rule("/api/orders", view_func=list_orders, methods=["GET"])
+    app.add_url_rule("/api/orders", view_func=place_order, methods=["POST"])
+    app.add_url_rule("/api/orders/<int:order_id>", view_func=get_order, methods=["GET"])
+    app.add_url_rule("/api/orders/<int:order_id>", view_func=cancel_order, methods=["DELETE"])

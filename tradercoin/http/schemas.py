@@ -1,0 +1,140 @@
+"""Request bodies and query strings: strict pydantic models, and the one way bodies are read.
+
+Bodies are parsed with :func:`json.loads` (``parse_float=Decimal``, so money is exact), then
+validated strictly: unknown fields, wrong types and malformed decimals are refused with a 400
+that names the field. Models double as the OpenAPI schema (quart-schema).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from decimal import Decimal
+from typing import Annotated, Any, Literal, TypeVar
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, WithJsonSchema
+from quart import request
+
+from tradercoin.config import ConfigError, parse_duration
+from tradercoin.http.errors import ApiError, validation_message
+
+__all__ = [
+    "CredentialsBody",
+    "DecimalIn",
+    "LoginBody",
+    "OrdersQuery",
+    "PlaceOrderBody",
+    "PollPolicyBody",
+    "read_body",
+]
+
+_DECIMAL = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
+MAX_DECIMALS = 8
+
+
+def _to_decimal(value: Any) -> Decimal:
+    if isinstance(value, bool) or not isinstance(value, int | str | Decimal):
+        raise ValueError('must be a decimal number or string, e.g. "0.01"')
+    if isinstance(value, str) and not _DECIMAL.match(value.strip()):
+        raise ValueError('must be a decimal number or string, e.g. "0.01"')
+    result = Decimal(value.strip()) if isinstance(value, str) else Decimal(value)
+    if not result.is_finite():
+        raise ValueError("must be finite")
+    return result
+
+
+DecimalIn = Annotated[
+    Decimal,
+    BeforeValidator(_to_decimal),
+    WithJsonSchema({"type": "string", "pattern": r"^\d+(\.\d+)?$", "example": "0.01"}),
+]
+
+
+def _to_seconds(value: Any) -> float:
+    if isinstance(value, str):
+        try:
+            return parse_duration(value)
+        except ConfigError as error:
+            raise ValueError(str(error)) from None
+    return float(_to_decimal(value))
+
+
+Seconds = Annotated[
+    float,
+    BeforeValidator(_to_seconds),
+    WithJsonSchema({"oneOf": [{"type": "number"}, {"type": "string", "example": "2s"}]}),
+]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+
+class LoginBody(_Strict):
+    """Register or log in."""
+
+    username: str = Field(min_length=3, max_length=32, pattern=r"^[A-Za-z0-9_.-]+$")
+    password: str = Field(min_length=8, max_length=128)
+
+
+class PlaceOrderBody(_Strict):
+    """A new order. ``price`` and ``time_in_force`` (default GTC) are for LIMIT orders only."""
+
+    symbol: str = Field(min_length=2, max_length=20, pattern=r"^[A-Za-z0-9]+$")
+    side: Literal["BUY", "SELL"]
+    type: Literal["MARKET", "LIMIT"]
+    quantity: DecimalIn
+    price: DecimalIn | None = None
+    time_in_force: Literal["GTC", "IOC", "FOK", "GTX"] | None = None
+
+
+class CredentialsBody(_Strict):
+    """The user's exchange keys (write-only: never shown again but for the last 4)."""
+
+    api_key: str = Field(min_length=8, max_length=256, pattern=r"^[\x21-\x7e]+$")
+    api_secret: str = Field(min_length=8, max_length=4096)
+    testnet: bool = False
+
+
+class PollPolicyBody(_Strict):
+    """A user's poll policy; omitted fields keep their current value. Durations in seconds."""
+
+    interval: Seconds | None = Field(default=None, gt=0, le=3600)
+    fast_interval: Seconds | None = Field(default=None, gt=0, le=3600)
+    fast_notional: DecimalIn | None = Field(default=None, ge=0)
+    reconcile_interval: Seconds | None = Field(default=None, gt=0, le=86400)
+
+
+class OrdersQuery(BaseModel):
+    """``GET /api/orders`` query string (documentation; parsed by the route itself)."""
+
+    page: int = Field(default=1, ge=1)
+    page_size: int = Field(default=20, ge=1, le=100)
+    status: str | None = Field(default=None, description="one status, e.g. filled")
+    symbol: str | None = None
+    q: str | None = Field(default=None, max_length=64, description="search text")
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+async def read_body(model: type[M]) -> M:
+    """Parse the request's JSON body into ``model``.
+
+    Error handling: a non-JSON content type is a 415, a malformed or non-object body a 400
+    ``malformed_json``, a body that breaks the model a 400 ``invalid_request`` naming the
+    fields (an oversized body was refused earlier with a 413).
+    """
+    if not request.is_json:
+        raise ApiError(415, "unsupported_media_type", "send the body as application/json")
+    raw = await request.get_data(as_text=True)
+    try:
+        data = json.loads(raw, parse_float=Decimal)
+    except ValueError:
+        raise ApiError(400, "malformed_json", "the body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise ApiError(400, "malformed_json", "the body must be a JSON object")
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        raise ApiError(400, "invalid_request", validation_message(error)) from None
