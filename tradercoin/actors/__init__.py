@@ -10,8 +10,10 @@ from tradercoin.actors.messages import (
     PlaceOrderRequest,
     SupervisorStatistics,
 )
+from tradercoin.actors.supervisor import ActorHandle, Supervisor
 
 __all__ = [
+    "ActorHandle",
     "ActorStatus",
     "ActorUnavailable",
     "Demand",
@@ -20,5 +22,6 @@ __all__ = [
     "OrderRejected",
     "PlaceOrderRequest",
     "RateGovernor",
+    "Supervisor",
     "SupervisorStatistics",
 ]

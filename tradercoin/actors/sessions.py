@@ -1,0 +1,162 @@
+"""One user's attached sessions: bounded send channels written with ``send_nowait``.
+
+The set belongs to the supervisor's slot for the user, not to an actor incarnation, so the
+sessions stay attached while a crashed actor restarts; each session remembers the last
+``seq`` it was given, which makes every push idempotent: an event is delivered to a session
+at most once, in seq order, and a restarted actor catches sessions up from the store.
+
+A session whose channel has only one free slot left gets ``{"type": "resync", "seq": N}`` in
+that slot (N: the last seq it was given; reconnecting with ``since=N`` loses nothing), its
+channel is closed and it is dropped. A session whose receiver went away is dropped silently.
+One slow browser therefore never blocks the actor or another session.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import trio
+
+from tradercoin.orders import OrderEvent, order_to_wire
+
+__all__ = ["SessionStatistics", "Sessions"]
+
+log = logging.getLogger(__name__)
+
+Wire = dict[str, Any]
+
+
+class _Session:
+    __slots__ = ("last_seq", "send")
+
+    def __init__(self, send: trio.MemorySendChannel[Wire], last_seq: int) -> None:
+        self.send = send
+        self.last_seq = last_seq
+
+
+@dataclass(frozen=True, slots=True)
+class SessionStatistics:
+    sessions: int
+    delivered: int
+    dropped_slow: int
+    dropped_gone: int
+
+
+def update_message(event: OrderEvent) -> Wire:
+    """The seed's ``order_update`` message, carrying the whole order."""
+    return {"type": "order_update", "seq": event.seq, "data": order_to_wire(event.order)}
+
+
+class Sessions:
+    """The attached sessions of user ``user_id``.
+
+    Resource handling: owns every send channel given to :meth:`add` and closes it when the
+    session is removed or dropped, or in :meth:`close_all`.
+    """
+
+    def __init__(self, user_id: int) -> None:
+        self.user_id = user_id
+        self._sessions: dict[int, _Session] = {}
+        self._ids = itertools.count(1)
+        self._delivered = 0
+        self._dropped_slow = 0
+        self._dropped_gone = 0
+
+    def __len__(self) -> int:
+        return len(self._sessions)
+
+    def add(self, send: trio.MemorySendChannel[Wire], last_seq: int) -> int:
+        """Register ``send`` as having seen everything up to ``last_seq``; returns its id."""
+        session_id = next(self._ids)
+        self._sessions[session_id] = _Session(send, last_seq)
+        return session_id
+
+    def remove(self, session_id: int) -> bool:
+        """Forget a session and close its channel; ``False`` if it was already gone."""
+        session = self._sessions.pop(session_id, None)
+        if session is None:
+            return False
+        session.send.close()
+        return True
+
+    def oldest_seq(self) -> int | None:
+        """The smallest ``last_seq`` among the sessions (where a catch-up must start)."""
+        return min((s.last_seq for s in self._sessions.values()), default=None)
+
+    def push(self, events: Iterable[OrderEvent]) -> int:
+        """Offer ``events`` (seq order) to every session; returns the deliveries made."""
+        events = list(events)
+        before = self._delivered
+        for session_id in list(self._sessions):
+            self.deliver(session_id, events)
+        return self._delivered - before
+
+    def deliver(self, session_id: int, events: Iterable[OrderEvent]) -> None:
+        """Offer ``events`` to one session, skipping those it already has."""
+        session = self._sessions.get(session_id)
+        for event in events:
+            if session is None:
+                return
+            if event.seq > session.last_seq:
+                if not self._offer(session_id, session, update_message(event)):
+                    return
+                session.last_seq = event.seq
+
+    def send_all(self, message: Wire) -> None:
+        """Offer a message that has no seq (an alert) to every session."""
+        for session_id, session in list(self._sessions.items()):
+            self._offer(session_id, session, message)
+
+    def resync(self, session_id: int, seq: int) -> None:
+        """Tell one session it missed something (without dropping it) and move it to ``seq``."""
+        session = self._sessions.get(session_id)
+        if session is not None and self._offer(session_id, session, {"type": "resync", "seq": seq}):
+            session.last_seq = seq
+
+    def close_all(self) -> None:
+        """Close every session's channel (shutdown, or the user's keys were removed)."""
+        for session in self._sessions.values():
+            session.send.close()
+        self._sessions.clear()
+
+    def statistics(self) -> SessionStatistics:
+        return SessionStatistics(
+            sessions=len(self._sessions),
+            delivered=self._delivered,
+            dropped_slow=self._dropped_slow,
+            dropped_gone=self._dropped_gone,
+        )
+
+    def _offer(self, session_id: int, session: _Session, message: Wire) -> bool:
+        """``send_nowait`` keeping one slot for a resync; drop the session when it lags."""
+        try:
+            if _room(session.send) > 1:
+                session.send.send_nowait(message)
+                self._delivered += 1
+                return True
+            session.send.send_nowait({"type": "resync", "seq": session.last_seq})
+        except trio.WouldBlock:
+            pass
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            self._dropped_gone += 1
+            self._sessions.pop(session_id, None)
+            session.send.close()
+            return False
+        self._dropped_slow += 1
+        log.warning(
+            "user %d session %d lags: dropped with resync at seq %d",
+            self.user_id,
+            session_id,
+            session.last_seq,
+        )
+        self.remove(session_id)
+        return False
+
+
+def _room(send: trio.MemorySendChannel[Wire]) -> float:
+    stats = send.statistics()
+    return stats.max_buffer_size - stats.current_buffer_used + stats.tasks_waiting_receive

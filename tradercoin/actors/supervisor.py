@@ -1,0 +1,438 @@
+"""Supervisor: owns the actors' nursery, the ``user_id -> actor`` registry, and restarts.
+
+Each user has one :class:`ActorHandle` for as long as the user has credentials. The handle
+outlives actor incarnations: it keeps the mailbox, the sessions and the cancel scope (created
+before the actor starts, so stopping a user is one race-free ``scope.cancel()``). An actor that
+raises is logged with its user id and restarted after an exponential back-off with seeded
+jitter (1 s up to 5 min by default); the other actors never notice. ``trio.Cancelled`` is never
+caught, and an error outside an actor (a supervisor bug) crashes the supervisor's nursery.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+import random
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import trio
+
+from tradercoin.actors.governor import RateGovernor
+from tradercoin.actors.messages import (
+    ActorState,
+    ActorStatus,
+    ActorUnavailable,
+    AttachSession,
+    CancelOrder,
+    CredentialsChanged,
+    DetachSession,
+    Message,
+    PlaceOrder,
+    PlaceOrderRequest,
+    SetPollPolicy,
+    StreamState,
+    SupervisorStatistics,
+    Wake,
+    ask,
+)
+from tradercoin.actors.sessions import Sessions
+from tradercoin.actors.user import AccountFactory, ActorConfig, ActorStore, Strategy, UserActor
+from tradercoin.clock import WallClock
+from tradercoin.config import PollPolicy
+from tradercoin.orders import Order
+
+__all__ = ["ActorHandle", "Supervisor", "SupervisorStore", "backoff_delay"]
+
+log = logging.getLogger(__name__)
+
+GOLDEN = 0.6180339887498949
+
+
+class SupervisorStore(ActorStore, Protocol):
+    """What the supervisor needs of :class:`tradercoin.store.Store` (beyond the actors')."""
+
+    async def users_with_credentials(self) -> list[int]: ...
+    async def set_poll_policy(
+        self, user_id: int, policy: PollPolicy, *, updated_by: int | None
+    ) -> None: ...
+
+
+class Actor(Protocol):
+    """What the supervisor needs of an actor (:class:`UserActor`, or a test's own)."""
+
+    state: ActorState
+    stream_state: StreamState
+    last_poll: int | None
+    error_count: int
+    last_error: str | None
+
+    @property
+    def pending_count(self) -> int: ...
+    def next_deadline(self) -> float: ...
+    def effective_interval(self) -> float: ...
+    async def run(self, *, task_status: trio.TaskStatus[None] = ...) -> None: ...
+
+
+ActorFactory = Callable[["ActorHandle"], Actor]
+
+
+def backoff_delay(failures: int, rng: random.Random, *, low: float, high: float) -> float:
+    """``low * 2**(failures-1)`` plus up to 25 % jitter, never above ``high``."""
+    base = min(high, low * 2.0 ** max(failures - 1, 0))
+    return min(high, base + rng.uniform(0, base / 4))
+
+
+class ActorHandle:
+    """The way to one user's actor. Callers use :meth:`place`, :meth:`cancel`,
+    :meth:`attach`, :meth:`detach`; everything else is the supervisor's.
+
+    Every method raises :class:`ActorUnavailable` at once while the actor restarts after a
+    crash, after it was stopped, or when its mailbox is full.
+    """
+
+    def __init__(self, user_id: int, *, mailbox_size: int, rng: random.Random) -> None:
+        self.user_id = user_id
+        self.sessions = Sessions(user_id)
+        self.mailbox, self.mailbox_out = trio.open_memory_channel[Message](mailbox_size)
+        self.scope = trio.CancelScope()
+        self.actor: Actor | None = None
+        self.state: ActorState = "starting"
+        self.restarts = 0
+        self.crashes = 0
+        self.last_crash: str | None = None
+        self.rng = rng
+        self.up = trio.Event()
+        self.done = trio.Event()
+        self.backoff_scope: trio.CancelScope | None = None
+
+    async def place(self, request: PlaceOrderRequest) -> Order:
+        """Place an order; returns it stored (``new``/``filled``..., or ``pending`` when the
+        exchange's answer stays unknown).
+
+        Raises:
+            OrderRejected: the exchange refused it (``code``, ``message``).
+            ActorUnavailable: see the class.
+        """
+        return await self._ask(lambda reply: PlaceOrder(request, reply))  # type: ignore[no-any-return]
+
+    async def cancel(self, order_id: int) -> Order:
+        """Cancel one of this user's orders; returns it as it ended (canceled, or filled when
+        it filled meanwhile; a terminal order is returned unchanged).
+
+        Raises:
+            OrderNotFoundError: no such order for this user.
+            OrderRejected: the exchange refused the cancel.
+            ActorUnavailable: see the class.
+        """
+        return await self._ask(lambda reply: CancelOrder(order_id, reply))  # type: ignore[no-any-return]
+
+    async def attach(
+        self, send: trio.MemorySendChannel[dict[str, Any]], since: int | None = None
+    ) -> int:
+        """Hand ``send`` (capacity >= 2) to the actor as a session; returns its id.
+
+        With ``since``, the actor first sends every stored event after ``since`` on ``send``,
+        then goes live, all inside one mailbox step: no gap, no duplicate (or a ``resync``
+        when those events are no longer kept). Without it, the session gets events newer than
+        the newest stored one. The actor owns ``send`` from now on and closes it on detach,
+        when the session lags (after a ``resync``), or at shutdown.
+        """
+        try:
+            return await self._ask(lambda reply: AttachSession(send, since, reply))  # type: ignore[no-any-return]
+        except ActorUnavailable:
+            send.close()
+            raise
+
+    async def detach(self, session_id: int) -> None:
+        """Forget a session and close its channel (no-op for an unknown id)."""
+        if self.state in ("backoff", "stopped"):
+            self.sessions.remove(session_id)
+            return
+        await self._ask(lambda reply: DetachSession(session_id, reply))
+
+    async def _ask(self, make: Callable[[Any], Message]) -> Any:
+        if self.state == "backoff":
+            raise ActorUnavailable("the user's actor is restarting; try again shortly")
+        if self.state == "stopped":
+            raise ActorUnavailable("the user's actor is stopped")
+        return await ask(self.mailbox, make)
+
+    def tell(self, message: Message) -> None:
+        """Send a message that needs no answer; dropped when the actor is gone or swamped."""
+        try:
+            self.mailbox.send_nowait(message)
+        except (trio.WouldBlock, trio.ClosedResourceError):
+            log.warning("user %d: %s not delivered (mailbox full or closed)", self.user_id, message)
+
+    def status(self, now_ms: int) -> ActorStatus:
+        """The operator's view; ``now_ms`` converts the next deadline to epoch ms."""
+        actor = self.actor
+        now = trio.current_time()
+        deadline = math.inf if actor is None or self.state != "running" else actor.next_deadline()
+        return ActorStatus(
+            user_id=self.user_id,
+            state=self.state,
+            pending_orders=0 if actor is None else actor.pending_count,
+            last_poll=None if actor is None else actor.last_poll,
+            next_poll=None if math.isinf(deadline) else now_ms + int(max(deadline - now, 0) * 1000),
+            stream_state="off" if actor is None else actor.stream_state,
+            error_count=self.crashes + (0 if actor is None else actor.error_count),
+            last_error=(actor.last_error if actor is not None else None) or self.last_crash,
+            effective_interval=None if actor is None else actor.effective_interval(),
+            sessions=len(self.sessions),
+            restarts=self.restarts,
+        )
+
+    def close(self) -> None:
+        """Shut the handle: fail queued requests, close the mailbox and every session."""
+        self.state = "stopped"
+        self.mailbox.close()
+        while True:
+            try:
+                message = self.mailbox_out.receive_nowait()
+            except (trio.WouldBlock, trio.EndOfChannel):
+                break
+            reply = getattr(message, "reply", None)
+            if reply is not None:
+                reply.close()
+        self.mailbox_out.close()
+        self.sessions.close_all()
+
+
+class _Ready:
+    """The ``task_status`` given to each actor incarnation: marks the handle running."""
+
+    def __init__(self, handle: ActorHandle) -> None:
+        self._handle = handle
+
+    def started(self, value: None = None) -> None:
+        self._handle.state = "running"
+        self._handle.up.set()
+
+
+class Supervisor:
+    """Runs one actor per user with credentials. One per process.
+
+    Args:
+        store, exchange, governor, clock: the shared parts every actor uses.
+        poll_defaults: the policy of users who have none stored.
+        stream_ws_url: the exchange's user-data-stream base (``None``: poll only).
+        connect_ws: how to open a WebSocket (trio-websocket's by default; the simulator's
+            in-process ``open_websocket`` in tests).
+        strategy: ``"batched"`` (the design) or ``"per-order"`` (the seed's, benchmark only).
+        restart_min, restart_max: the back-off bounds of a crashed actor's restart.
+        healthy_after: an incarnation that ran this long resets the back-off.
+        seed: seeds every user's restart jitter, so runs repeat.
+        actor_factory: builds an actor for a handle (default: :class:`UserActor`).
+        stream_options: extra keyword arguments for the stream task (timeouts).
+    """
+
+    def __init__(
+        self,
+        *,
+        store: SupervisorStore,
+        exchange: AccountFactory,
+        governor: RateGovernor,
+        clock: WallClock,
+        poll_defaults: PollPolicy,
+        stream_ws_url: str | None = None,
+        connect_ws: Any = None,
+        strategy: Strategy = "batched",
+        mailbox_size: int = 64,
+        restart_min: float = 1.0,
+        restart_max: float = 300.0,
+        healthy_after: float = 300.0,
+        seed: int = 0,
+        actor_factory: ActorFactory | None = None,
+        stream_options: dict[str, Any] | None = None,
+    ) -> None:
+        self._store = store
+        self._exchange = exchange
+        self._governor = governor
+        self._clock = clock
+        self._config = ActorConfig(
+            poll_defaults=poll_defaults,
+            strategy=strategy,
+            stream=_stream_runner(stream_ws_url, connect_ws, stream_options or {}),
+            mailbox_size=mailbox_size,
+        )
+        self._restart = (restart_min, restart_max, healthy_after)
+        self._seed = seed
+        self._factory = actor_factory or self._user_actor
+        self._handles: dict[int, ActorHandle] = {}
+        self._nursery: trio.Nursery | None = None
+        self._restarts = 0
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Start an actor for every user with credentials; ``started()`` once each is up
+        (or has failed once and is backing off). Runs until cancelled; then every actor is
+        cancelled, queued requests fail with :class:`ActorUnavailable`, and every mailbox
+        and session channel is closed.
+        """
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                users = await self._store.users_with_credentials()
+                handles = [self._start(user_id) for user_id in users]
+                for handle in handles:
+                    await handle.up.wait()
+                log.info("supervisor started %d actors", len(handles))
+                task_status.started()
+                await trio.sleep_forever()
+        finally:
+            self._nursery = None
+            for handle in self._handles.values():
+                handle.close()
+            self._handles.clear()
+
+    def _start(self, user_id: int) -> ActorHandle:
+        assert self._nursery is not None, "Supervisor.run is not running"
+        rng = random.Random(self._seed * 1_000_003 + user_id)
+        handle = ActorHandle(user_id, mailbox_size=self._config.mailbox_size, rng=rng)
+        self._handles[user_id] = handle
+        self._nursery.start_soon(self._supervise, handle, name=f"actor-{user_id}")
+        return handle
+
+    async def _supervise(self, handle: ActorHandle) -> None:
+        """Run incarnations of the user's actor until it stops cleanly or is cancelled."""
+        low, high, healthy_after = self._restart
+        failures = 0
+        with handle.scope:
+            try:
+                while True:
+                    handle.actor = self._factory(handle)
+                    began = trio.current_time()
+                    try:
+                        await handle.actor.run(task_status=_Ready(handle))
+                        return
+                    except Exception as exc:  # the actor's error boundary; Cancelled passes
+                        failures = (
+                            1 if trio.current_time() - began >= healthy_after else failures + 1
+                        )
+                        delay = backoff_delay(failures, handle.rng, low=low, high=high)
+                        self._crashed(handle, exc, delay)
+                    await self._back_off(handle, delay)
+            finally:
+                handle.state = "stopped"
+                self._governor.set_demand(handle.user_id, None)
+                handle.done.set()
+
+    def _crashed(self, handle: ActorHandle, exc: Exception, delay: float) -> None:
+        handle.crashes += 1
+        handle.last_crash = f"{type(exc).__name__}: {exc}"
+        handle.state = "backoff"
+        handle.up.set()
+        log.error(
+            "user %d actor crashed (%s); restart in %.1fs",
+            handle.user_id,
+            handle.last_crash,
+            delay,
+            exc_info=exc,
+        )
+
+    async def _back_off(self, handle: ActorHandle, delay: float) -> None:
+        handle.backoff_scope = trio.CancelScope()
+        with handle.backoff_scope:
+            await trio.sleep(delay)
+        handle.backoff_scope = None
+        handle.restarts += 1
+        self._restarts += 1
+        handle.state = "starting"
+
+    def _user_actor(self, handle: ActorHandle) -> UserActor:
+        return UserActor(
+            handle.user_id,
+            store=self._store,
+            exchange=self._exchange,
+            governor=self._governor,
+            clock=self._clock,
+            config=self._config,
+            mailbox=handle.mailbox_out,
+            inbox=handle.mailbox,
+            sessions=handle.sessions,
+            phase=(handle.user_id * GOLDEN) % 1.0,
+        )
+
+    # ------------------------------------------------------------ registry
+
+    def actor(self, user_id: int) -> ActorHandle | None:
+        """The handle of ``user_id``'s actor, or ``None`` when the user has no keys."""
+        return self._handles.get(user_id)
+
+    async def credentials_changed(self, user_id: int) -> None:
+        """Start, resume or stop ``user_id``'s actor after its keys were added, rotated or
+        removed. Returns once a new actor is up (or failed once), or an old one is gone."""
+        present = await self._store.get_credentials(user_id) is not None
+        handle = self._handles.get(user_id)
+        if not present:
+            if handle is not None:
+                await self._stop(handle)
+            return
+        if handle is None:
+            await self._start(user_id).up.wait()
+        elif handle.state == "backoff" and handle.backoff_scope is not None:
+            handle.backoff_scope.cancel()
+        else:
+            handle.tell(CredentialsChanged())
+
+    async def _stop(self, handle: ActorHandle) -> None:
+        handle.scope.cancel()
+        await handle.done.wait()
+        handle.sessions.send_all(
+            {"type": "alert", "kind": "credentials_removed", "message": "Exchange keys removed."}
+        )
+        handle.close()
+        if self._handles.get(handle.user_id) is handle:
+            del self._handles[handle.user_id]
+        log.info("user %d actor stopped: credentials removed", handle.user_id)
+
+    async def set_poll_policy(
+        self, user_id: int, policy: PollPolicy, *, updated_by: int | None
+    ) -> None:
+        """Store ``policy`` for ``user_id`` and tell its actor (in force from its next
+        deadline; an actor restarting reads it from the store)."""
+        await self._store.set_poll_policy(user_id, policy, updated_by=updated_by)
+        handle = self._handles.get(user_id)
+        if handle is not None:
+            handle.tell(SetPollPolicy(policy))
+
+    def wake(self, user_id: int) -> None:
+        """Ask ``user_id``'s actor to poll now."""
+        handle = self._handles.get(user_id)
+        if handle is not None:
+            handle.tell(Wake())
+
+    # ------------------------------------------------------------ reporting
+
+    def statuses(self) -> list[ActorStatus]:
+        now_ms = self._clock.now_ms()
+        return [self._handles[u].status(now_ms) for u in sorted(self._handles)]
+
+    def statistics(self) -> SupervisorStatistics:
+        states = [h.state for h in self._handles.values()]
+        return SupervisorStatistics(
+            actors=len(states),
+            running=states.count("running"),
+            parked=states.count("parked"),
+            backoff=states.count("backoff"),
+            sessions=sum(len(h.sessions) for h in self._handles.values()),
+            restarts=self._restarts,
+            pending_orders=sum(
+                h.actor.pending_count for h in self._handles.values() if h.actor is not None
+            ),
+        )
+
+
+def _stream_runner(url: str | None, connect: Any, options: dict[str, Any]) -> Any:
+    if url is None:
+        return None
+    from tradercoin.actors.stream import run_user_stream
+
+    kwargs = dict(options, ws_url=url)
+    if connect is not None:
+        kwargs["connect"] = connect
+    return functools.partial(run_user_stream, **kwargs)
