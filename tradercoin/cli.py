@@ -7,18 +7,19 @@ failed, 2 on bad usage or configuration (one line on stderr says what and how to
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 
-from tradercoin.config import ConfigError
+from tradercoin.config import ConfigError, Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def fail(message: str, code: int = 1) -> None:
+def fail(message: str, code: int = 1) -> NoReturn:
     """Print one line to stderr and exit; never a traceback."""
     click.echo(f"tradercoin: error: {message}", err=True)
     sys.exit(code)
@@ -50,6 +51,203 @@ def main(log_level: str) -> None:
 
 
 # --- store: db, users, keys ---------------------------------------------------------------
+
+_DB_URL = click.option(
+    "--database-url",
+    default=None,
+    metavar="URL",
+    help="Database URL [env TRADERCOIN_DATABASE_URL; default sqlite:///./tradercoin.db].",
+)
+_USERNAME = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
+
+
+def _store_command(func: F) -> F:
+    """Exit 2 with one line on bad configuration, 1 on a store failure; never a traceback."""
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from tradercoin.store import BadDatabaseURL, CredentialsError, StoreError
+
+        try:
+            return func(*args, **kwargs)
+        except (ConfigError, BadDatabaseURL) as exc:
+            fail(str(exc), 2)
+        except (StoreError, CredentialsError) as exc:
+            fail(str(exc), 1)
+
+    wrapper.__name__ = func.__name__
+    wrapper.__doc__ = func.__doc__
+    return wrapper  # type: ignore[return-value]
+
+
+def _with_store(database_url: str | None, body: Callable[..., Any], *, keys: bool = False) -> Any:
+    """Open the store (migrated) inside ``trio.run`` and run ``await body(store)``.
+
+    The master key is read only when ``keys`` is true, so user commands never create a dev
+    key file.
+    """
+    import trio
+
+    from tradercoin.clock import system_clock
+    from tradercoin.store import SecretBox, open_store
+
+    settings = Settings.from_env(database_url=database_url)
+    box = SecretBox.from_settings(settings) if keys else SecretBox.ephemeral()
+
+    async def run() -> Any:
+        async with open_store(settings.database_url, secrets=box, clock=system_clock()) as store:
+            return await body(store)
+
+    return trio.run(run)
+
+
+@main.group()
+def db() -> None:
+    """The database: migrations."""
+
+
+@db.command("upgrade")
+@_DB_URL
+@_store_command
+def db_upgrade(database_url: str | None) -> None:
+    """Create or migrate the database schema to the newest revision (one transaction)."""
+    from tradercoin.store.migrate import current_revision
+
+    async def revision(store: Any) -> str | None:
+        return await store.db.read(current_revision)  # type: ignore[no-any-return]
+
+    rev = _with_store(database_url, revision)
+    url = Settings.from_env(database_url=database_url).database_url
+    click.echo(f"database {url} is at revision {rev} (head)")
+
+
+@main.group()
+def users() -> None:
+    """Accounts: add and list users."""
+
+
+@users.command("add")
+@click.argument("username")
+@click.option("--operator", is_flag=True, help="Give the user the operator role.")
+@click.option(
+    "--password",
+    prompt=True,
+    hide_input=True,
+    confirmation_prompt=True,
+    envvar="TRADERCOIN_PASSWORD",
+    help="The password (prompted when omitted) [env TRADERCOIN_PASSWORD].",
+)
+@_DB_URL
+@_store_command
+def users_add(username: str, operator: bool, password: str, database_url: str | None) -> None:
+    """Create USERNAME with a password (argon2id hashed)."""
+    from argon2 import PasswordHasher
+
+    from tradercoin.store import Role
+
+    if not _USERNAME.match(username):
+        fail(f"username {username!r} must be 1-64 letters, digits or . _ @ -", 2)
+    if len(password) < 8:
+        fail("the password must have at least 8 characters", 2)
+    role = Role.OPERATOR if operator else Role.USER
+    password_hash = PasswordHasher().hash(password)
+
+    async def add(store: Any) -> Any:
+        return await store.create_user(username, password_hash, role)
+
+    user = _with_store(database_url, add)
+    click.echo(f"user {user.username} created: id {user.id}, role {user.role.value}")
+
+
+@users.command("list")
+@_DB_URL
+@_store_command
+def users_list(database_url: str | None) -> None:
+    """List every user with their role and whether exchange keys are stored."""
+
+    async def rows(store: Any) -> list[tuple[Any, Any]]:
+        return [(u, await store.credential_info(u.id)) for u in await store.list_users()]
+
+    found = _with_store(database_url, rows)
+    click.echo(f"{'id':>6}  {'username':<24} {'role':<9} keys")
+    for user, info in found:
+        keys = "-" if info is None else f"...{info.key_last4} (key {info.key_id}"
+        keys += "" if info is None else (", testnet)" if info.testnet else ")")
+        click.echo(f"{user.id:>6}  {user.username:<24} {user.role.value:<9} {keys}")
+
+
+@main.group()
+def keys() -> None:
+    """Exchange API keys, encrypted under TRADERCOIN_MASTER_KEY (kid:base64key[,...])."""
+
+
+@keys.command("set")
+@click.argument("username")
+@click.option(
+    "--api-key", prompt=True, envvar="TRADERCOIN_API_KEY", help="[env TRADERCOIN_API_KEY]"
+)
+@click.option(
+    "--api-secret",
+    prompt=True,
+    hide_input=True,
+    envvar="TRADERCOIN_API_SECRET",
+    help="Prompted when omitted [env TRADERCOIN_API_SECRET].",
+)
+@click.option("--testnet", is_flag=True, help="The keys belong to the exchange's testnet.")
+@_DB_URL
+@_store_command
+def keys_set(
+    username: str, api_key: str, api_secret: str, testnet: bool, database_url: str | None
+) -> None:
+    """Store (or replace) USERNAME's exchange keys, encrypted under the current master key."""
+    from tradercoin.exchange.protocol import Credentials
+
+    if not api_key.strip() or not api_secret.strip():
+        fail("the API key and secret must not be empty", 2)
+    creds = Credentials(api_key=api_key.strip(), api_secret=api_secret.strip())
+
+    async def store_keys(store: Any) -> Any:
+        user = await store.get_user_by_name(username)
+        if user is not None:
+            await store.set_credentials(user.id, creds, testnet=testnet)
+            return await store.credential_info(user.id)
+        return None
+
+    info = _with_store(database_url, store_keys, keys=True)
+    if info is None:
+        fail(f"no user named {username!r}; create it with `tradercoin users add {username}`")
+    click.echo(f"keys of {username} stored: ...{info.key_last4} under master key {info.key_id}")
+
+
+@keys.command("rotate")
+@_DB_URL
+@_store_command
+def keys_rotate(database_url: str | None) -> None:
+    """Re-encrypt every stored key under the first (current) master key.
+
+    Put the new key first in TRADERCOIN_MASTER_KEY and keep the old one after it; the service
+    keeps working throughout. Exit 1 if some rows could not be decrypted.
+    """
+
+    async def rotate(store: Any) -> tuple[int, int, str]:
+        count = await store.rotate_credentials()
+        infos = [await store.credential_info(u) for u in await store.users_with_credentials()]
+        stale = sum(1 for i in infos if i is not None and i.key_id != store.secrets.current_kid)
+        return count, stale, store.secrets.current_kid
+
+    count, stale, kid = _with_store(database_url, rotate, keys=True)
+    click.echo(f"re-encrypted {count} credential row(s) under master key {kid}")
+    if stale:
+        fail(f"{stale} row(s) could not be decrypted (see the log); set those users' keys again")
+
+
+@keys.command("generate")
+@click.option("--kid", default="k1", show_default=True, help="The key id to put before the key.")
+def keys_generate(kid: str) -> None:
+    """Print a new master key entry for TRADERCOIN_MASTER_KEY."""
+    from tradercoin.store import generate_key
+
+    click.echo(generate_key(kid))
+
 
 # --- exchange: sim ------------------------------------------------------------------------
 

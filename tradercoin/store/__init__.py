@@ -5,6 +5,7 @@ thread and returns plain frozen dataclasses.
 """
 
 from tradercoin.store.errors import (
+    BadDatabaseURL,
     CredentialsError,
     DuplicateUser,
     OrderConflict,
@@ -18,6 +19,7 @@ from tradercoin.store.store import MAX_PAGE_SIZE, Store, open_store
 
 __all__ = [
     "MAX_PAGE_SIZE",
+    "BadDatabaseURL",
     "CredentialInfo",
     "CredentialsError",
     "DuplicateUser",

@@ -20,7 +20,7 @@ from sqlalchemy import event, exc
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.pool import StaticPool
 
-from tradercoin.store.errors import StoreError
+from tradercoin.store.errors import BadDatabaseURL, StoreError
 
 __all__ = ["Database", "create_engine", "is_transient", "one_line"]
 
@@ -52,10 +52,10 @@ def _parse_url(url: str) -> URL:
     try:
         parsed = make_url(url)
     except exc.ArgumentError:
-        raise StoreError(f"database URL {url!r} cannot be parsed; {FIX_URL}") from None
+        raise BadDatabaseURL(f"database URL {url!r} cannot be parsed; {FIX_URL}") from None
     if parsed.get_backend_name() not in ("sqlite", "postgresql"):
         shown = parsed.render_as_string(hide_password=True)
-        raise StoreError(f"database URL {shown!r} is not SQLite or PostgreSQL; {FIX_URL}")
+        raise BadDatabaseURL(f"database URL {shown!r} is not SQLite or PostgreSQL; {FIX_URL}")
     if parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() != "psycopg":
         parsed = parsed.set(drivername="postgresql+psycopg")
     return parsed
@@ -73,7 +73,10 @@ def create_engine(url: str) -> sa.Engine:
     """
     parsed = _parse_url(url)
     if parsed.get_backend_name() == "postgresql":
-        return sa.create_engine(parsed, pool_size=8, max_overflow=4, pool_recycle=1800)
+        connect_args = {} if "connect_timeout" in parsed.query else {"connect_timeout": 10}
+        return sa.create_engine(
+            parsed, pool_size=8, max_overflow=4, pool_recycle=1800, connect_args=connect_args
+        )
     if is_memory(parsed):
         engine = sa.create_engine(
             parsed, poolclass=StaticPool, connect_args={"check_same_thread": False}

@@ -4,6 +4,7 @@ and never carries a secret."""
 from __future__ import annotations
 
 __all__ = [
+    "BadDatabaseURL",
     "CredentialsError",
     "DuplicateUser",
     "OrderConflict",
@@ -15,6 +16,10 @@ __all__ = [
 
 class StoreError(Exception):
     """The database cannot do what was asked (bad URL, unreachable server, bad data)."""
+
+
+class BadDatabaseURL(StoreError):
+    """The database URL is malformed or names a database tradercoin does not support."""
 
 
 class DuplicateUser(StoreError):

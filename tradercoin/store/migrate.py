@@ -7,6 +7,8 @@ runs in one transaction on PostgreSQL and on SQLite alike (the engine emits an e
 
 from __future__ import annotations
 
+import logging
+
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
@@ -14,6 +16,9 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
 __all__ = ["alembic_config", "current_revision", "head_revision", "upgrade"]
+
+# Alembic announces each of its plugins at INFO on first use: noise in every CLI run.
+logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
 
 def alembic_config(connection: sa.Connection | None = None) -> Config:

@@ -107,6 +107,11 @@ class SecretBox:
             _dev_key_text(settings.master_key_file), source=str(settings.master_key_file)
         )
 
+    @classmethod
+    def ephemeral(cls) -> SecretBox:
+        """A box with a random key, for processes that never touch stored credentials."""
+        return cls([("ephemeral", os.urandom(32))])
+
     @staticmethod
     def _aad(user_id: int, kid: str) -> bytes:
         return f"user:{user_id}|kid:{kid}".encode()

@@ -64,9 +64,19 @@ async def open_store(
                 yield store
             finally:
                 store.batcher.close()
+    except BaseExceptionGroup as group:
+        raise _only(group) from None
     finally:
         with trio.CancelScope(shield=True):
             await db.dispose()
+
+
+def _only(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The body's one exception, unwrapped from the batcher nursery's group (the batcher never
+    raises, so a group holds only what the body raised)."""
+    if len(group.exceptions) == 1 and not isinstance(group.exceptions[0], BaseExceptionGroup):
+        return group.exceptions[0]
+    return group
 
 
 class Store:
