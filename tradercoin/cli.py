@@ -254,5 +254,143 @@ def keys_generate(kid: str) -> None:
 # --- service: serve, poll-rate --------------------------------------------------------------
 
 
+@main.command()
+@click.option("--host", default=None, help="Bind address [env TRADERCOIN_HOST; 127.0.0.1].")
+@click.option("--port", type=int, default=None, help="Port [env TRADERCOIN_PORT; 8080].")
+@click.option(
+    "--exchange",
+    default=None,
+    metavar="sim|binance|binance-testnet|URL",
+    help="Exchange [env TRADERCOIN_EXCHANGE; sim: the built-in simulator].",
+)
+@click.option(
+    "--database-url",
+    default=None,
+    metavar="URL",
+    help="Database URL [env TRADERCOIN_DATABASE_URL; sqlite:///./tradercoin.db].",
+)
+@config_errors
+def serve(
+    host: str | None, port: int | None, exchange: str | None, database_url: str | None
+) -> None:
+    """Run the service: the orders page, REST, /ws, and the order monitor.
+
+    Stops gracefully on Ctrl-C or SIGTERM (within 10 s).
+    """
+    import trio
+
+    from tradercoin.service import serve_until_signalled
+    from tradercoin.store import StoreError
+
+    settings = Settings.from_env(host=host, port=port, exchange=exchange, database_url=database_url)
+    try:
+        trio.run(serve_until_signalled, settings)
+    except StoreError as exc:
+        fail(str(exc))
+    except OSError as exc:
+        fail(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}")
+
+
+_URL = click.option(
+    "--url",
+    envvar="TRADERCOIN_URL",
+    default=None,
+    help="The running service [env TRADERCOIN_URL; http://TRADERCOIN_HOST:TRADERCOIN_PORT].",
+)
+_TOKEN = click.option(
+    "--token",
+    envvar="TRADERCOIN_TOKEN",
+    required=True,
+    help="An operator's token (from POST /api/auth/login) [env TRADERCOIN_TOKEN].",
+)
+_USER = click.option(
+    "--user", "user_id", type=click.IntRange(min=1), required=True, help="User id."
+)
+
+
+def _call_service(method: str, url: str | None, path: str, token: str, body: Any = None) -> Any:
+    """One request to a running service; exits 1 with the service's error message."""
+    import httpx
+
+    if url is None:
+        settings = Settings.from_env()
+        url = f"http://{settings.host}:{settings.port}"
+    headers = {"Authorization": f"Bearer {token}"}
+    try:
+        response = httpx.request(method, url.rstrip("/") + path, headers=headers, json=body)
+    except httpx.HTTPError as exc:
+        fail(f"cannot reach {url}: {exc}; is `tradercoin serve` running there?")
+    try:
+        answer = response.json()
+    except ValueError:
+        fail(f"{url} answered HTTP {response.status_code} without JSON; is it tradercoin?")
+    if response.status_code >= 400:
+        error = answer.get("error", {}) if isinstance(answer, dict) else {}
+        fail(f"HTTP {response.status_code}: {error.get('message', 'request failed')}")
+    return answer["data"]
+
+
+def _show_policy(user_id: int, policy: dict[str, Any]) -> None:
+    fields = " ".join(f"{k}={v}" for k, v in policy.items())
+    click.echo(f"user {user_id}: {fields}")
+
+
+@main.group("poll-rate")
+def poll_rate() -> None:
+    """Read or change a user's poll policy on a running service (operators only)."""
+
+
+@poll_rate.command("get")
+@_USER
+@_URL
+@_TOKEN
+def poll_rate_get(user_id: int, url: str | None, token: str) -> None:
+    """Show a user's poll policy."""
+    _show_policy(
+        user_id, _call_service("GET", url, f"/api/admin/users/{user_id}/poll-policy", token)
+    )
+
+
+@poll_rate.command("set")
+@_USER
+@click.option("--interval", default=None, help="Poll interval, e.g. 2s.")
+@click.option("--fast-interval", default=None, help="Interval for large orders, e.g. 1s.")
+@click.option("--fast-notional", default=None, help="Notional from which an order is large.")
+@click.option("--reconcile-interval", default=None, help="Interval while the stream is live.")
+@_URL
+@_TOKEN
+@config_errors
+def poll_rate_set(
+    user_id: int,
+    interval: str | None,
+    fast_interval: str | None,
+    fast_notional: str | None,
+    reconcile_interval: str | None,
+    url: str | None,
+    token: str,
+) -> None:
+    """Change a user's poll policy (omitted values are kept); applies at the next poll."""
+    from tradercoin.config import parse_duration
+
+    body: dict[str, Any] = {}
+    for name, value in (
+        ("interval", interval),
+        ("fast_interval", fast_interval),
+        ("reconcile_interval", reconcile_interval),
+    ):
+        if value is not None:
+            body[name] = parse_duration(value, name=f"--{name.replace('_', '-')}")
+    if fast_notional is not None:
+        body["fast_notional"] = fast_notional
+    if not body:
+        fail(
+            "nothing to set; give --interval, --fast-interval, --fast-notional or "
+            "--reconcile-interval",
+            2,
+        )
+    path = f"/api/admin/users/{user_id}/poll-policy"
+    _show_policy(user_id, _call_service("PUT", url, path, token, body))
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -89,6 +89,8 @@ async def put_poll_policy(user_id: int) -> Response:
     ctx = context()
     current = await _policy_of(ctx, user_id)
     changes = {k: v for k, v in body.model_dump().items() if v is not None}
+    if "interval" in changes and "fast_interval" not in changes:
+        changes["fast_interval"] = min(current.fast_interval, changes["interval"])
     policy = dataclasses.replace(current, **changes)
     if policy.fast_interval > policy.interval:
         raise ApiError(400, "invalid_policy", "fast_interval must not exceed interval")

@@ -192,7 +192,7 @@ async def put_credentials() -> Response:
     creds = Credentials(api_key=body.api_key, api_secret=body.api_secret)
     await ctx.store.set_credentials(user.id, creds, testnet=body.testnet)
     if ctx.supervisor is not None:
-        ctx.supervisor.credentials_changed(user.id)
+        await ctx.supervisor.credentials_changed(user.id)
     return await _credentials_answer(user)
 
 
@@ -210,7 +210,7 @@ async def delete_credentials() -> Response:
     ctx = context()
     await ctx.store.delete_credentials(user.id)
     if ctx.supervisor is not None:
-        ctx.supervisor.credentials_changed(user.id)
+        await ctx.supervisor.credentials_changed(user.id)
     return await _credentials_answer(user)
 
 

@@ -18,6 +18,8 @@ from typing import Any
 
 import trio
 
+from tradercoin.store import Store
+
 __all__ = ["OrdersCache"]
 
 Key = tuple[Any, ...]
@@ -34,7 +36,7 @@ class OrdersCache:
 
     def __init__(
         self,
-        store: Any,
+        store: Store,
         *,
         max_users: int = 20_000,
         pages_per_user: int = 4,

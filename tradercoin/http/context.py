@@ -17,7 +17,7 @@ from tradercoin.config import PollPolicy, Settings
 from tradercoin.exchange.protocol import SymbolInfo
 from tradercoin.http.metrics import HttpMetrics
 from tradercoin.http.security import LoginThrottle, Passwords, TokenSigner
-from tradercoin.store.models import User
+from tradercoin.store import Store, User
 
 if TYPE_CHECKING:
     from tradercoin.actors.messages import ActorStatus
@@ -32,7 +32,7 @@ class SupervisorView(Protocol):
 
     def actor(self, user_id: int) -> Any: ...
 
-    def credentials_changed(self, user_id: int) -> None: ...
+    async def credentials_changed(self, user_id: int) -> None: ...
 
     async def set_poll_policy(
         self, user_id: int, policy: PollPolicy, *, updated_by: int
@@ -50,7 +50,7 @@ class UserCache:
     :meth:`forget` picks that up).
     """
 
-    def __init__(self, store: Any, *, max_users: int = 200_000) -> None:
+    def __init__(self, store: Store, *, max_users: int = 200_000) -> None:
         self._store = store
         self._users: dict[int, User] = {}
         self._max = max_users
@@ -77,7 +77,7 @@ class HttpContext:
     """Everything the routes need, built by the service (or a test)."""
 
     settings: Settings
-    store: Any
+    store: Store
     clock: WallClock
     tokens: TokenSigner
     supervisor: SupervisorView | None = None

@@ -245,7 +245,28 @@ def _unavailable(error: ActorUnavailable) -> ApiError:
     return ApiError(503, "unavailable", error.reason, headers={"Retry-After": "2"})
 
 
+@tag(["orders"])
+async def symbols() -> Response:
+    """The symbols orders may be placed on, with their precision rules."""
+    rows = [
+        {
+            "symbol": info.symbol,
+            "tick_size": format(info.tick_size, "f"),
+            "step_size": format(info.step_size, "f"),
+            "min_qty": format(info.min_qty, "f"),
+            "max_qty": format(info.max_qty, "f"),
+            "min_notional": format(info.min_notional, "f"),
+            "price_precision": info.price_precision,
+            "quantity_precision": info.quantity_precision,
+        }
+        for info in sorted(context().symbols.values(), key=lambda i: i.symbol)
+        if info.status == "TRADING"
+    ]
+    return json_response({"status": "success", "data": rows})
+
+
 def register_routes(app: Quart) -> None:
+    app.add_url_rule("/api/symbols", view_func=symbols, methods=["GET"])
     app.add_url_rule("/api/orders", view_func=list_orders, methods=["GET"])
     app.add_url_rule("/api/orders", view_func=place_order, methods=["POST"])
     app.add_url_rule("/api/orders/<int:order_id>", view_func=get_order, methods=["GET"])

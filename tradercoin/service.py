@@ -1,0 +1,303 @@
+"""``open_service(settings)``: the one place every part is built and started, in order.
+
+The root nursery holds, from the bottom up: the store (and its write batcher), the embedded
+simulator when ``settings.exchange == "sim"``, the shared exchange client and rate governor,
+the supervisor with one actor per user, and Hypercorn serving the Quart-Trio app.
+
+Shutdown (leaving the ``async with``, e.g. on SIGINT/SIGTERM in ``tradercoin serve``) is
+graceful and bounded by :data:`SHUTDOWN_TIMEOUT`: new connections are refused, every
+WebSocket session is closed with 1001, Hypercorn drains its requests, the supervisor stops the
+actors (queued requests fail cleanly), the simulator stops, and the store's batcher commits
+what it holds before the database is closed.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import trio
+from hypercorn.config import Config as HypercornConfig
+from hypercorn.trio import serve as hypercorn_serve
+from quart_trio import QuartTrio
+
+from tradercoin.actors.governor import RateGovernor
+from tradercoin.actors.supervisor import Supervisor
+from tradercoin.clock import WallClock, system_clock
+from tradercoin.config import Settings
+from tradercoin.exchange.client import BinanceFutures, http_client
+from tradercoin.exchange.errors import ExchangeError
+from tradercoin.exchange.protocol import Credentials, SymbolInfo
+from tradercoin.http.app import create_app
+from tradercoin.http.context import HttpContext
+from tradercoin.http.security import Passwords, TokenSigner
+from tradercoin.http.ws import GOING_AWAY, MAX_MESSAGE_SIZE
+from tradercoin.store import SecretBox, Store, open_store
+
+__all__ = ["SHUTDOWN_TIMEOUT", "Service", "open_service", "serve_until_signalled"]
+
+log = logging.getLogger("tradercoin.service")
+
+SHUTDOWN_TIMEOUT = 10.0
+START_TIMEOUT = 30.0
+
+
+@dataclass(eq=False)
+class Service:
+    """The running service: its parts and where it listens."""
+
+    settings: Settings
+    store: Store
+    clock: WallClock
+    ctx: HttpContext
+    app: QuartTrio
+    supervisor: Supervisor
+    governor: RateGovernor
+    exchange: BinanceFutures
+    simulator: Any = None
+    url: str = ""
+    sim_url: str | None = None
+    _stop_http: trio.Event = field(default_factory=trio.Event)
+    _http_done: trio.Event = field(default_factory=trio.Event)
+    _supervisor_scope: trio.CancelScope = field(default_factory=trio.CancelScope)
+    _supervisor_done: trio.Event = field(default_factory=trio.Event)
+    running: bool = False
+
+    async def shutdown(self) -> None:
+        """Close sessions (1001), stop HTTP, stop the actors; each step bounded, in order.
+
+        Waits for: each step to finish, at most :data:`SHUTDOWN_TIMEOUT` in all (what is still
+        running then is cancelled by the caller leaving the nursery).
+        """
+        with trio.move_on_after(SHUTDOWN_TIMEOUT - 1.0):
+            self.running = False
+            with trio.move_on_after(3.0):
+                await self.ctx.sessions.close_all(GOING_AWAY)
+            self.ctx.orders_cache.forget_all()
+            self._stop_http.set()
+            with trio.move_on_after(4.0):
+                await self._http_done.wait()
+            self._supervisor_scope.cancel()
+            await self._supervisor_done.wait()
+        log.info("service stopped")
+
+
+def token_key(settings: Settings) -> bytes:
+    """Key material for session tokens: the master key (or the dev key file's text)."""
+    if settings.master_key:
+        return settings.master_key.encode()
+    return settings.master_key_file.read_bytes()
+
+
+def hypercorn_config(settings: Settings) -> HypercornConfig:
+    config = HypercornConfig()
+    config.bind = [f"{settings.host}:{settings.port}"]
+    config.websocket_max_message_size = MAX_MESSAGE_SIZE
+    config.graceful_timeout = 3.0
+    config.accesslog = None
+    config.errorlog = logging.getLogger("hypercorn.error")
+    config.include_server_header = False
+    return config
+
+
+async def _serve_http(
+    app: QuartTrio,
+    config: HypercornConfig,
+    stop: trio.Event,
+    done: trio.Event,
+    *,
+    task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Hypercorn until ``stop`` is set; ``started()`` with the bound URLs."""
+    try:
+        await hypercorn_serve(app, config, shutdown_trigger=stop.wait, task_status=task_status)
+    finally:
+        done.set()
+
+
+async def _run_supervisor(
+    supervisor: Supervisor,
+    scope: trio.CancelScope,
+    done: trio.Event,
+    *,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    try:
+        with scope:
+            await supervisor.run(task_status=task_status)
+    finally:
+        done.set()
+
+
+async def _start_simulator(
+    nursery: trio.Nursery, settings: Settings, clock: WallClock
+) -> tuple[Any, str, str]:
+    """The embedded simulator on its own loopback port: ``(simulator, rest_url, ws_url)``."""
+    from tradercoin.exchange.sim import Simulator, serve_simulator
+
+    simulator = Simulator(clock=clock)
+    await nursery.start(simulator.run)
+    address = await nursery.start(serve_simulator, simulator, settings.sim_host, settings.sim_port)
+    log.info("simulator listening on %s", address.rest_url)
+    return simulator, address.rest_url, address.ws_url
+
+
+async def _load_symbols(exchange: BinanceFutures, required: bool) -> dict[str, SymbolInfo]:
+    """The exchange's symbols (for validating orders); empty if a real exchange is down."""
+    try:
+        with trio.fail_after(15):
+            infos = await exchange.exchange_info()
+    except (ExchangeError, trio.TooSlowError) as error:
+        if required:
+            raise
+        log.warning("exchange info unavailable (%s); orders are validated by the exchange", error)
+        return {}
+    return {info.symbol: info for info in infos}
+
+
+def _provisioner(
+    simulator: Any, store: Store, supervisor: Supervisor
+) -> Callable[[int], Any] | None:
+    """In simulator mode, give each new user simulated keys so they can trade at once."""
+    if simulator is None:
+        return None
+
+    async def provision(user_id: int) -> None:
+        api_key, api_secret = simulator.create_account()
+        await store.set_credentials(user_id, Credentials(api_key=api_key, api_secret=api_secret))
+        await supervisor.credentials_changed(user_id)
+
+    return provision
+
+
+@asynccontextmanager
+async def open_service(
+    settings: Settings,
+    *,
+    clock: WallClock | None = None,
+    passwords: Passwords | None = None,
+    configure_app: Callable[[QuartTrio], None] | None = None,
+    http: httpx.AsyncClient | None = None,
+) -> AsyncIterator[Service]:
+    """Build and start everything; yield the running :class:`Service`; shut down gracefully
+    on exit (see the module docstring).
+
+    Raises:
+        ConfigError, StoreError: bad settings or an unusable database (before anything runs).
+        OSError: the HTTP port is taken.
+    """
+    clock = clock or system_clock()
+    secrets = SecretBox.from_settings(settings)
+    async with (
+        open_store(settings.database_url, secrets=secrets, clock=clock) as store,
+        http_client() if http is None else _borrowed(http) as pool,
+        trio.open_nursery() as nursery,
+    ):
+        service = await _start(nursery, settings, clock, store, pool, passwords, configure_app)
+        try:
+            yield service
+        finally:
+            with trio.CancelScope(shield=True):
+                await service.shutdown()
+            nursery.cancel_scope.cancel()
+
+
+@asynccontextmanager
+async def _borrowed(http: httpx.AsyncClient) -> AsyncIterator[httpx.AsyncClient]:
+    yield http
+
+
+async def _start(
+    nursery: trio.Nursery,
+    settings: Settings,
+    clock: WallClock,
+    store: Store,
+    pool: httpx.AsyncClient,
+    passwords: Passwords | None,
+    configure_app: Callable[[QuartTrio], None] | None,
+) -> Service:
+    """Start the parts in order; returns once HTTP is listening."""
+    simulator = None
+    if settings.uses_simulator:
+        simulator, rest_url, ws_url = await _start_simulator(nursery, settings, clock)
+    else:
+        rest_url, ws_url = settings.exchange_urls()
+    governor = RateGovernor(
+        budget_per_minute=settings.weight_budget_per_minute,
+        safety_margin=settings.weight_safety_margin,
+        clock=clock,
+    )
+    exchange = BinanceFutures(
+        pool, clock=clock, on_usage=governor.on_usage, rest_url=rest_url, ws_url=ws_url
+    )
+    symbols = await _load_symbols(exchange, required=simulator is not None)
+    supervisor = Supervisor(
+        store=store,
+        exchange=exchange,
+        governor=governor,
+        clock=clock,
+        poll_defaults=settings.poll,
+        stream_ws_url=ws_url,
+    )
+    ctx = HttpContext(
+        settings=settings,
+        store=store,
+        clock=clock,
+        tokens=TokenSigner(token_key(settings), clock=clock),
+        supervisor=supervisor,
+        governor=governor,
+        symbols=symbols,
+        provision_keys=_provisioner(simulator, store, supervisor),
+        passwords=passwords or Passwords(),
+    )
+    service = Service(
+        settings, store, clock, ctx, create_app(ctx), supervisor, governor, exchange, simulator
+    )
+    ctx.ready = lambda: service.running
+    _add_metrics(service)
+    if configure_app is not None:
+        configure_app(service.app)
+    with trio.fail_after(START_TIMEOUT):
+        await nursery.start(
+            _run_supervisor, supervisor, service._supervisor_scope, service._supervisor_done
+        )
+    binds = await nursery.start(
+        _serve_http, service.app, hypercorn_config(settings), service._stop_http, service._http_done
+    )
+    service.url = binds[0]
+    service.sim_url = rest_url if simulator is not None else None
+    service.running = True
+    gc.collect()
+    gc.freeze()  # start-up objects leave the collector's scans (PERF.md: GC at scale)
+    log.info("Order Monitor Service started (checking every %g seconds)", settings.poll.interval)
+    log.info("serving on %s", service.url)
+    return service
+
+
+def _add_metrics(service: Service) -> None:
+    parts: dict[str, Callable[[], Any]] = {
+        "supervisor": service.supervisor.statistics,
+        "governor": service.governor.statistics,
+        "exchange": service.exchange.statistics,
+        "store": service.store.statistics,
+    }
+    if service.simulator is not None:
+        parts["simulator"] = service.simulator.statistics
+    service.ctx.metrics.add_parts(parts)
+
+
+async def serve_until_signalled(settings: Settings) -> None:
+    """``tradercoin serve``: run the service until SIGINT or SIGTERM, then shut down."""
+    import signal
+
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with open_service(settings) as service:
+            print(f"tradercoin is serving on {service.url}", flush=True)
+            async for signum in signals:
+                log.info("received %s: shutting down", signal.Signals(signum).name)
+                break
