@@ -47,9 +47,6 @@ def create_app(ctx: HttpContext) -> QuartTrio:
     app.add_url_rule("/healthz", view_func=healthz, methods=["GET"])
     app.add_url_rule("/readyz", view_func=readyz, methods=["GET"])
     app.add_url_rule("/metrics", view_func=metrics, methods=["GET"])
-    ctx.metrics.add_parts(
-        {"ws": ctx.sessions.statistics, "orders_cache": ctx.orders_cache.statistics}
-    )
     return app
 
 

@@ -100,6 +100,9 @@ class HttpContext:
         self.users = UserCache(self.store)
         self.sessions = WsSessions(self)
         self.orders_cache = OrdersCache(self.store)
+        self.metrics.add_parts(
+            {"ws": self.sessions.statistics, "orders_cache": self.orders_cache.statistics}
+        )
 
 
 def context() -> HttpContext:
