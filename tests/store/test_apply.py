@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -23,7 +25,15 @@ from tradercoin.orders import (
     OrderStatus,
     merge,
 )
-from tradercoin.store import OrderConflict, Store, StoreClosed, User, open_store
+from tradercoin.store import (
+    OrderConflict,
+    SecretBox,
+    Store,
+    StoreClosed,
+    User,
+    open_store,
+)
+from tradercoin.store import db as db_module
 from tradercoin.store.schema import fills
 
 
@@ -185,12 +195,40 @@ async def test_prune_keeps_the_sequence_going(
 
 
 async def test_closed_store_refuses_writes_after_flushing(
-    db_url: str, box: object, clock: FixedEpochClock
+    db_url: str, box: SecretBox, clock: FixedEpochClock
 ) -> None:
-    from tradercoin.store import SecretBox
-
-    assert isinstance(box, SecretBox)
     async with open_store(db_url, secrets=box, clock=clock) as store:
         user = await store.create_user("carol", "h")
     with pytest.raises(StoreClosed):
         await store.apply([placed(user.id, "late")])
+
+
+async def test_sqlite_lock_is_retried_not_reported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clock: FixedEpochClock
+) -> None:
+    retried_twice = trio.Event()
+
+    def noting_backoff(attempt: int) -> float:
+        if attempt >= 2:
+            retried_twice.set()
+        return 0.001
+
+    monkeypatch.setattr(db_module, "SQLITE_BUSY_TIMEOUT_MS", 20)
+    monkeypatch.setattr(db_module, "backoff", noting_backoff)
+    path = tmp_path / "locked.db"
+    async with open_store(f"sqlite:///{path}", secrets=SecretBox.ephemeral(), clock=clock) as store:
+        user = await store.create_user("locked", "h")
+        other = sqlite3.connect(path, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+        result: list[OrderEvent] = []
+
+        async def write() -> None:
+            result.extend(await store.apply([placed(user.id, "while-locked")]))
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(write)
+            await retried_twice.wait()
+            other.execute("COMMIT")
+        other.close()
+        assert [e.seq for e in result] == [1]
+        assert store.statistics().retries >= 2

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 import trio
 
 from tradercoin.clock import WallClock
-from tradercoin.orders import Fill, Order, OrderChange, OrderEvent
+from tradercoin.orders import Fill, OrderChange, OrderEvent
 from tradercoin.store import events as event_sql
 from tradercoin.store import orders as order_sql
 from tradercoin.store.db import Database, one_line
@@ -53,17 +53,17 @@ def _write_jobs(
     conn: sa.Connection, jobs: Sequence[_Job], now: int
 ) -> list[list[OrderEvent] | int]:
     """Thread body: every job's writes, then the events, in the caller's transaction."""
-    stored: list[Order] = []
+    changes: list[OrderChange] = []
     results: list[list[OrderEvent] | int] = []
     slices: list[tuple[int, int, int]] = []
     for job in jobs:
         if job.changes:
-            first = len(stored)
-            stored.extend(order_sql.write_change(conn, change) for change in job.changes)
-            slices.append((len(results), first, len(stored)))
+            slices.append((len(results), len(changes), len(changes) + len(job.changes)))
+            changes.extend(job.changes)
             results.append([])
         else:
             results.append(order_sql.insert_fills(conn, job.fills_user, job.fills))
+    stored = order_sql.write_changes(conn, changes) if changes else []
     events = event_sql.append_events(conn, stored, now) if stored else []
     for index, first, last in slices:
         results[index] = events[first:last]

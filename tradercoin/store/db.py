@@ -2,7 +2,9 @@
 
 :class:`Database` owns the engine and a :class:`trio.CapacityLimiter`. A connection is taken
 inside the thread function, used, and returned to the pool before the thread function returns;
-only plain data crosses back to trio. SQLite gets WAL, a busy timeout, foreign keys and
+only plain data crosses back to trio. SQLite gets WAL with ``synchronous=FULL`` (every commit
+is durable; the write batcher makes that cheap by committing many changes at once), a busy
+timeout, foreign keys and
 explicit ``BEGIN`` (``BEGIN IMMEDIATE`` for writes, so DDL is transactional and a writer never
 fails on a lock upgrade). ``sqlite:///:memory:`` uses one shared connection (StaticPool) behind
 a limiter of one, so the in-memory database works from any worker thread.
@@ -96,7 +98,7 @@ def _configure_sqlite(engine: sa.Engine, *, wal: bool) -> None:
         cursor = dbapi_connection.cursor()
         if wal:
             cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA synchronous=FULL")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()

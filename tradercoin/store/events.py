@@ -35,7 +35,7 @@ def _seq_upsert(insert: Any) -> Any:
     return stmt.on_conflict_do_update(
         index_elements=["user_id"],
         set_={"last_seq": user_seq.c.last_seq + stmt.excluded.last_seq},
-    ).returning(user_seq.c.last_seq)
+    ).returning(user_seq.c.user_id, user_seq.c.last_seq)
 
 
 _SEQ_UPSERT = {"sqlite": _seq_upsert(sqlite.insert), "postgresql": _seq_upsert(postgresql.insert)}
@@ -60,11 +60,9 @@ _PRUNE = order_events.delete().where(order_events.c.created_at < sa.bindparam("b
 def append_events(conn: sa.Connection, stored: Sequence[Order], now: int) -> list[OrderEvent]:
     """Number each stored order with its user's next seq and insert the events, in order."""
     counts = Counter(order.user_id for order in stored)
-    upsert = _SEQ_UPSERT[conn.dialect.name]
-    next_seq: dict[int, int] = {}
-    for user_id, n in counts.items():
-        last = conn.execute(upsert, {"user_id": user_id, "n": n}).scalar_one()
-        next_seq[user_id] = last - n + 1
+    params = [{"user_id": user_id, "n": n} for user_id, n in sorted(counts.items())]
+    rows = conn.execute(_SEQ_UPSERT[conn.dialect.name], params).all()
+    next_seq = {user_id: last - counts[user_id] + 1 for user_id, last in rows}
     events = []
     for order in stored:
         seq = next_seq[order.user_id]

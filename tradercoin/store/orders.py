@@ -34,7 +34,7 @@ __all__ = [
     "insert_fills",
     "page_orders",
     "pending_orders",
-    "write_change",
+    "write_changes",
 ]
 
 _SIDE = {s.value: s for s in Side}
@@ -223,64 +223,96 @@ def pending_orders(conn: sa.Connection, user_id: int) -> list[Order]:
 
 # --- writes ----------------------------------------------------------------------------------
 
-_INSERT = orders.insert().returning(orders.c.id)
+_INSERT = orders.insert().returning(orders.c.id, orders.c.user_id, orders.c.client_order_id)
 _UPDATE = (
     orders.update()
     .where(orders.c.id == sa.bindparam("b_id"), orders.c.user_id == sa.bindparam("b_user_id"))
     .values({name: sa.bindparam(f"b_{name}") for name in _MUTABLE})
 )
+_OWNERS = sa.select(orders.c.id, orders.c.user_id).where(
+    orders.c.id.in_(sa.bindparam("ids", expanding=True))
+)
+
+
+def _fill_insert(insert: Any) -> Any:
+    return insert(fills).on_conflict_do_nothing(index_elements=["symbol", "trade_id"])
+
+
 _FILL_INSERT = {
-    "sqlite": sqlite.insert(fills)
-    .on_conflict_do_nothing(index_elements=["symbol", "trade_id"])
-    .returning(fills.c.id),
-    "postgresql": postgresql.insert(fills)
-    .on_conflict_do_nothing(index_elements=["symbol", "trade_id"])
-    .returning(fills.c.id),
+    "sqlite": _fill_insert(sqlite.insert),
+    "postgresql": _fill_insert(postgresql.insert),
 }
+_FILL_INSERT_RETURNING = {k: v.returning(fills.c.id) for k, v in _FILL_INSERT.items()}
 
 
-def write_change(conn: sa.Connection, change: OrderChange) -> Order:
-    """Insert (``before is None``) or update the order; returns it as stored, with its id.
+def write_changes(conn: sa.Connection, changes: Sequence[OrderChange]) -> list[Order]:
+    """Insert (``before is None``) or update every order, a statement per kind for all of
+    them; returns the orders as stored, with their ids, in the order of ``changes``.
 
     Raises:
-        OrderConflict: an update of an order this user does not have, or an insert that
-            already carries an id.
+        OrderConflict: an update of an order its user does not have, an insert that already
+            carries an id, or an update without one.
         sqlalchemy.exc.IntegrityError: e.g. a duplicate client order id.
     """
-    after = change.after
-    if change.before is None:
-        if after.id is not None:
-            raise OrderConflict(f"new order of user {after.user_id} already has id {after.id}")
-        order_id = conn.execute(_INSERT, order_params(after)).scalar_one()
-        stored = dataclasses.replace(after, id=order_id)
-    else:
-        if after.id is None:
-            raise OrderConflict(f"update of an order of user {after.user_id} without an id")
-        params = {f"b_{k}": v for k, v in order_params(after).items()}
-        params["b_id"] = after.id
-        if conn.execute(_UPDATE, params).rowcount != 1:
-            raise OrderConflict(f"user {after.user_id} has no order {after.id} to update")
-        stored = after
-    if change.fills:
-        insert_fills(conn, after.user_id, change.fills)
-    return stored
+    inserts = [c.after for c in changes if c.before is None]
+    updates = [c.after for c in changes if c.before is not None]
+    _check_ids(inserts, updates)
+    ids: dict[tuple[int, str], int] = {}
+    if inserts:
+        rows = conn.execute(_INSERT, [order_params(o) for o in inserts])
+        ids = {(r[1], r[2]): r[0] for r in rows}
+    if updates:
+        _update_all(conn, updates)
+    fill_rows = [_fill_row(c.after.user_id, f) for c in changes for f in c.fills]
+    if fill_rows:
+        conn.execute(_FILL_INSERT[conn.dialect.name], fill_rows)
+    return [
+        dataclasses.replace(c.after, id=ids[(c.after.user_id, c.after.client_order_id)])
+        if c.before is None
+        else c.after
+        for c in changes
+    ]
+
+
+def _check_ids(inserts: Sequence[Order], updates: Sequence[Order]) -> None:
+    for order in inserts:
+        if order.id is not None:
+            raise OrderConflict(f"new order of user {order.user_id} already has id {order.id}")
+    for order in updates:
+        if order.id is None:
+            raise OrderConflict(f"update of an order of user {order.user_id} without an id")
+
+
+def _update_all(conn: sa.Connection, updates: Sequence[Order]) -> None:
+    params = []
+    for order in updates:
+        row = {f"b_{k}": v for k, v in order_params(order).items()}
+        row["b_id"] = order.id
+        params.append(row)
+    if conn.execute(_UPDATE, params).rowcount == len(updates):
+        return
+    owners = dict(conn.execute(_OWNERS, {"ids": [o.id for o in updates]}).all())
+    for order in updates:
+        if owners.get(order.id) != order.user_id:
+            raise OrderConflict(f"user {order.user_id} has no order {order.id} to update")
+    raise OrderConflict("an update changed no row")  # the same order twice in one batch
+
+
+def _fill_row(user_id: int, fill: Fill) -> dict[str, Any]:
+    return {
+        "user_id": user_id,
+        "symbol": fill.symbol,
+        "trade_id": fill.trade_id,
+        "exchange_order_id": fill.exchange_order_id,
+        "price": dec_text(fill.price),
+        "quantity": dec_text(fill.quantity),
+        "commission": dec_text(fill.commission),
+        "commission_asset": fill.commission_asset,
+        "time": fill.time,
+    }
 
 
 def insert_fills(conn: sa.Connection, user_id: int, new_fills: Sequence[Fill]) -> int:
     """Insert each fill once (by symbol and trade id); returns how many were new."""
-    statement = _FILL_INSERT[conn.dialect.name]
-    inserted = 0
-    for fill in new_fills:
-        params = {
-            "user_id": user_id,
-            "symbol": fill.symbol,
-            "trade_id": fill.trade_id,
-            "exchange_order_id": fill.exchange_order_id,
-            "price": dec_text(fill.price),
-            "quantity": dec_text(fill.quantity),
-            "commission": dec_text(fill.commission),
-            "commission_asset": fill.commission_asset,
-            "time": fill.time,
-        }
-        inserted += len(conn.execute(statement, params).all())
-    return inserted
+    statement = _FILL_INSERT_RETURNING[conn.dialect.name]
+    return sum(len(conn.execute(statement, _fill_row(user_id, f)).all()) for f in new_fills)

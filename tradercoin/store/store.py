@@ -42,9 +42,13 @@ async def open_store(
     clock: WallClock,
     migrate: bool = True,
     run_sync: RunSync | None = None,
+    batch_jobs: int = 512,
 ) -> AsyncIterator[Store]:
     """Open the database at ``url``, migrate it (unless ``migrate=False``), start the write
     batcher, and yield the :class:`Store`.
+
+    ``run_sync`` replaces the thread hop (tests under MockClock); ``batch_jobs`` caps how many
+    callers' jobs share one transaction (1 turns group commit off, for comparison).
 
     Resource handling: owns the engine and the batcher's task. On exit the batcher commits
     every queued write, then the engine is disposed (even when cancelled).
@@ -57,7 +61,7 @@ async def open_store(
         await db.check()
         if migrate:
             await db.write(upgrade)
-        store = Store(db, secrets, clock)
+        store = Store(db, secrets, clock, batch_jobs=batch_jobs)
         async with trio.open_nursery() as nursery:
             await nursery.start(store.batcher.run)
             try:
@@ -82,11 +86,13 @@ def _only(group: BaseExceptionGroup[BaseException]) -> BaseException:
 class Store:
     """Repositories over one :class:`Database`; build it with :func:`open_store`."""
 
-    def __init__(self, db: Database, secrets: SecretBox, clock: WallClock) -> None:
+    def __init__(
+        self, db: Database, secrets: SecretBox, clock: WallClock, *, batch_jobs: int = 512
+    ) -> None:
         self.db = db
         self.secrets = secrets
         self.clock = clock
-        self.batcher = WriteBatcher(db, clock)
+        self.batcher = WriteBatcher(db, clock, max_jobs=batch_jobs)
 
     @property
     def dialect(self) -> str:
