@@ -203,3 +203,13 @@ async def test_bad_since_is_refused(base: str, alice: Any) -> None:
         async with open_websocket_url(f"ws://{base}/ws?token={token}&since=-3"):
             pass
     assert rejected.value.status_code == 400
+
+
+async def test_a_replay_too_long_to_send_is_a_resync(base: str, store: Store, alice: Any) -> None:
+    from tradercoin.http.ws import REPLAY_LIMIT
+
+    user, token = alice
+    await add_orders(store, user, REPLAY_LIMIT + 1)
+    async with open_websocket_url(f"ws://{base}/ws?token={token}&since=0") as ws:
+        await _next(ws, "hello")
+        assert await _next(ws) == {"type": "resync", "seq": REPLAY_LIMIT + 1}
