@@ -1,19 +1,27 @@
 """The user-data stream of one actor: listenKey upkeep, connection upkeep, events to the actor.
 
 :func:`run_user_stream` runs inside the actor's nursery for as long as the actor has usable
-keys. It creates the listenKey, keeps it alive every 30 min, opens a connection with the
-exchange reader (:class:`tradercoin.exchange.stream.UserStream`), and sends the actor:
+keys. Two loops share the current listenKey:
 
-* :class:`StreamChanged` ``healthy`` once connected, ``down`` (with the reason) after any drop,
-  listenKey expiry or -1125, silence past the watchdog, or the rotation before 24 h;
-* :class:`StreamUpdates` with every ``ORDER_TRADE_UPDATE`` (queued ones batched together).
+* the **key loop** PUTs it every 30 min; a -1125 answer drops the key and ends the current
+  connection, so the connection loop recreates it with POST;
+* the **connection loop** creates the key when there is none, opens a connection with the
+  exchange reader (:class:`tradercoin.exchange.stream.UserStream`) and forwards its events.
 
-It reconnects by itself with back-off. It never touches orders: merging is the actor's.
+The actor is told :class:`StreamChanged` ``healthy`` once connected and ``down`` (with the
+reason) after a disconnect, a listenKey expiry or -1125, or a failed connect; it then polls
+at once and at the user's interval until the stream is back. Two endings are planned and
+not reported as drops: the rotation before the exchange's 24 h limit, and the watchdog,
+which rotates a connection silent for ``watchdog`` seconds (an idle user stream carries no
+frames, only pings; a dead one looks the same, and what it may have lost is caught by the
+reconcile poll). Order updates go to the actor as :class:`StreamUpdates`, queued ones
+batched. The stream never touches orders: merging is the actor's.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 import trio
@@ -33,7 +41,7 @@ from tradercoin.exchange.stream import (
     UserStream,
 )
 
-__all__ = ["run_user_stream"]
+__all__ = ["StreamOptions", "run_user_stream"]
 
 log = logging.getLogger(__name__)
 
@@ -41,34 +49,92 @@ LISTEN_KEY_WEIGHT = 1
 INVALID_LISTEN_KEY = -1125
 
 
-class _Connection:
-    """One listenKey on one connection, until it ends; :attr:`reason` says why."""
+@dataclass(frozen=True, slots=True)
+class StreamOptions:
+    """Timings of the stream upkeep (seconds)."""
 
-    def __init__(self, client: Any, key: str, sink: trio.MemorySendChannel[Message]) -> None:
-        self.client = client
-        self.key = key
-        self.sink = sink
-        self.reason = "stream ended"
+    keepalive_interval: float = 1800.0
+    rotate_after: float = 23.5 * 3600
+    silence_after: float = 60.0
+    watchdog: float = 1800.0
+    retry_min: float = 1.0
+    retry_max: float = 60.0
 
-    async def keepalive(
-        self, governor: RateGovernor, every: float, scope: trio.CancelScope
+
+class _UserStreamUpkeep:
+    """The state the two loops share: the client, the current key, the current connection."""
+
+    def __init__(
+        self,
+        client: Any,
+        sink: trio.MemorySendChannel[Message],
+        ws_url: str,
+        governor: RateGovernor,
+        connect: Connect,
+        options: StreamOptions,
     ) -> None:
-        """PUT the key every ``every`` seconds; on -1125 end the connection (recreate)."""
+        self.client = client
+        self.sink = sink
+        self.ws_url = ws_url
+        self.governor = governor
+        self.connect = connect
+        self.options = options
+        self.key: str | None = None
+        self.connection: trio.CancelScope | None = None
+        self.reason = ""
+        self.planned = False
+
+    async def keep_key_alive(self) -> None:
+        """Every ``keepalive_interval``: PUT the key; on -1125 forget it and reconnect."""
         while True:
-            await trio.sleep(every)
-            await governor.spend(LISTEN_KEY_WEIGHT)
+            await trio.sleep(self.options.keepalive_interval)
+            if self.key is None:
+                continue
+            await self.governor.spend(LISTEN_KEY_WEIGHT)
             try:
                 await self.client.keepalive_listen_key(self.key)
             except ExchangeError as exc:
-                if exc.code == INVALID_LISTEN_KEY:
-                    self.reason = "listenKey invalid (-1125)"
-                    scope.cancel()
-                    return
-                log.warning("listenKey keepalive failed (next try in %.0fs): %s", every, exc)
+                if exc.code != INVALID_LISTEN_KEY:
+                    log.warning("listenKey keepalive failed (retried in 30 min): %s", exc)
+                    continue
+                self._end(f"listenKey invalid ({INVALID_LISTEN_KEY})", planned=False)
+                self.key = None
+                if self.connection is not None:
+                    self.connection.cancel()
 
-    async def consume(
-        self, events: trio.MemoryReceiveChannel[StreamEvent], watchdog: float
-    ) -> None:
+    def _end(self, reason: str, *, planned: bool) -> None:
+        self.reason, self.planned = reason, planned
+
+    async def connect_once(self) -> None:
+        """Create the key if needed and run one connection until it ends (see ``reason``).
+
+        Raises:
+            ExchangeError: the key could not be created.
+        """
+        if self.key is None:
+            await self.governor.spend(LISTEN_KEY_WEIGHT)
+            self.key = await self.client.create_listen_key()
+        self._end("stream ended", planned=False)
+        send, receive = trio.open_memory_channel[StreamEvent](64)
+        reader = UserStream(
+            self.ws_url, [self.key], send, connect=self.connect,
+            silence_after=self.options.silence_after,
+        )  # fmt: skip
+        async with trio.open_nursery() as nursery:
+            self.connection = nursery.cancel_scope
+            try:
+                await nursery.start(reader.run)
+            except ExchangeError as exc:  # caught here: the nursery would wrap it in a group
+                self._end(f"cannot connect: {exc}", planned=False)
+                return
+            with trio.move_on_after(self.options.rotate_after) as rotation, receive:
+                await self._consume(receive)
+            if rotation.cancelled_caught:
+                self._end("rotated before the 24 h limit", planned=True)
+            nursery.cancel_scope.cancel()
+        self.connection = None
+
+    async def _consume(self, events: trio.MemoryReceiveChannel[StreamEvent]) -> None:
         """Forward events to the actor until the connection ends (or the reader stops)."""
         held: StreamEvent | None = None
         while True:
@@ -81,22 +147,23 @@ class _Connection:
             if isinstance(event, OrderUpdateEvent):
                 updates, held = _drain_updates(event, events)
                 await self.sink.send(StreamUpdates(updates))
-            elif await self._control(event, watchdog):
+            elif await self._control(event):
                 return
 
-    async def _control(self, event: StreamEvent, watchdog: float) -> bool:
+    async def _control(self, event: StreamEvent) -> bool:
         """Act on a non-update event; ``True`` when the connection is done for."""
         match event:
             case Connected():
                 await self.sink.send(StreamChanged("healthy", "connected"))
             case ListenKeyExpired():
-                self.reason = "listenKey expired"
+                self._end("listenKey expired", planned=False)
+                self.key = None
                 return True
-            case Silence(seconds) if seconds >= watchdog:
-                self.reason = f"silent for {seconds:.0f}s"
+            case Silence(seconds) if seconds >= self.options.watchdog:
+                self._end(f"silent for {seconds:.0f}s: rotated", planned=True)
                 return True
             case Disconnected(reason, code):
-                self.reason = f"disconnected ({code} {reason})"
+                self._end(f"disconnected ({code} {reason})", planned=False)
                 return True
         return False
 
@@ -116,42 +183,6 @@ def _drain_updates(
         updates.append(event.update)
 
 
-async def _connect_once(
-    client: Any,
-    sink: trio.MemorySendChannel[Message],
-    ws_url: str,
-    governor: RateGovernor,
-    connect: Connect,
-    options: dict[str, float],
-) -> str:
-    """Create the listenKey, run one connection until it ends; returns why it ended.
-
-    Raises:
-        ExchangeError: the key could not be created, or the connection not opened.
-    """
-    await governor.spend(LISTEN_KEY_WEIGHT)
-    key = await client.create_listen_key()
-    connection = _Connection(client, key, sink)
-    send, receive = trio.open_memory_channel[StreamEvent](64)
-    reader = UserStream(
-        ws_url, [key], send, connect=connect, silence_after=options["silence_after"]
-    )
-    async with trio.open_nursery() as nursery:
-        try:
-            await nursery.start(reader.run)
-        except ExchangeError as exc:  # caught here: the nursery would wrap it in a group
-            return f"cannot connect: {exc}"
-        nursery.start_soon(
-            connection.keepalive, governor, options["keepalive_interval"], nursery.cancel_scope
-        )
-        with trio.move_on_after(options["rotate_after"]) as rotation, receive:
-            await connection.consume(receive, options["watchdog"])
-        if rotation.cancelled_caught:
-            connection.reason = "rotated before the 24 h limit"
-        nursery.cancel_scope.cancel()
-    return connection.reason
-
-
 async def run_user_stream(
     client: Any,
     *,
@@ -160,33 +191,33 @@ async def run_user_stream(
     ws_url: str,
     governor: RateGovernor,
     connect: Connect = open_websocket_url,
-    keepalive_interval: float = 1800.0,
-    rotate_after: float = 23.5 * 3600,
-    silence_after: float = 60.0,
-    watchdog: float = 600.0,
-    retry_min: float = 1.0,
-    retry_max: float = 60.0,
+    options: StreamOptions | None = None,
 ) -> None:
     """Keep ``user_id``'s stream up until cancelled (see the module doc).
 
-    Returns: runs until cancelled. Error handling: connect failures and exchange errors on
-    the listenKey are retried with back-off (``retry_min`` doubling to ``retry_max``).
+    Returns: runs until cancelled. Error handling: failed connects and listenKey creations
+    are retried with back-off (``retry_min`` doubling to ``retry_max``).
     """
-    options = {
-        "keepalive_interval": keepalive_interval,
-        "rotate_after": rotate_after,
-        "silence_after": silence_after,
-        "watchdog": watchdog,
-    }
+    upkeep = _UserStreamUpkeep(client, sink, ws_url, governor, connect, options or StreamOptions())
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(upkeep.keep_key_alive)
+        await _connection_loop(upkeep, user_id)
+
+
+async def _connection_loop(upkeep: _UserStreamUpkeep, user_id: int) -> None:
+    options = upkeep.options
     failures = 0
     while True:
         began = trio.current_time()
         try:
-            reason = await _connect_once(client, sink, ws_url, governor, connect, options)
+            await upkeep.connect_once()
         except ExchangeError as exc:
-            reason = f"cannot connect: {exc}"
-        log.info("user %d stream down: %s", user_id, reason)
-        await sink.send(StreamChanged("down", reason))
-        failures = 0 if trio.current_time() - began > retry_max else failures + 1
+            upkeep._end(f"cannot create the listenKey: {exc}", planned=False)
+        if upkeep.planned:
+            log.info("user %d stream reconnecting: %s", user_id, upkeep.reason)
+            continue
+        log.info("user %d stream down: %s", user_id, upkeep.reason)
+        await upkeep.sink.send(StreamChanged("down", upkeep.reason))
+        failures = 0 if trio.current_time() - began > options.retry_max else failures + 1
         if failures > 1:
-            await trio.sleep(min(retry_max, retry_min * 2.0 ** (failures - 2)))
+            await trio.sleep(min(options.retry_max, options.retry_min * 2.0 ** (failures - 2)))

@@ -38,6 +38,7 @@ from tradercoin.actors.messages import (
     ask,
 )
 from tradercoin.actors.sessions import Sessions
+from tradercoin.actors.stream import StreamOptions, run_user_stream
 from tradercoin.actors.user import AccountFactory, ActorConfig, ActorStore, Strategy, UserActor
 from tradercoin.clock import WallClock
 from tradercoin.config import PollPolicy
@@ -225,7 +226,9 @@ class Supervisor:
         restart_min, restart_max: the back-off bounds of a crashed actor's restart.
         healthy_after: an incarnation that ran this long resets the back-off.
         seed: seeds every user's restart jitter, so runs repeat.
-        actor_factory: builds an actor for a handle (default: :class:`UserActor`).
+        actor_factory: builds an actor for a handle (default: an ``actor_class``).
+        actor_class: the class of the default factory's actors (tests inject faults with a
+            subclass of :class:`UserActor`).
         stream_options: extra keyword arguments for the stream task (timeouts).
     """
 
@@ -246,6 +249,7 @@ class Supervisor:
         healthy_after: float = 300.0,
         seed: int = 0,
         actor_factory: ActorFactory | None = None,
+        actor_class: type[UserActor] = UserActor,
         stream_options: dict[str, Any] | None = None,
     ) -> None:
         self._store = store
@@ -255,11 +259,12 @@ class Supervisor:
         self._config = ActorConfig(
             poll_defaults=poll_defaults,
             strategy=strategy,
-            stream=_stream_runner(stream_ws_url, connect_ws, stream_options or {}),
+            stream=_stream_runner(stream_ws_url, connect_ws, governor, stream_options or {}),
             mailbox_size=mailbox_size,
         )
         self._restart = (restart_min, restart_max, healthy_after)
         self._seed = seed
+        self._actor_class = actor_class
         self._factory = actor_factory or self._user_actor
         self._handles: dict[int, ActorHandle] = {}
         self._nursery: trio.Nursery | None = None
@@ -344,7 +349,7 @@ class Supervisor:
         handle.state = "starting"
 
     def _user_actor(self, handle: ActorHandle) -> UserActor:
-        return UserActor(
+        return self._actor_class(
             handle.user_id,
             store=self._store,
             exchange=self._exchange,
@@ -427,12 +432,14 @@ class Supervisor:
         )
 
 
-def _stream_runner(url: str | None, connect: Any, options: dict[str, Any]) -> Any:
+def _stream_runner(
+    url: str | None, connect: Any, governor: RateGovernor, options: dict[str, Any]
+) -> Any:
     if url is None:
         return None
-    from tradercoin.actors.stream import run_user_stream
-
-    kwargs = dict(options, ws_url=url)
+    kwargs: dict[str, Any] = {"ws_url": url, "governor": governor}
+    if options:
+        kwargs["options"] = StreamOptions(**options)
     if connect is not None:
         kwargs["connect"] = connect
     return functools.partial(run_user_stream, **kwargs)

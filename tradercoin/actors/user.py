@@ -118,6 +118,7 @@ OPEN_ORDERS_WEIGHT = 1
 GET_ORDER_WEIGHT = 1
 USER_TRADES_WEIGHT = 5
 CANCEL_WEIGHT = 1
+EVENTS_PAGE = 1000  # the store's default page of events_since
 
 
 def new_client_order_id() -> str:
@@ -191,7 +192,6 @@ class UserActor:
         creds = await self._store.get_credentials(self.user_id)
         if creds is None:
             raise LookupError(f"user {self.user_id} has no exchange credentials")
-        self._client = self._exchange.for_account(creds)
         self._policy = await self._store.get_poll_policy(self.user_id) or self._policy
         for order in await self._store.pending_orders(self.user_id):
             self._remember(order)
@@ -200,7 +200,7 @@ class UserActor:
         self.state = "running"
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
-            self._start_stream()
+            self._use_credentials(creds)
             task_status.started()
             log.info("user %d actor started: %d pending orders", self.user_id, len(self._pending))
             await self._serve()
@@ -475,12 +475,22 @@ class UserActor:
         if since is None or since >= latest:
             return self._sessions.add(send, latest)
         session_id = self._sessions.add(send, since)
-        events = await self._store.events_since(self.user_id, since)
+        events = await self._events_after(since)
         if not events or events[0].seq != since + 1:
             self._sessions.resync(session_id, latest)
             return session_id
         self._sessions.deliver(session_id, events)
         return session_id
+
+    async def _events_after(self, seq: int) -> list[OrderEvent]:
+        """Every stored event after ``seq``, page by page."""
+        events: list[OrderEvent] = []
+        while True:
+            page = await self._store.events_since(self.user_id, seq)
+            events.extend(page)
+            if len(page) < EVENTS_PAGE:
+                return events
+            seq = page[-1].seq
 
     async def _detach(self, session_id: int) -> None:
         self._sessions.remove(session_id)
@@ -489,7 +499,7 @@ class UserActor:
         """After a restart: push what sessions may have missed while the actor was down."""
         oldest = self._sessions.oldest_seq()
         if oldest is not None:
-            self._sessions.push(await self._store.events_since(self.user_id, oldest))
+            self._sessions.push(await self._events_after(oldest))
 
     # ------------------------------------------------------------ poll
 
@@ -584,8 +594,8 @@ class UserActor:
         if was == state:
             return
         log.info("user %d stream %s -> %s %s", self.user_id, was, state, reason)
-        if was == "healthy":
-            self._poll_now = True  # reconcile what the drop may have hidden
+        if "healthy" in (was, state) and state != "off":
+            self._poll_now = True  # reconcile what a drop, or the time before, may hide
         self._declare_demand()
 
     async def _on_stream_updates(self, updates: tuple[Any, ...]) -> None:
@@ -636,12 +646,20 @@ class UserActor:
             self._stopping = True
             return
         self._stop_stream()
-        self._client = self._exchange.for_account(creds)
         self.state = "running"
         self._poll_now = True
-        self._start_stream()
+        self._use_credentials(creds)
         self._declare_demand()
         log.info("user %d credentials changed: resumed", self.user_id)
+
+    def _use_credentials(self, creds: xp.Credentials) -> None:
+        """Build the exchange view and start the stream; park when the keys are unusable."""
+        try:
+            self._client = self._exchange.for_account(creds)
+        except InvalidCredentials as exc:
+            self._park(exc)
+            return
+        self._start_stream()
 
 
 def _to_exchange(order: Order) -> xp.PlaceOrder:
