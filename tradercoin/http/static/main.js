@@ -99,7 +99,7 @@ async function loadSymbols() {
     const answer = await api("GET", "/api/symbols");
     const names = answer.data.map((s) => s.symbol);
     const form = $("order-symbol");
-    form.replaceChildren(...names.map((n) => new Option(n, n)));
+    form.replaceChildren(...names.map((n) => new Option(n, n, false, n === "BTCUSDT")));
     const filter = $("filter-symbol");
     filter.replaceChildren(new Option("All", ""), ...names.map((n) => new Option(n, n)));
   } catch (error) {

@@ -1,0 +1,165 @@
+"""The orders page in Debian's Chromium (Playwright, headless) against a real
+``tradercoin serve`` on a free loopback port with a temp SQLite file.
+
+A newcomer registers, places a MARKET order and sees its row turn FILLED without a reload;
+then, with the page offline, an order is canceled elsewhere, and the missed update arrives
+after the page reconnects. A screenshot is saved in the test's tmp dir.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import missing
+from tradercoin.store import generate_key
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+LIVE_MS = 30_000
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[str]:
+    """``tradercoin serve`` in a subprocess; its base URL once /healthz answers."""
+    port = _free_port()
+    env = {
+        **os.environ,
+        "TRADERCOIN_PORT": str(port),
+        "TRADERCOIN_DATABASE_URL": f"sqlite:///{tmp_path}/browser.db",
+        "TRADERCOIN_MASTER_KEY": generate_key(),
+    }
+    log = (tmp_path / "serve.log").open("w")
+    command = [sys.executable, "-m", "tradercoin.cli", "serve"]
+    process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(url, process, tmp_path / "serve.log")
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
+        log.close()
+    assert process.returncode == 0, (tmp_path / "serve.log").read_text()[-2000:]
+
+
+def _wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    for _ in range(300):
+        if process.poll() is not None:
+            pytest.fail(f"tradercoin serve exited: {log.read_text()[-2000:]}")
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    pytest.fail("tradercoin serve did not become healthy")
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    if not Path(CHROMIUM).exists():
+        missing(f"{CHROMIUM} is not installed (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        instance = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
+        yield instance
+        instance.close()
+
+
+def _row(page: Any, order_id: int, status: str) -> None:
+    page.wait_for_selector(
+        f'#orders-body tr[data-order-id="{order_id}"][data-status="{status}"]', timeout=LIVE_MS
+    )
+
+
+def test_register_trade_and_follow_orders_live_through_a_disconnect(
+    server: str, browser: Any, tmp_path: Path
+) -> None:
+    context = browser.new_context(viewport={"width": 1280, "height": 860})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(server)
+
+    page.get_by_label("Username").fill("newcomer")
+    page.get_by_label("Password (8 characters or more)").fill("correct horse")
+    page.get_by_role("button", name="Register").click()
+    page.wait_for_selector('#conn[data-state="live"]')
+
+    page.get_by_label("Symbol", exact=True).first.select_option("BTCUSDT")
+    page.get_by_label("Quantity").fill("0.010")
+    page.get_by_role("button", name="Place order").click()
+    page.wait_for_selector("#orders-body tr[data-order-id]")
+    market_id = int(page.get_attribute("#orders-body tr[data-order-id]", "data-order-id"))
+    _row(page, market_id, "filled")  # pushed over /ws: the page never reloaded
+
+    token = httpx.post(
+        f"{server}/api/auth/login", json={"username": "newcomer", "password": "correct horse"}
+    ).json()["token"]
+    api = httpx.Client(base_url=server, headers={"Authorization": f"Bearer {token}"})
+    filled = api.get(f"/api/orders/{market_id}").json()["data"]
+    price = (Decimal(filled["avg_price"]) * Decimal("0.97")).quantize(Decimal("0.1"))
+    limit = api.post(
+        "/api/orders",
+        json={
+            "symbol": "BTCUSDT",
+            "side": "BUY",
+            "type": "LIMIT",
+            "quantity": "0.010",
+            "price": str(price),
+        },
+    )
+    assert limit.status_code == 201, limit.text
+    limit_id = limit.json()["data"]["id"]
+    _row(page, limit_id, "new")
+
+    context.set_offline(True)
+    page.wait_for_selector('#conn[data-state="offline"]')
+    assert api.delete(f"/api/orders/{limit_id}").json()["data"]["status"] == "canceled"
+    assert (
+        page.get_attribute(f'#orders-body tr[data-order-id="{limit_id}"]', "data-status") == "new"
+    )
+    context.set_offline(False)
+    _row(page, limit_id, "canceled")  # replayed from the last seq after the reconnect
+    page.wait_for_selector('#conn[data-state="live"]')
+    assert page.locator("#orders-body tr").count() == 2  # nothing twice
+
+    page.screenshot(path=str(tmp_path / "orders-page.png"), full_page=True)
+    phone = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
+    phone.add_cookies(context.cookies())
+    small = phone.new_page()
+    small.goto(server)
+    small.wait_for_selector(f'#orders-body tr[data-order-id="{limit_id}"]')
+    small.screenshot(path=str(tmp_path / "orders-phone.png"), full_page=True)
+    assert errors == []
