@@ -120,3 +120,18 @@ async def test_the_page_is_served_with_a_strict_csp(client: Any) -> None:
     assert "default-src 'self'" in response.headers["Content-Security-Policy"]
     script = await client.get("/static/main.js")
     assert script.status_code == 200
+
+
+async def test_pages_of_a_user_without_actor_are_cached_until_keys_change(
+    client: Any, store: Store, ctx: Any
+) -> None:
+    token = await register(client)
+    alice = await _user(store, "alice")
+    await add_orders(store, alice, 2)
+    assert (await (await client.get("/api/orders", headers=bearer(token))).get_json())["total"] == 2
+    await add_orders(store, alice, 1, symbol="ETHUSDT")  # behind the service's back
+    assert (await (await client.get("/api/orders", headers=bearer(token))).get_json())["total"] == 2
+    assert ctx.orders_cache.hits == 1
+    keys = {"api_key": "abcdefgh1234", "api_secret": "s" * 16}
+    await client.put("/api/credentials", json=keys, headers=bearer(token))
+    assert (await (await client.get("/api/orders", headers=bearer(token))).get_json())["total"] == 3

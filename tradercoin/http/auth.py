@@ -191,6 +191,7 @@ async def put_credentials() -> Response:
     ctx = context()
     creds = Credentials(api_key=body.api_key, api_secret=body.api_secret)
     await ctx.store.set_credentials(user.id, creds, testnet=body.testnet)
+    ctx.orders_cache.forget(user.id)
     if ctx.supervisor is not None:
         await ctx.supervisor.credentials_changed(user.id)
     return await _credentials_answer(user)
@@ -209,6 +210,7 @@ async def delete_credentials() -> Response:
     user = await authenticate()
     ctx = context()
     await ctx.store.delete_credentials(user.id)
+    ctx.orders_cache.forget(user.id)
     if ctx.supervisor is not None:
         await ctx.supervisor.credentials_changed(user.id)
     return await _credentials_answer(user)

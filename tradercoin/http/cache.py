@@ -4,7 +4,11 @@ Orders change only through a user's actor, and the actor pushes every change to 
 attached to it. So the cache attaches itself to the actor as one more session, *before* it
 reads the store, and drops the user's cached pages whenever anything arrives on that channel
 (or the channel ends: the actor lagged us out or restarted). No task is needed: the channel is
-drained with ``receive_nowait`` on the next read. A user without a running actor is not cached.
+drained with ``receive_nowait`` on the next read.
+
+A user without an actor (no exchange keys) has nobody to change their orders, so their pages
+are cached with no channel, until an actor appears for them (the entry is then replaced by an
+attached one) or :meth:`forget` is called when their keys change.
 
 Memory is bounded: at most ``max_users`` users (least recently read first out), each with at
 most ``pages_per_user`` distinct queries, and a small channel each.
@@ -27,7 +31,7 @@ Key = tuple[Any, ...]
 
 @dataclass(eq=False)
 class _UserEntry:
-    receive: trio.MemoryReceiveChannel[dict[str, Any]]
+    receive: trio.MemoryReceiveChannel[dict[str, Any]] | None
     pages: dict[Key, bytes] = field(default_factory=dict)
 
 
@@ -56,17 +60,22 @@ class OrdersCache:
     ) -> bytes:
         """The cached answer for ``key``, or ``render()``'s (cached when still valid).
 
-        ``actor`` is the user's actor handle (``None``: no caching). Errors of ``render``
-        propagate; an actor that cannot attach just means no caching this time.
+        ``actor`` is the user's actor handle (``None``: the user has none). Errors of
+        ``render`` propagate; an actor that cannot attach just means no caching this time.
         """
         entry = self._current(user_id)
+        if entry is not None and entry.receive is None and actor is not None:
+            self.forget(user_id)  # an actor started since: follow it from now on
+            entry = None
         if entry is not None and key in entry.pages:
             self.hits += 1
             self._users[user_id] = self._users.pop(user_id)  # most recently used
             return entry.pages[key]
         self.misses += 1
-        if entry is None and actor is not None:
-            entry = await self._attach(user_id, actor)
+        if entry is None:
+            entry = (
+                await self._attach(user_id, actor) if actor is not None else self._static(user_id)
+            )
         body = await render()
         if (
             entry is not None
@@ -85,7 +94,7 @@ class OrdersCache:
             return None
         state = self._drain(entry)
         if state == "ended":
-            self._forget(user_id)
+            self.forget(user_id)
             return None
         if state == "changed":
             entry.pages.clear()
@@ -94,7 +103,7 @@ class OrdersCache:
     def _drain(self, entry: _UserEntry) -> str:
         """Empty the channel: ``"quiet"``, ``"changed"`` (messages came) or ``"ended"``."""
         state = "quiet"
-        while True:
+        while entry.receive is not None:
             try:
                 entry.receive.receive_nowait()
             except trio.WouldBlock:
@@ -114,20 +123,26 @@ class OrdersCache:
         except Exception:  # the actor is parked or restarting: read uncached this time
             receive.close()
             return None
-        entry = _UserEntry(receive)
+        return self._add(user_id, _UserEntry(receive))
+
+    def _static(self, user_id: int) -> _UserEntry:
+        return self._add(user_id, _UserEntry(None))
+
+    def _add(self, user_id: int, entry: _UserEntry) -> _UserEntry:
         while len(self._users) >= self.max_users:
-            self._forget(next(iter(self._users)))
+            self.forget(next(iter(self._users)))
         self._users[user_id] = entry
         return entry
 
-    def _forget(self, user_id: int) -> None:
+    def forget(self, user_id: int) -> None:
+        """Drop the user's pages (and leave their actor). Sync-coloured."""
         entry = self._users.pop(user_id, None)
-        if entry is not None:
+        if entry is not None and entry.receive is not None:
             entry.receive.close()  # the actor sees BrokenResourceError and drops the session
 
     def forget_all(self) -> None:
         for user_id in list(self._users):
-            self._forget(user_id)
+            self.forget(user_id)
 
     def statistics(self) -> dict[str, int]:
         return {
