@@ -167,6 +167,13 @@ class ActorHandle:
         except (trio.WouldBlock, trio.ClosedResourceError):
             log.warning("user %d: %s not delivered (mailbox full or closed)", self.user_id, message)
 
+    @property
+    def current_state(self) -> ActorState:
+        """The handle's state, or the running actor's own (e.g. ``parked``)."""
+        if self.state == "running" and self.actor is not None:
+            return self.actor.state
+        return self.state
+
     def status(self, now_ms: int) -> ActorStatus:
         """The operator's view; ``now_ms`` converts the next deadline to epoch ms."""
         actor = self.actor
@@ -174,7 +181,7 @@ class ActorHandle:
         deadline = math.inf if actor is None or self.state != "running" else actor.next_deadline()
         return ActorStatus(
             user_id=self.user_id,
-            state=self.state,
+            state=self.current_state,
             pending_orders=0 if actor is None else actor.pending_count,
             last_poll=None if actor is None else actor.last_poll,
             next_poll=None if math.isinf(deadline) else now_ms + int(max(deadline - now, 0) * 1000),
@@ -418,7 +425,7 @@ class Supervisor:
         return [self._handles[u].status(now_ms) for u in sorted(self._handles)]
 
     def statistics(self) -> SupervisorStatistics:
-        states = [h.state for h in self._handles.values()]
+        states = [h.current_state for h in self._handles.values()]
         return SupervisorStatistics(
             actors=len(states),
             running=states.count("running"),

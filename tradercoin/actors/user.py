@@ -121,6 +121,17 @@ CANCEL_WEIGHT = 1
 EVENTS_PAGE = 1000  # the store's default page of events_since
 
 
+def next_tick(after: float, interval: float, phase: float) -> float:
+    """The first instant later than ``after`` on the grid ``(phase + k) * interval``.
+
+    Each actor has its own phase, so polls of many users spread over the interval instead
+    of landing on one tick, and a poll that takes time does not shift the next one.
+    """
+    k = math.floor((after - phase * interval) / interval) + 1
+    tick = (phase + k) * interval
+    return tick if tick > after else tick + interval  # float rounding at a grid point
+
+
 def new_client_order_id() -> str:
     """A fresh ``newClientOrderId`` (``tc`` + 24 hex digits, within Binance's pattern)."""
     return "tc" + secrets.token_hex(12)
@@ -133,7 +144,7 @@ class UserActor:
         mailbox: the receive side of the user's mailbox (the supervisor keeps it across
             restarts); ``inbox`` a send clone of it, for the stream task.
         sessions: the user's sessions (the supervisor keeps them across restarts).
-        phase: in [0, 1): where in its interval the first poll falls, to spread actors.
+        phase: in [0, 1): where in each interval this actor polls (see :func:`next_tick`).
     """
 
     def __init__(
@@ -196,7 +207,7 @@ class UserActor:
         for order in await self._store.pending_orders(self.user_id):
             self._remember(order)
         await self._catch_up_sessions()
-        self._anchor = trio.current_time() - (1 - self._phase) * self._base_interval()
+        self._anchor = trio.current_time()
         self.state = "running"
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
@@ -283,7 +294,8 @@ class UserActor:
             return math.inf
         if self._poll_now:
             return max(trio.current_time(), self._governor.paused_until)
-        return max(self._anchor + self.effective_interval(), self._governor.paused_until)
+        deadline = next_tick(self._anchor, self.effective_interval(), self._phase)
+        return max(deadline, self._governor.paused_until)
 
     def _declare_demand(self) -> None:
         if not self._pending or self.state == "parked":
