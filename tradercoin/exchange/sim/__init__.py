@@ -1,0 +1,40 @@
+"""A Binance USDⓈ-M futures simulator, faithful on the wire (reference §9).
+
+In-process::
+
+    sim = Simulator(clock=FixedEpochClock(...), seed=1)
+    await nursery.start(sim.run)
+    http = httpx.AsyncClient(transport=httpx.ASGITransport(app=sim.asgi_app),
+                             base_url="http://sim")
+    async with sim.open_websocket(f"ws://sim/private/ws?listenKey={key}") as ws: ...
+
+Over sockets: ``await nursery.start(serve_simulator, sim, "127.0.0.1", 0)`` returns a
+:class:`SimAddress` (REST on one port, the user stream on the next), or ``tradercoin sim``.
+
+Markets move by a seeded random walk on a one-second grid (idle when nothing could fill);
+MARKET orders fill after ``market_fill_latency``; LIMIT orders fill when the mark crosses
+them (at their price; at the mark when they cross on arrival), at most ``liquidity`` per
+step. The PERCENT_PRICE band rejects aggressive limits only (BUY above mark*1.05, SELL below
+mark*0.95).
+"""
+
+from tradercoin.exchange.sim.faults import Fault, FaultKind
+from tradercoin.exchange.sim.markets import DEFAULT_SYMBOLS, SymbolSpec
+from tradercoin.exchange.sim.ratelimit import Limits
+from tradercoin.exchange.sim.server import SimAddress, serve_simulator
+from tradercoin.exchange.sim.simulator import OrderTruth, SimStatistics, Simulator
+from tradercoin.exchange.sim.stream import StreamConfig
+
+__all__ = [
+    "DEFAULT_SYMBOLS",
+    "Fault",
+    "FaultKind",
+    "Limits",
+    "OrderTruth",
+    "SimAddress",
+    "SimStatistics",
+    "Simulator",
+    "StreamConfig",
+    "SymbolSpec",
+    "serve_simulator",
+]

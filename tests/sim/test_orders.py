@@ -1,0 +1,195 @@
+"""REST orders in-process under MockClock: field sets, lifecycle, fills, lookups."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import trio
+import trio.testing
+
+from tests.sim.conftest import SignedClient
+from tradercoin.exchange.sim import Simulator
+
+
+async def test_limit_order_post_get_cancel_field_sets(
+    autojump_clock: trio.testing.MockClock, client: SignedClient
+) -> None:
+    placed = await client.limit(newClientOrderId="my-id_1")
+    assert placed["status"] == "NEW"
+    assert placed["clientOrderId"] == "my-id_1"
+    assert placed["price"] == "49000.00" and placed["origQty"] == "0.010"
+    assert placed["cumQty"] == "0.000" and placed["cumQuote"] == "0.00000"
+    assert "time" not in placed and placed["reduceOnly"] is False
+
+    got = await client.signed("GET", "/fapi/v1/order", symbol="BTCUSDT", orderId=placed["orderId"])
+    assert got.status_code == 200
+    body = got.json()
+    assert "cumQty" not in body and body["time"] == placed["updateTime"]
+    assert got.headers["content-type"] == "application/json"
+    assert got.headers["x-mbx-used-weight-1m"] == "1"
+
+    canceled = await client.signed(
+        "DELETE", "/fapi/v1/order", symbol="BTCUSDT", origClientOrderId="my-id_1"
+    )
+    assert canceled.json()["status"] == "CANCELED" and "cumQty" in canceled.json()
+    again = await client.signed(
+        "DELETE", "/fapi/v1/order", symbol="BTCUSDT", orderId=placed["orderId"]
+    )
+    assert again.status_code == 400
+    assert again.json() == {"code": -2011, "msg": "Unknown order sent."}
+
+
+async def test_order_ids_increment_per_symbol(
+    autojump_clock: trio.testing.MockClock, client: SignedClient
+) -> None:
+    first = await client.limit()
+    second = await client.limit()
+    eth = await client.order(
+        symbol="ETHUSDT",
+        side="BUY",
+        type="LIMIT",
+        timeInForce="GTC",
+        price="2900.00",
+        quantity="0.010",
+    )
+    assert second["orderId"] == first["orderId"] + 1
+    assert eth["orderId"] // 1_000_000_000 != first["orderId"] // 1_000_000_000
+
+
+async def test_market_order_fills_after_latency(
+    autojump_clock: trio.testing.MockClock, sim: Simulator, client: SignedClient
+) -> None:
+    start = trio.current_time()
+    placed = await client.order(symbol="BTCUSDT", side="BUY", type="MARKET", quantity="0.500")
+    assert placed["status"] == "NEW"
+    await trio.sleep(1.999)
+    mid = await client.get(placed["orderId"])
+    assert mid["status"] == "NEW"
+    await trio.sleep_until(start + 2.001)
+    done = await client.get(placed["orderId"])
+    assert done["status"] == "FILLED"
+    assert done["updateTime"] == placed["updateTime"] + 2000
+    assert done["avgPrice"] == "50000.00000"
+    assert done["cumQuote"] == "25000.00000"
+
+
+async def test_market_result_answers_filled(
+    autojump_clock: trio.testing.MockClock, client: SignedClient
+) -> None:
+    placed = await client.order(
+        symbol="BTCUSDT", side="SELL", type="MARKET", quantity="0.010", newOrderRespType="RESULT"
+    )
+    assert placed["status"] == "FILLED" and placed["executedQty"] == "0.010"
+
+
+async def test_large_market_order_fills_in_parts(
+    autojump_clock: trio.testing.MockClock, sim: Simulator, client: SignedClient
+) -> None:
+    start = trio.current_time()
+    placed = await client.order(symbol="BTCUSDT", side="BUY", type="MARKET", quantity="5.000")
+    await trio.sleep_until(start + 2.001)
+    first = sim.orders(client.key)[0]
+    assert (first.status, first.executed_qty) == ("PARTIALLY_FILLED", Decimal("2.000"))
+    await trio.sleep_until(start + 4.001)
+    trades = await client.signed(
+        "GET", "/fapi/v1/userTrades", symbol="BTCUSDT", orderId=placed["orderId"]
+    )
+    assert [t["qty"] for t in trades.json()] == ["2.000", "2.000", "1.000"]
+    assert sim.orders(client.key)[0].status == "FILLED"
+
+
+async def test_limit_fills_when_price_crosses(
+    autojump_clock: trio.testing.MockClock, sim: Simulator, client: SignedClient
+) -> None:
+    placed = await client.limit(price="49000.00", quantity="0.010")
+    sim.set_price("BTCUSDT", Decimal("49500"))
+    assert sim.orders(client.key)[0].status == "NEW"
+    sim.set_price("BTCUSDT", Decimal("48990"))
+    got = await client.get(placed["orderId"])
+    assert got["status"] == "FILLED" and got["avgPrice"] == "49000.00000"
+    trades = (await client.signed("GET", "/fapi/v1/userTrades", symbol="BTCUSDT")).json()
+    assert trades[0]["maker"] is True and trades[0]["commission"] == "0.09800000"
+
+
+async def test_fill_hook_partial_then_full(
+    autojump_clock: trio.testing.MockClock, sim: Simulator, client: SignedClient
+) -> None:
+    placed = await client.limit(quantity="0.030")
+    sim.fill("BTCUSDT", placed["orderId"], Decimal("0.010"))
+    assert sim.orders(client.key)[0].status == "PARTIALLY_FILLED"
+    sim.fill("BTCUSDT", placed["orderId"])
+    assert sim.orders(client.key)[0].executed_qty == Decimal("0.030")
+    cancel = await client.signed(
+        "DELETE", "/fapi/v1/order", symbol="BTCUSDT", orderId=placed["orderId"]
+    )
+    assert cancel.json()["code"] == -2011
+
+
+async def test_open_orders_and_all_orders(
+    autojump_clock: trio.testing.MockClock, client: SignedClient
+) -> None:
+    a = await client.limit()
+    b = await client.limit(price="48000")
+    await client.signed("DELETE", "/fapi/v1/order", symbol="BTCUSDT", orderId=a["orderId"])
+    opened = await client.signed("GET", "/fapi/v1/openOrders", symbol="BTCUSDT")
+    assert [o["orderId"] for o in opened.json()] == [b["orderId"]]
+    every = await client.signed("GET", "/fapi/v1/openOrders")
+    assert every.headers["x-mbx-used-weight-1m"] == "42"  # 1 + 1 + 40
+    all_orders = await client.signed("GET", "/fapi/v1/allOrders", symbol="BTCUSDT")
+    assert [o["status"] for o in all_orders.json()] == ["CANCELED", "NEW"]
+    since = await client.signed("GET", "/fapi/v1/allOrders", symbol="BTCUSDT", orderId=b["orderId"])
+    assert len(since.json()) == 1
+
+
+async def test_cancel_all_open_orders(
+    autojump_clock: trio.testing.MockClock, client: SignedClient
+) -> None:
+    await client.limit()
+    await client.limit()
+    done = await client.signed("DELETE", "/fapi/v1/allOpenOrders", symbol="BTCUSDT")
+    assert done.json() == {"code": 200, "msg": "The operation of cancel all open order is done."}
+    opened = await client.signed("GET", "/fapi/v1/openOrders", symbol="BTCUSDT")
+    assert opened.json() == []
+
+
+async def test_purge_rule_on_the_sim_clock(
+    autojump_clock: trio.testing.MockClock, client: SignedClient
+) -> None:
+    canceled = await client.limit()
+    await client.signed("DELETE", "/fapi/v1/order", symbol="BTCUSDT", orderId=canceled["orderId"])
+    kept = await client.limit()
+    await trio.sleep(3 * 86400 + 1)
+    gone = await client.signed(
+        "GET", "/fapi/v1/order", symbol="BTCUSDT", orderId=canceled["orderId"]
+    )
+    assert gone.json() == {"code": -2013, "msg": "Order does not exist."}
+    still = await client.get(kept["orderId"])
+    assert still["status"] == "NEW"
+    await trio.sleep(87 * 86400)
+    old = await client.get(kept["orderId"])
+    assert old["code"] == -2013
+
+
+async def test_ioc_expires_remainder_and_fok_gtx_rejects(
+    autojump_clock: trio.testing.MockClock, client: SignedClient
+) -> None:
+    def limit(tif: str, price: str, quantity: str = "0.010") -> dict[str, str]:
+        return {
+            "symbol": "BTCUSDT",
+            "side": "BUY",
+            "type": "LIMIT",
+            "timeInForce": tif,
+            "price": price,
+            "quantity": quantity,
+        }
+
+    ioc = await client.order(**limit("IOC", "49000"))
+    assert ioc["status"] == "EXPIRED"
+    taker = await client.order(**limit("IOC", "50100", "3.000"))
+    assert (taker["status"], taker["executedQty"]) == ("EXPIRED", "2.000")
+    fok = await client.signed("POST", "/fapi/v1/order", **limit("FOK", "49000"))
+    assert fok.json()["code"] == -5021
+    gtx = await client.signed("POST", "/fapi/v1/order", **limit("GTX", "50100"))
+    assert gtx.json()["code"] == -5022
+    orders = await client.signed("GET", "/fapi/v1/allOrders", symbol="BTCUSDT")
+    assert len(orders.json()) == 2

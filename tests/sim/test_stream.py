@@ -1,0 +1,148 @@
+"""listenKeys and the user stream in-process (real trio-websocket over memory streams)."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import Any
+
+import pytest
+import trio
+import trio.testing
+import trio_websocket
+
+from tests.sim.conftest import SignedClient
+from tradercoin.exchange.sim import Simulator
+
+
+async def _key(client: SignedClient) -> str:
+    response = await client.keyed("POST", "/fapi/v1/listenKey")
+    assert response.status_code == 200
+    key: str = response.json()["listenKey"]
+    return key
+
+
+async def _next(ws: trio_websocket.WebSocketConnection) -> dict[str, Any]:
+    message: dict[str, Any] = json.loads(await ws.get_message())
+    return message
+
+
+async def test_listen_key_same_while_active_and_put_delete(
+    autojump_clock: trio.testing.MockClock, client: SignedClient
+) -> None:
+    key = await _key(client)
+    assert len(key) == 64 and await _key(client) == key
+    put = await client.keyed("PUT", "/fapi/v1/listenKey", listenKey=key)
+    assert put.json() == {"listenKey": key}
+    assert (await client.keyed("DELETE", "/fapi/v1/listenKey", listenKey=key)).json() == {}
+    gone = await client.keyed("PUT", "/fapi/v1/listenKey", listenKey=key)
+    assert gone.status_code == 400
+    assert gone.json() == {"code": -1125, "msg": "This listenKey does not exist."}
+    assert await _key(client) != key
+
+
+async def test_order_events_new_trade_canceled(
+    autojump_clock: trio.testing.MockClock, sim: Simulator, client: SignedClient
+) -> None:
+    key = await _key(client)
+    async with sim.open_websocket(f"ws://sim/private/ws?listenKey={key}") as ws:
+        placed = await client.limit(quantity="0.030")
+        new = await _next(ws)
+        assert new["e"] == "ORDER_TRADE_UPDATE"
+        assert (new["o"]["x"], new["o"]["X"], new["o"]["i"]) == ("NEW", "NEW", placed["orderId"])
+        assert "N" not in new["o"] and "n" not in new["o"] and new["o"]["t"] == 0
+        sim.fill("BTCUSDT", placed["orderId"], Decimal("0.010"))
+        trade = await _next(ws)
+        o = trade["o"]
+        assert (o["x"], o["X"], o["l"], o["z"], o["L"]) == (
+            "TRADE",
+            "PARTIALLY_FILLED",
+            "0.010",
+            "0.010",
+            "49000.00",
+        )
+        assert o["N"] == "USDT" and o["n"] == "0.09800000" and o["t"] > 0 and o["m"] is True
+        account = await _next(ws)
+        assert account["e"] == "ACCOUNT_UPDATE" and account["a"]["P"][0]["pa"] == "0.010"
+        await client.signed("DELETE", "/fapi/v1/order", symbol="BTCUSDT", orderId=placed["orderId"])
+        canceled = await _next(ws)
+        assert (canceled["o"]["x"], canceled["o"]["X"], canceled["o"]["z"]) == (
+            "CANCELED",
+            "CANCELED",
+            "0.010",
+        )
+        assert canceled["E"] >= trade["E"]
+
+
+async def test_listen_key_expires_after_an_hour(
+    autojump_clock: trio.testing.MockClock, sim: Simulator, client: SignedClient
+) -> None:
+    start = trio.current_time()
+    key = await _key(client)
+    async with sim.open_websocket(f"ws://sim/private/ws/{key}") as ws:
+        expired = await _next(ws)
+        assert trio.current_time() - start == pytest.approx(3600)
+        assert expired == {"e": "listenKeyExpired", "E": sim.clock.now_ms(), "listenKey": key}
+        await client.limit()
+        with trio.move_on_after(60) as quiet:
+            await ws.get_message()
+        assert quiet.cancelled_caught
+    put = await client.keyed("PUT", "/fapi/v1/listenKey", listenKey=key)
+    assert put.json()["code"] == -1125
+
+
+async def test_keepalive_extends(
+    autojump_clock: trio.testing.MockClock, sim: Simulator, client: SignedClient
+) -> None:
+    start = trio.current_time()
+    key = await _key(client)
+    async with sim.open_websocket(f"ws://sim/private/ws?listenKey={key}") as ws:
+        await trio.sleep(3000)
+        await client.keyed("PUT", "/fapi/v1/listenKey", listenKey=key)
+        expired = await _next(ws)
+        assert expired["e"] == "listenKeyExpired"
+        assert trio.current_time() - start == pytest.approx(6600)
+
+
+async def test_stream_mode_carries_many_keys(
+    autojump_clock: trio.testing.MockClock, sim: Simulator, http: Any
+) -> None:
+    clients = []
+    for _ in range(3):
+        key, secret = sim.create_account()
+        clients.append(SignedClient(http, sim, key, secret))
+    keys = [await _key(c) for c in clients[:2]]
+    query = "&".join(f"listenKey={k}" for k in keys)
+    async with sim.open_websocket(f"ws://sim/private/stream?{query}") as ws:
+        third = await _key(clients[2])
+        await ws.send_message(json.dumps({"method": "SUBSCRIBE", "params": [third], "id": 1}))
+        assert await _next(ws) == {"result": None, "id": 1}
+        for c in clients:
+            await c.limit()
+        seen = [await _next(ws) for _ in range(3)]
+        assert [m["stream"] for m in seen] == [*keys, third]
+        assert all(m["data"]["e"] == "ORDER_TRADE_UPDATE" for m in seen)
+
+
+async def test_unknown_key_is_rejected(
+    autojump_clock: trio.testing.MockClock, sim: Simulator
+) -> None:
+    with pytest.raises(trio_websocket.ConnectionRejected):
+        async with sim.open_websocket("ws://sim/private/ws?listenKey=nope"):
+            pass
+
+
+async def test_server_pings_and_24h_disconnect(
+    autojump_clock: trio.testing.MockClock, sim: Simulator, client: SignedClient
+) -> None:
+    key = await _key(client)
+    start = trio.current_time()
+    async with sim.open_websocket(f"ws://sim/private/ws?listenKey={key}") as ws:
+        with pytest.raises(trio_websocket.ConnectionClosed) as closed:
+            while True:
+                if trio.current_time() - start > 3000:
+                    await client.keyed("PUT", "/fapi/v1/listenKey", listenKey=key)
+                    start = trio.current_time()
+                with trio.move_on_after(600):
+                    await ws.get_message()
+        assert closed.value.reason.code == 1001

@@ -1,0 +1,54 @@
+"""What ``tradercoin sim`` runs: build the simulator, print its accounts, serve."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from dataclasses import dataclass
+from functools import partial
+
+import trio
+
+from tradercoin.clock import system_clock
+from tradercoin.exchange.sim.ratelimit import Limits
+from tradercoin.exchange.sim.server import serve_simulator
+from tradercoin.exchange.sim.simulator import Simulator
+
+__all__ = ["SimOptions", "run_sim"]
+
+logger = logging.getLogger("tradercoin.sim")
+
+
+@dataclass(frozen=True, slots=True)
+class SimOptions:
+    host: str = "127.0.0.1"
+    port: int = 9100
+    ws_port: int | None = None
+    accounts: int = 0
+    seed: int = 0
+    fill_latency: float = 2.0
+    weight_limit: int = 2400
+
+
+def run_sim(options: SimOptions) -> None:
+    """Blocks until interrupted. Raises OSError when a port cannot be bound."""
+    trio.run(_serve, options)
+
+
+async def _serve(options: SimOptions) -> None:
+    sim = Simulator(
+        clock=system_clock(),
+        seed=options.seed,
+        market_fill_latency=options.fill_latency,
+        limits=Limits(weight_per_minute=options.weight_limit),
+    )
+    for _ in range(options.accounts):
+        api_key, api_secret = sim.create_account()
+        sys.stdout.write(json.dumps({"api_key": api_key, "api_secret": api_secret}) + "\n")
+    sys.stdout.flush()
+    async with trio.open_nursery() as nursery:
+        address = await nursery.start(
+            partial(serve_simulator, sim, options.host, options.port, ws_port=options.ws_port)
+        )
+        logger.info("serving on %s (REST) and %s (user stream)", address.rest_url, address.ws_url)

@@ -1,0 +1,372 @@
+"""The matching engine: accounts, orders, trades, positions, and how orders fill.
+
+Sync-coloured throughout: the simulator calls it from request handlers and from its
+scheduler and tick loop. Every change of an order is reported to ``on_execution`` (which the
+simulator turns into user-stream events) in the order it happened.
+
+Fill model: a MARKET order fills at the mark price once its latency has passed (immediately
+with ``newOrderRespType=RESULT``), at most ``spec.liquidity`` per step, the rest on later
+steps. A LIMIT order that crosses the mark when placed takes liquidity at the mark at once;
+a resting one fills at its own price, one step of liquidity per price step, while the mark
+is at or through it.
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+import string
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from tradercoin.exchange.sim.errors import ApiError
+from tradercoin.exchange.sim.markets import SymbolSpec
+from tradercoin.exchange.sim.validate import OrderRequest
+
+__all__ = ["Account", "Engine", "Position", "SimOrder", "Trade"]
+
+ZERO = Decimal(0)
+OPEN_STATUSES = frozenset({"NEW", "PARTIALLY_FILLED"})
+FEE_PLACES = Decimal("0.00000001")
+_ALNUM = string.ascii_letters + string.digits
+
+
+@dataclass(eq=False, slots=True)
+class SimOrder:
+    """The exchange's own record of one order (mutable: the engine owns it)."""
+
+    account: Account
+    spec: SymbolSpec
+    order_id: int
+    client_order_id: str
+    side: str
+    type: str
+    time_in_force: str
+    price: Decimal
+    orig_qty: Decimal
+    reduce_only: bool
+    good_till_date: int
+    time: int
+    update_time: int
+    visible_at: float
+    executed_qty: Decimal = ZERO
+    cum_quote: Decimal = ZERO
+    status: str = "NEW"
+
+    @property
+    def remaining(self) -> Decimal:
+        return self.orig_qty - self.executed_qty
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in OPEN_STATUSES
+
+    @property
+    def avg_price(self) -> Decimal:
+        return self.cum_quote / self.executed_qty if self.executed_qty else ZERO
+
+
+@dataclass(frozen=True, slots=True)
+class Trade:
+    id: int
+    symbol: str
+    order_id: int
+    side: str
+    price: Decimal
+    qty: Decimal
+    quote_qty: Decimal
+    commission: Decimal
+    maker: bool
+    time: int
+    realized_pnl: Decimal
+
+
+@dataclass(slots=True)
+class Position:
+    amount: Decimal = ZERO
+    entry_price: Decimal = ZERO
+
+
+@dataclass(eq=False)
+class Account:
+    """One API key pair and everything the exchange holds for it."""
+
+    api_key: str
+    secret: bytes | None = None
+    ed25519_public: bytes | None = None
+    balance: Decimal = Decimal("100000")
+    orders: dict[str, dict[int, SimOrder]] = field(default_factory=dict)
+    open_orders: dict[str, dict[int, SimOrder]] = field(default_factory=dict)
+    by_client_id: dict[tuple[str, str], SimOrder] = field(default_factory=dict)
+    trades: dict[str, list[Trade]] = field(default_factory=dict)
+    positions: dict[str, Position] = field(default_factory=dict)
+
+    def open_in(self, symbol: str) -> dict[int, SimOrder]:
+        return self.open_orders.setdefault(symbol, {})
+
+    def all_open(self) -> Iterator[SimOrder]:
+        for orders in self.open_orders.values():
+            yield from orders.values()
+
+    def __repr__(self) -> str:
+        return f"Account(api_key=...{self.api_key[-4:]})"
+
+
+ExecutionSink = Callable[[SimOrder, str, "Trade | None", int], None]
+"""``(order, execution_type, trade, expiry_reason)`` after each change."""
+
+
+class Engine:
+    """Order books of all symbols; see the module doc for the fill model."""
+
+    def __init__(
+        self,
+        specs: Mapping[str, SymbolSpec],
+        *,
+        seed: int,
+        on_execution: ExecutionSink,
+        now_ms: Callable[[], int],
+        taker_fee: Decimal = Decimal("0.0005"),
+        maker_fee: Decimal = Decimal("0.0002"),
+    ) -> None:
+        self._specs = specs
+        self._rng = random.Random(f"{seed}:engine")
+        self._on_execution = on_execution
+        self._now_ms = now_ms
+        self._taker_fee = taker_fee
+        self._maker_fee = maker_fee
+        self.marks: dict[str, Decimal] = {s.symbol: s.initial_price for s in specs.values()}
+        self._next_order_id = {s: 8_300_000_000 + i * 1_000_000_000 for i, s in enumerate(specs)}
+        self._next_trade_id = {s: 5_000_000_000 + i * 1_000_000_000 for i, s in enumerate(specs)}
+        self._bids: dict[str, list[tuple[Decimal, int, SimOrder]]] = {s: [] for s in specs}
+        self._asks: dict[str, list[tuple[Decimal, int, SimOrder]]] = {s: [] for s in specs}
+        self._working: dict[str, dict[int, SimOrder]] = {s: {} for s in specs}
+        self._resting: set[SimOrder] = set()
+        self.orders_created = 0
+        self.fills = 0
+
+    # --- placing -------------------------------------------------------------------------
+
+    def place(self, account: Account, req: OrderRequest, *, visible_at: float) -> SimOrder:
+        """Record a validated order and do what its type does at once.
+
+        Raises:
+            ApiError: -4116 for a client id already open, -5021/-5022 for a FOK/GTX order
+                that cannot execute as required (nothing recorded then).
+        """
+        symbol = req.spec.symbol
+        client_id = req.client_order_id or self._auto_client_id()
+        existing = account.by_client_id.get((symbol, client_id))
+        if existing is not None and existing.is_open:
+            raise ApiError(-4116, "clientOrderId is duplicated")
+        crossing = req.type == "LIMIT" and self._crosses(req.side, req.price, self.marks[symbol])
+        self._check_fok_gtx(req, crossing)
+        order = self._record(account, req, client_id, visible_at)
+        self._on_execution(order, "NEW", None, 0)
+        if req.type == "LIMIT":
+            self._start_limit(order, crossing)
+        elif req.respond_result:
+            self.work_market(order, until_done=True)
+        return order
+
+    def _check_fok_gtx(self, req: OrderRequest, crossing: bool) -> None:
+        if req.time_in_force == "GTX" and crossing:
+            raise ApiError(
+                -5022,
+                "Due to the order could not be executed as maker, the Post "
+                "Only order will be rejected.",
+            )
+        if req.time_in_force == "FOK" and (not crossing or req.quantity > req.spec.liquidity):
+            raise ApiError(
+                -5021,
+                "Due to the order could not be filled immediately, the FOK "
+                "order has been rejected.",
+            )
+
+    def _record(
+        self, account: Account, req: OrderRequest, client_id: str, visible_at: float
+    ) -> SimOrder:
+        symbol = req.spec.symbol
+        order_id = self._next_order_id[symbol]
+        self._next_order_id[symbol] = order_id + 1
+        now = self._now_ms()
+        order = SimOrder(
+            account,
+            req.spec,
+            order_id,
+            client_id,
+            req.side,
+            req.type,
+            req.time_in_force,
+            req.price,
+            req.quantity,
+            req.reduce_only,
+            req.good_till_date,
+            now,
+            now,
+            visible_at,
+        )
+        account.orders.setdefault(symbol, {})[order_id] = order
+        account.open_in(symbol)[order_id] = order
+        account.by_client_id[(symbol, client_id)] = order
+        self.orders_created += 1
+        return order
+
+    def _start_limit(self, order: SimOrder, crossing: bool) -> None:
+        if crossing:
+            self._fill_step(order, self.marks[order.spec.symbol], maker=False)
+        if order.is_open and order.time_in_force in ("IOC", "FOK"):
+            self._close(order, "EXPIRED", expiry_reason=2)
+        elif order.is_open:
+            book = self._bids if order.side == "BUY" else self._asks
+            key = -order.price if order.side == "BUY" else order.price
+            heapq.heappush(book[order.spec.symbol], (key, order.order_id, order))
+            self._resting.add(order)
+
+    def _auto_client_id(self) -> str:
+        return "".join(self._rng.choices(_ALNUM, k=22))
+
+    @staticmethod
+    def _crosses(side: str, price: Decimal, mark: Decimal) -> bool:
+        return price >= mark if side == "BUY" else price <= mark
+
+    # --- market orders -------------------------------------------------------------------
+
+    def work_market(self, order: SimOrder, *, until_done: bool = False) -> None:
+        """Fill one step of a MARKET order (all of it with ``until_done``); keeps the rest
+        working for the next price steps."""
+        symbol = order.spec.symbol
+        while order.is_open:
+            self._fill_step(order, self.marks[symbol], maker=False)
+            if not until_done:
+                break
+        if order.is_open:
+            self._working[symbol][order.order_id] = order
+        else:
+            self._working[symbol].pop(order.order_id, None)
+
+    def has_work(self, *, prices_move: bool = True) -> bool:
+        """True while a price step could fill something: working MARKET orders, or resting
+        LIMIT orders when prices move."""
+        return (prices_move and bool(self._resting)) or any(self._working.values())
+
+    # --- price steps ---------------------------------------------------------------------
+
+    def step(self, symbol: str) -> None:
+        """Match ``symbol``'s working MARKET orders and crossed resting LIMIT orders."""
+        mark = self.marks[symbol]
+        for order in list(self._working[symbol].values()):
+            self.work_market(order)
+        self._match_book(self._bids[symbol], lambda key: -key >= mark)
+        self._match_book(self._asks[symbol], lambda key: key <= mark)
+
+    def _match_book(
+        self, book: list[tuple[Decimal, int, SimOrder]], crossed: Callable[[Decimal], bool]
+    ) -> None:
+        again = []
+        while book and (not book[0][2].is_open or crossed(book[0][0])):
+            entry = heapq.heappop(book)
+            order = entry[2]
+            if order.is_open:
+                self._fill_step(order, order.price, maker=True)
+                if order.is_open:
+                    again.append(entry)
+        for entry in again:
+            heapq.heappush(book, entry)
+
+    # --- fills, cancels, expiry ----------------------------------------------------------
+
+    def fill(self, order: SimOrder, quantity: Decimal | None = None) -> None:
+        """Test hook: fill ``quantity`` (default: all that remains) now, at the order's limit
+        price or, for MARKET, at the mark.
+
+        Raises:
+            ApiError: -2011 when the order is not open.
+        """
+        if not order.is_open:
+            raise ApiError(-2011, "Unknown order sent.")
+        qty = order.remaining if quantity is None else min(quantity, order.remaining)
+        maker = order.type == "LIMIT"
+        price = order.price if maker else self.marks[order.spec.symbol]
+        self._execute(order, qty, price, maker)
+
+    def cancel(self, order: SimOrder) -> None:
+        """Cancel an open order. Raises ApiError -2011 when it is not open."""
+        if not order.is_open:
+            raise ApiError(-2011, "Unknown order sent.")
+        self._close(order, "CANCELED", expiry_reason=0)
+
+    def expire(self, order: SimOrder, expiry_reason: int) -> None:
+        if order.is_open:
+            self._close(order, "EXPIRED", expiry_reason=expiry_reason)
+
+    def _close(self, order: SimOrder, status: str, *, expiry_reason: int) -> None:
+        order.status = status
+        order.update_time = self._now_ms()
+        self._forget_open(order)
+        self._on_execution(order, status, None, expiry_reason)
+
+    def _forget_open(self, order: SimOrder) -> None:
+        order.account.open_in(order.spec.symbol).pop(order.order_id, None)
+        self._working[order.spec.symbol].pop(order.order_id, None)
+        self._resting.discard(order)
+
+    def _fill_step(self, order: SimOrder, price: Decimal, *, maker: bool) -> None:
+        self._execute(order, min(order.remaining, order.spec.liquidity), price, maker)
+
+    def _execute(self, order: SimOrder, qty: Decimal, price: Decimal, maker: bool) -> None:
+        if qty <= 0:
+            return
+        spec, account = order.spec, order.account
+        quote = qty * price
+        fee = (quote * (self._maker_fee if maker else self._taker_fee)).quantize(FEE_PLACES)
+        pnl = _apply_position(
+            account.positions.setdefault(spec.symbol, Position()),
+            qty if order.side == "BUY" else -qty,
+            price,
+        )
+        account.balance += pnl - fee
+        trade_id = self._next_trade_id[spec.symbol]
+        self._next_trade_id[spec.symbol] = trade_id + 1
+        now = self._now_ms()
+        trade = Trade(
+            trade_id,
+            spec.symbol,
+            order.order_id,
+            order.side,
+            price,
+            qty,
+            quote,
+            fee,
+            maker,
+            now,
+            pnl,
+        )
+        account.trades.setdefault(spec.symbol, []).append(trade)
+        order.executed_qty += qty
+        order.cum_quote += quote
+        order.update_time = now
+        order.status = "FILLED" if order.remaining <= 0 else "PARTIALLY_FILLED"
+        if order.status == "FILLED":
+            self._forget_open(order)
+        self.fills += 1
+        self._on_execution(order, "TRADE", trade, 0)
+
+
+def _apply_position(position: Position, signed_qty: Decimal, price: Decimal) -> Decimal:
+    """Update a one-way position with a fill; returns the realized PnL."""
+    amount, entry = position.amount, position.entry_price
+    if amount == 0 or (amount > 0) == (signed_qty > 0):
+        total = abs(amount) + abs(signed_qty)
+        position.entry_price = (abs(amount) * entry + abs(signed_qty) * price) / total
+        position.amount = amount + signed_qty
+        return ZERO
+    closing = min(abs(signed_qty), abs(amount))
+    pnl = (price - entry) * closing * (1 if amount > 0 else -1)
+    position.amount = amount + signed_qty
+    if position.amount == 0:
+        position.entry_price = ZERO
+    elif (position.amount > 0) != (amount > 0):
+        position.entry_price = price
+    return pnl

@@ -1,0 +1,148 @@
+"""Wire shapes: REST order and trade objects, and user-stream events (reference §1, §6)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tradercoin.exchange.sim.engine import ZERO, SimOrder, Trade
+from tradercoin.exchange.sim.markets import SymbolSpec
+
+__all__ = ["account_update", "order_trade_update", "order_wire", "user_trade"]
+
+_EXPIRY_REASONS = {0: "0", 2: "2", 6: "6"}
+
+
+def order_wire(order: SimOrder, *, placed: bool) -> dict[str, Any]:
+    """The order object: POST/DELETE (``placed``) carry ``cumQty`` and no ``time``; GET,
+    openOrders and allOrders carry ``time`` and no ``cumQty``."""
+    spec = order.spec
+    wire: dict[str, Any] = {
+        "orderId": order.order_id,
+        "symbol": spec.symbol,
+        "status": order.status,
+        "clientOrderId": order.client_order_id,
+        "price": spec.fmt_price(order.price),
+        "avgPrice": spec.fmt_avg(order.avg_price),
+        "origQty": spec.fmt_qty(order.orig_qty),
+        "executedQty": spec.fmt_qty(order.executed_qty),
+        "cumQuote": spec.fmt_quote(order.cum_quote),
+        "timeInForce": order.time_in_force,
+        "type": order.type,
+        "reduceOnly": order.reduce_only,
+        "closePosition": False,
+        "side": order.side,
+        "positionSide": "BOTH",
+        "stopPrice": spec.fmt_price(ZERO),
+        "workingType": "CONTRACT_PRICE",
+        "priceProtect": False,
+        "origType": order.type,
+        "priceMatch": "NONE",
+        "selfTradePreventionMode": "EXPIRE_MAKER",
+        "goodTillDate": order.good_till_date,
+        "updateTime": order.update_time,
+    }
+    if placed:
+        wire["cumQty"] = wire["executedQty"]
+    else:
+        wire["time"] = order.time
+    return wire
+
+
+def user_trade(trade: Trade, spec: SymbolSpec) -> dict[str, Any]:
+    """One element of ``GET /fapi/v1/userTrades``."""
+    return {
+        "buyer": trade.side == "BUY",
+        "commission": f"{trade.commission:.8f}",
+        "commissionAsset": spec.quote_asset,
+        "id": trade.id,
+        "maker": trade.maker,
+        "orderId": trade.order_id,
+        "price": spec.fmt_price(trade.price),
+        "qty": spec.fmt_qty(trade.qty),
+        "quoteQty": spec.fmt_quote(trade.quote_qty),
+        "realizedPnl": f"{trade.realized_pnl:.8f}",
+        "side": trade.side,
+        "positionSide": "BOTH",
+        "symbol": trade.symbol,
+        "time": trade.time,
+    }
+
+
+def order_trade_update(
+    order: SimOrder, execution: str, trade: Trade | None, expiry_reason: int, event_ms: int
+) -> dict[str, Any]:
+    """``ORDER_TRADE_UPDATE`` for one change; ``N``/``n`` only when a trade paid commission."""
+    spec = order.spec
+    zero_qty, zero_price = spec.fmt_qty(ZERO), spec.fmt_price(ZERO)
+    o: dict[str, Any] = {
+        "s": spec.symbol,
+        "c": order.client_order_id,
+        "S": order.side,
+        "o": order.type,
+        "f": order.time_in_force,
+        "q": spec.fmt_qty(order.orig_qty),
+        "p": spec.fmt_price(order.price),
+        "ap": spec.fmt_avg(order.avg_price),
+        "sp": zero_price,
+        "x": execution,
+        "X": order.status,
+        "i": order.order_id,
+        "l": spec.fmt_qty(trade.qty) if trade else zero_qty,
+        "z": spec.fmt_qty(order.executed_qty),
+        "L": spec.fmt_price(trade.price) if trade else zero_price,
+    }
+    if trade is not None and trade.commission:
+        o["N"] = spec.quote_asset
+        o["n"] = f"{trade.commission:.8f}"
+    o.update(
+        {
+            "T": order.update_time,
+            "t": trade.id if trade else 0,
+            "b": "0",
+            "a": "0",
+            "m": trade.maker if trade else False,
+            "R": order.reduce_only,
+            "wt": "CONTRACT_PRICE",
+            "ot": order.type,
+            "ps": "BOTH",
+            "cp": False,
+            "rp": f"{trade.realized_pnl:.8f}" if trade else "0",
+            "pP": False,
+            "si": 0,
+            "ss": 0,
+            "V": "EXPIRE_MAKER",
+            "pm": "NONE",
+            "gtd": order.good_till_date,
+            "er": _EXPIRY_REASONS.get(expiry_reason, str(expiry_reason)),
+        }
+    )
+    return {"e": "ORDER_TRADE_UPDATE", "E": event_ms, "T": order.update_time, "o": o}
+
+
+def account_update(order: SimOrder, event_ms: int) -> dict[str, Any]:
+    """``ACCOUNT_UPDATE`` after a fill: the balance and the one changed position."""
+    account, spec = order.account, order.spec
+    position = account.positions[spec.symbol]
+    balance = f"{account.balance:.8f}"
+    return {
+        "e": "ACCOUNT_UPDATE",
+        "E": event_ms,
+        "T": order.update_time,
+        "a": {
+            "m": "ORDER",
+            "B": [{"a": spec.quote_asset, "wb": balance, "cw": balance, "bc": "0"}],
+            "P": [
+                {
+                    "s": spec.symbol,
+                    "pa": spec.fmt_qty(position.amount),
+                    "ep": f"{position.entry_price:.8f}",
+                    "bep": f"{position.entry_price:.8f}",
+                    "cr": "0",
+                    "up": "0",
+                    "mt": "cross",
+                    "iw": "0",
+                    "ps": "BOTH",
+                }
+            ],
+        },
+    }

@@ -1,0 +1,119 @@
+"""Injected faults: what can go wrong, where, for whom, and how many times.
+
+A fault is matched by path (exact, e.g. ``/fapi/v1/order``) and account (API key); either
+may be ``None`` for "any". ``count`` is how many requests (or stream events) it hits, or
+``None`` until :meth:`FaultTable.clear`.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+__all__ = ["Fault", "FaultKind", "FaultTable"]
+
+
+class FaultKind(enum.StrEnum):
+    # REST, answered before the request is processed (nothing happens on the exchange)
+    UNAVAILABLE = "unavailable"  # 503 "Service Unavailable."
+    THROTTLED = "throttled"  # 503 -1008 (reduce-only orders exempt)
+    WAF_HTML = "waf_html"  # 403 with an HTML body
+    LATENCY = "latency"  # sleep ``seconds`` on the simulator's clock, then process
+    DROP_REQUEST = "drop_request"  # the connection drops; nothing processed
+    # REST, answered after the request was really processed
+    UNKNOWN_ERROR = "unknown_error"  # 503 "Unknown error, please check your request..."
+    TIMEOUT = "timeout"  # 408 -1007
+    NO_CODE_5XX = "no_code_5xx"  # 503 JSON without ``code``
+    DROP_RESPONSE = "drop_response"  # processed, then the connection drops
+    VISIBILITY_DELAY = "visibility_delay"  # a new order is -2013 to queries for ``seconds``
+    # user stream (matched by account; path is ignored)
+    STREAM_DUPLICATE = "stream_duplicate"  # each ORDER_TRADE_UPDATE is sent twice
+    STREAM_DELAY = "stream_delay"  # each ORDER_TRADE_UPDATE is sent ``seconds`` late
+    STREAM_DROP = "stream_drop"  # ORDER_TRADE_UPDATE events are not sent
+    STREAM_SILENT = "stream_silent"  # no events at all (pings go on)
+    # immediate actions (count and path ignored)
+    LISTEN_KEY_EXPIRED = "listen_key_expired"  # expire the account's listenKey now
+    DISCONNECT = "disconnect"  # close the account's stream connections now
+    CLOCK_SKEW = "clock_skew"  # the server's clock runs ``seconds`` ahead (negative: behind)
+
+
+BEFORE = frozenset(
+    {
+        FaultKind.UNAVAILABLE,
+        FaultKind.THROTTLED,
+        FaultKind.WAF_HTML,
+        FaultKind.LATENCY,
+        FaultKind.DROP_REQUEST,
+    }
+)
+AFTER = frozenset(
+    {FaultKind.UNKNOWN_ERROR, FaultKind.TIMEOUT, FaultKind.NO_CODE_5XX, FaultKind.DROP_RESPONSE}
+)
+STREAM = frozenset(
+    {
+        FaultKind.STREAM_DUPLICATE,
+        FaultKind.STREAM_DELAY,
+        FaultKind.STREAM_DROP,
+        FaultKind.STREAM_SILENT,
+    }
+)
+IMMEDIATE = frozenset({FaultKind.LISTEN_KEY_EXPIRED, FaultKind.DISCONNECT, FaultKind.CLOCK_SKEW})
+
+
+@dataclass(frozen=True, slots=True)
+class Fault:
+    kind: FaultKind
+    seconds: float = 0.0
+
+    @classmethod
+    def parse(cls, kind: str, seconds: float = 0.0) -> Fault:
+        """Raises ValueError for an unknown kind."""
+        return cls(FaultKind(kind), float(seconds))
+
+
+@dataclass(slots=True)
+class _Rule:
+    fault: Fault
+    path: str | None
+    account: str | None
+    remaining: int | None
+
+
+class FaultTable:
+    """The active faults, consumed as they hit."""
+
+    def __init__(self) -> None:
+        self._rules: list[_Rule] = []
+        self.hits = 0
+
+    def add(
+        self, fault: Fault, *, path: str | None, account: str | None, count: int | None
+    ) -> None:
+        self._rules.append(_Rule(fault, path, account, count))
+
+    def clear(self) -> None:
+        self._rules.clear()
+
+    def __bool__(self) -> bool:
+        return bool(self._rules)
+
+    def take(
+        self, kinds: frozenset[FaultKind], path: str | None, account: str | None
+    ) -> Fault | None:
+        """The first matching fault of ``kinds``, counted as used; ``None`` when none."""
+        for rule in self._rules:
+            if rule.fault.kind not in kinds or not _matches(rule, path, account):
+                continue
+            if rule.remaining is not None:
+                rule.remaining -= 1
+                if rule.remaining <= 0:
+                    self._rules.remove(rule)
+            self.hits += 1
+            return rule.fault
+        return None
+
+
+def _matches(rule: _Rule, path: str | None, account: str | None) -> bool:
+    return (rule.path is None or rule.path == path) and (
+        rule.account is None or rule.account == account
+    )

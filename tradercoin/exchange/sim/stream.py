@@ -1,0 +1,336 @@
+"""listenKeys and the user-data stream: the routes, pings, the lifetime rule, and delivery of
+events to connections, with the stream faults applied.
+
+Routes: ``/private/ws/<key>``, ``/private/ws?listenKey=<key>[&events=A/B]``, stream mode
+``/private/stream?listenKey=<k1>&listenKey=<k2>...`` (events wrapped as
+``{"stream": key, "data": event}``; more keys can be added on the connection with
+``{"method": "SUBSCRIBE", "params": [key, ...], "id": n}``), and the legacy ``/ws/<key>``,
+which connects but, like the real one since 2026-04-23, carries no private events.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import string
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import trio
+import trio_websocket
+
+from tradercoin.exchange.sim.engine import Account
+from tradercoin.exchange.sim.errors import ApiError
+from tradercoin.exchange.sim.faults import STREAM, FaultKind, FaultTable
+from tradercoin.exchange.sim.scheduler import Scheduler
+
+__all__ = ["StreamConfig", "StreamHub"]
+
+logger = logging.getLogger(__name__)
+_ALNUM = string.ascii_letters + string.digits
+SEND_BUFFER = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class StreamConfig:
+    listen_key_ttl: float = 3600.0
+    ping_interval: float = 180.0
+    pong_timeout: float = 600.0
+    lifetime: float = 86400.0
+
+
+@dataclass(slots=True)
+class _Key:
+    account: Account
+    key: str
+    expires_at: float
+    alive: bool = True
+
+
+@dataclass(eq=False, slots=True)
+class _Conn:
+    ws: trio_websocket.WebSocketConnection
+    keys: set[str]
+    stream_mode: bool
+    events: frozenset[str] | None
+    send: trio.MemorySendChannel[str]
+    scope: trio.CancelScope = field(default_factory=trio.CancelScope)
+    close_code: int = 1000
+    close_reason: str = ""
+
+    def close(self, code: int, reason: str) -> None:
+        self.close_code, self.close_reason = code, reason
+        self.scope.cancel()
+
+
+class StreamHub:
+    """Owns listenKeys and stream connections; :meth:`publish` is sync and never blocks."""
+
+    def __init__(
+        self,
+        config: StreamConfig,
+        scheduler: Scheduler,
+        faults: FaultTable,
+        server_ms: Callable[[], int],
+        seed: int,
+    ) -> None:
+        self.config = config
+        self._scheduler = scheduler
+        self._faults = faults
+        self._server_ms = server_ms
+        self._rng = random.Random(f"{seed}:listenKeys")
+        self._keys: dict[str, _Key] = {}
+        self._active: dict[str, _Key] = {}  # api_key -> its live listenKey
+        self._conns: dict[str, set[_Conn]] = {}
+        self.connections = 0
+        self.events_sent = 0
+
+    # --- listenKeys ----------------------------------------------------------------------
+
+    def create_key(self, account: Account) -> str:
+        """POST: the account's live key, extended, or a new one."""
+        current = self._live(account)
+        if current is not None:
+            current.expires_at = trio.current_time() + self.config.listen_key_ttl
+            return current.key
+        key = "".join(self._rng.choices(_ALNUM, k=64))
+        entry = _Key(account, key, trio.current_time() + self.config.listen_key_ttl)
+        self._keys[key] = self._active[account.api_key] = entry
+        self._scheduler.call_at(entry.expires_at, lambda: self._check_expiry(entry))
+        return key
+
+    def keepalive(self, account: Account, key: str | None) -> str:
+        """PUT: extend the account's live key. Raises ApiError -1125 when there is none."""
+        current = self._live(account)
+        if current is None or (key and key != current.key):
+            raise ApiError(-1125, "This listenKey does not exist.")
+        current.expires_at = trio.current_time() + self.config.listen_key_ttl
+        return current.key
+
+    def close_key(self, account: Account, key: str | None) -> None:
+        """DELETE: invalidate the key and end what it carries. Raises -1125 when unknown."""
+        current = self._live(account)
+        if current is None or (key and key != current.key):
+            raise ApiError(-1125, "This listenKey does not exist.")
+        self._kill(current)
+        for conn in list(self._conns.get(current.key, ())):
+            if conn.stream_mode:
+                self._unsubscribe(conn, current.key)
+            else:
+                conn.close(1000, "listenKey closed")
+
+    def expire_now(self, account: Account) -> None:
+        """Fault hook: the account's key expires at once (``listenKeyExpired`` is pushed)."""
+        current = self._live(account)
+        if current is not None:
+            current.expires_at = trio.current_time()
+            self._check_expiry(current)
+
+    def disconnect(self, account: Account) -> None:
+        """Fault hook: close every connection carrying the account's key."""
+        current = self._active.get(account.api_key)
+        if current is not None:
+            for conn in list(self._conns.get(current.key, ())):
+                conn.close(1001, "forced disconnect")
+
+    def _live(self, account: Account) -> _Key | None:
+        entry = self._active.get(account.api_key)
+        return entry if entry is not None and entry.alive else None
+
+    def _check_expiry(self, entry: _Key) -> None:
+        if not entry.alive:
+            return
+        if entry.expires_at > trio.current_time():
+            self._scheduler.call_at(entry.expires_at, lambda: self._check_expiry(entry))
+            return
+        self._kill(entry)
+        event = {"e": "listenKeyExpired", "E": self._server_ms(), "listenKey": entry.key}
+        self._deliver(entry.key, event, force=True)
+
+    def _kill(self, entry: _Key) -> None:
+        entry.alive = False
+        if self._active.get(entry.account.api_key) is entry:
+            del self._active[entry.account.api_key]
+
+    def wants(self, account: Account) -> bool:
+        """True when an event for ``account`` would reach a connection (cheap pre-check)."""
+        entry = self._active.get(account.api_key)
+        return entry is not None and entry.alive and entry.key in self._conns
+
+    def live_keys(self) -> int:
+        return len(self._active)
+
+    # --- delivery ------------------------------------------------------------------------
+
+    def publish(self, account: Account, event: dict[str, Any]) -> None:
+        """Send ``event`` to every connection on the account's live key, faults applied."""
+        entry = self._live(account)
+        if entry is None or entry.key not in self._conns:
+            return
+        if self._faults and not self._apply_faults(account, entry.key, event):
+            return
+        self._deliver(entry.key, event)
+
+    def _apply_faults(self, account: Account, key: str, event: dict[str, Any]) -> bool:
+        """False when the event must not be delivered now (dropped, silenced or delayed)."""
+        if self._faults.take(frozenset({FaultKind.STREAM_SILENT}), None, account.api_key):
+            return False
+        if event["e"] != "ORDER_TRADE_UPDATE":
+            return True
+        fault = self._faults.take(STREAM, None, account.api_key)
+        if fault is None:
+            return True
+        if fault.kind is FaultKind.STREAM_DUPLICATE:
+            self._deliver(key, event)
+            return True
+        if fault.kind is FaultKind.STREAM_DELAY:
+            self._scheduler.call_later(fault.seconds, lambda: self._deliver(key, event))
+        return False
+
+    def _deliver(self, key: str, event: dict[str, Any], *, force: bool = False) -> None:
+        conns = self._conns.get(key)
+        if not conns:
+            return
+        text = json.dumps(event, separators=(",", ":"))
+        wrapped = None
+        for conn in list(conns):
+            if conn.events is not None and not force and event["e"] not in conn.events:
+                continue
+            if conn.stream_mode:
+                wrapped = wrapped or f'{{"stream":"{key}","data":{text}}}'
+            self._send(conn, wrapped if conn.stream_mode else text)
+
+    def _send(self, conn: _Conn, text: str | None) -> None:
+        assert text is not None
+        try:
+            conn.send.send_nowait(text)
+            self.events_sent += 1
+        except trio.WouldBlock:
+            conn.close(1008, "too slow")
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+
+    # --- connections ---------------------------------------------------------------------
+
+    async def handle(self, request: trio_websocket.WebSocketRequest) -> None:
+        """Serve one stream connection until it closes, its lifetime ends, or pongs stop.
+
+        Rejects the handshake with 404 for an unknown route and 400 for an unknown key in
+        ``/private/ws`` form.
+        """
+        target = _parse_route(request.path)
+        if target is None:
+            await request.reject(404, body=b'{"code":-1,"msg":"Unknown route."}')
+            return
+        keys, stream_mode, events = target
+        if not stream_mode and keys and not self._is_live_key(next(iter(keys))):
+            await request.reject(400, body=b'{"code":-1125,"msg":"This listenKey does not exist."}')
+            return
+        ws = await request.accept()
+        send, receive = trio.open_memory_channel[str](SEND_BUFFER)
+        conn = _Conn(ws, {k for k in keys if k in self._keys}, stream_mode, events, send)
+        await self._run_conn(conn, receive)
+
+    def _is_live_key(self, key: str) -> bool:
+        entry = self._keys.get(key)
+        return entry is not None and entry.alive
+
+    async def _run_conn(self, conn: _Conn, receive: trio.MemoryReceiveChannel[str]) -> None:
+        for key in conn.keys:
+            self._conns.setdefault(key, set()).add(conn)
+        self.connections += 1
+        try:
+            with conn.scope:
+                conn.scope.deadline = trio.current_time() + self.config.lifetime
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(self._writer, conn, receive)
+                    nursery.start_soon(self._pinger, conn)
+                    nursery.start_soon(self._reader, conn)
+            if conn.scope.cancelled_caught and not conn.close_reason:
+                conn.close_code, conn.close_reason = 1001, "connection lifetime reached"
+        finally:
+            self.connections -= 1
+            for key in list(conn.keys):
+                self._unsubscribe(conn, key)
+            conn.send.close()
+            with trio.move_on_after(5) as cleanup:
+                cleanup.shield = True
+                await conn.ws.aclose(conn.close_code, conn.close_reason or None)
+
+    def _unsubscribe(self, conn: _Conn, key: str) -> None:
+        conn.keys.discard(key)
+        conns = self._conns.get(key)
+        if conns is not None:
+            conns.discard(conn)
+            if not conns:
+                del self._conns[key]
+
+    async def _writer(self, conn: _Conn, receive: trio.MemoryReceiveChannel[str]) -> None:
+        try:
+            async for text in receive:
+                await conn.ws.send_message(text)
+        except trio_websocket.ConnectionClosed:
+            conn.close(1000, "closed by peer")
+
+    async def _pinger(self, conn: _Conn) -> None:
+        while True:
+            await trio.sleep(self.config.ping_interval)
+            with trio.move_on_after(self.config.pong_timeout):
+                try:
+                    await conn.ws.ping()
+                except trio_websocket.ConnectionClosed:
+                    conn.close(1000, "closed by peer")
+                continue
+            conn.close(1008, "pong timeout")
+
+    async def _reader(self, conn: _Conn) -> None:
+        try:
+            while True:
+                message = await conn.ws.get_message()
+                if conn.stream_mode:
+                    await self._control(conn, message)
+        except trio_websocket.ConnectionClosed:
+            conn.close(1000, "closed by peer")
+
+    async def _control(self, conn: _Conn, message: str | bytes) -> None:
+        """Stream-mode requests: SUBSCRIBE / UNSUBSCRIBE / LIST_SUBSCRIPTIONS."""
+        try:
+            request = json.loads(message)
+            method, params, req_id = request["method"], request.get("params", []), request["id"]
+        except (ValueError, TypeError, KeyError):
+            await conn.ws.send_message('{"error":{"code":2,"msg":"Invalid request"},"id":null}')
+            return
+        result: Any = None
+        if method == "SUBSCRIBE":
+            for key in params:
+                if self._is_live_key(key):
+                    conn.keys.add(key)
+                    self._conns.setdefault(key, set()).add(conn)
+        elif method == "UNSUBSCRIBE":
+            for key in params:
+                self._unsubscribe(conn, key)
+        elif method == "LIST_SUBSCRIPTIONS":
+            result = sorted(conn.keys)
+        await conn.ws.send_message(json.dumps({"result": result, "id": req_id}))
+
+
+def _parse_route(target: str) -> tuple[set[str], bool, frozenset[str] | None] | None:
+    """``(keys, stream_mode, events)`` of a stream URL path, ``None`` when not a route."""
+    parts = urlsplit(target)
+    query = parse_qsl(parts.query)
+    keys = {v for k, v in query if k == "listenKey" and v}
+    events_raw = [v for k, v in query if k == "events"]
+    events = frozenset(e for raw in events_raw for e in raw.split("/") if e) or None
+    path = parts.path.rstrip("/")
+    if path.startswith("/private/ws/") and path.count("/") == 3:
+        return {path.rsplit("/", 1)[1]}, False, events
+    if path == "/private/ws" and len(keys) == 1:
+        return keys, False, events
+    if path == "/private/stream":
+        return keys, True, events
+    if path.startswith("/ws/") and path.count("/") == 2:
+        return set(), False, events
+    return None
