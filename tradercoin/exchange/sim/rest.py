@@ -55,7 +55,7 @@ def json_response(payload: Any, status: int = 200) -> Response:
     return Response(status, json.dumps(payload, separators=(",", ":")).encode())
 
 
-class _ConnectionDropped(Exception):
+class ConnectionDropped(Exception):
     """Aborts a response mid-way so the ASGI server closes the connection."""
 
 
@@ -89,7 +89,7 @@ class RestApp:
         await send(
             {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"100")]}
         )
-        raise _ConnectionDropped
+        raise ConnectionDropped
 
 
 def _request(scope: Scope, body: bytes) -> Request:

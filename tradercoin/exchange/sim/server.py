@@ -12,7 +12,7 @@ import trio_websocket
 from hypercorn.config import Config
 from hypercorn.trio import serve
 
-from tradercoin.exchange.sim.rest import RestApp
+from tradercoin.exchange.sim.rest import ConnectionDropped, RestApp
 
 if TYPE_CHECKING:
     from tradercoin.exchange.sim.simulator import Simulator
@@ -69,11 +69,22 @@ async def _serve_ws(
     )
 
 
+class _HideDrops(logging.Filter):
+    """Injected drops abort the ASGI call on purpose: not an error worth a traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], ConnectionDropped))
+
+
+_ERROR_LOG = logging.getLogger("tradercoin.exchange.sim.hypercorn")
+_ERROR_LOG.addFilter(_HideDrops())
+
+
 def _config(host: str, port: int) -> Config:
     config = Config()
     config.bind = [f"{_host_for_url(host)}:{port}"]
     config.accesslog = None
-    config.errorlog = logging.getLogger("tradercoin.exchange.sim.hypercorn")
+    config.errorlog = _ERROR_LOG
     config.keep_alive_timeout = 75
     return config
 
