@@ -181,7 +181,7 @@ async def open_service(
     *,
     clock: WallClock | None = None,
     passwords: Passwords | None = None,
-    configure_app: Callable[[QuartTrio], None] | None = None,
+    configure: Callable[[Service], None] | None = None,
     http: httpx.AsyncClient | None = None,
 ) -> AsyncIterator[Service]:
     """Build and start everything; yield the running :class:`Service`; shut down gracefully
@@ -198,7 +198,7 @@ async def open_service(
         http_client() if http is None else _borrowed(http) as pool,
         trio.open_nursery() as nursery,
     ):
-        service = await _start(nursery, settings, clock, store, pool, passwords, configure_app)
+        service = await _start(nursery, settings, clock, store, pool, passwords, configure)
         try:
             yield service
         finally:
@@ -219,7 +219,7 @@ async def _start(
     store: Store,
     pool: httpx.AsyncClient,
     passwords: Passwords | None,
-    configure_app: Callable[[QuartTrio], None] | None,
+    configure: Callable[[Service], None] | None,
 ) -> Service:
     """Start the parts in order; returns once HTTP is listening."""
     simulator = None
@@ -260,8 +260,8 @@ async def _start(
     )
     ctx.ready = lambda: service.running
     _add_metrics(service)
-    if configure_app is not None:
-        configure_app(service.app)
+    if configure is not None:
+        configure(service)  # e.g. a benchmark's extra routes, before serving starts
     with trio.fail_after(START_TIMEOUT):
         await nursery.start(
             _run_supervisor, supervisor, service._supervisor_scope, service._supervisor_done
