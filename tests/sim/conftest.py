@@ -17,6 +17,15 @@ from tradercoin.clock import FixedEpochClock
 from tradercoin.exchange.sim import Simulator
 
 EPOCH_MS = 1_790_000_000_000
+BASE: dict[str, Any] = {
+    "symbol": "BTCUSDT",
+    "side": "BUY",
+    "type": "LIMIT",
+    "timeInForce": "GTC",
+    "price": "49000",
+    "quantity": "0.010",
+}
+"""A valid resting BTCUSDT limit order (the mark starts at 50000)."""
 
 
 class SignedClient:

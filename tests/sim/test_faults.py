@@ -11,18 +11,10 @@ import trio
 import trio.testing
 import trio_websocket
 
-from tests.sim.conftest import SignedClient
+from tests.sim.conftest import BASE, SignedClient
 from tradercoin.exchange.sim import Fault, FaultKind, Simulator
 
 ORDER = "/fapi/v1/order"
-BASE: dict[str, Any] = {
-    "symbol": "BTCUSDT",
-    "side": "BUY",
-    "type": "LIMIT",
-    "timeInForce": "GTC",
-    "price": "49000",
-    "quantity": "0.010",
-}
 
 
 async def _post(client: SignedClient, **extra: Any) -> httpx.Response:

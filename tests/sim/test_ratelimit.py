@@ -6,7 +6,7 @@ import httpx
 import trio
 import trio.testing
 
-from tests.sim.conftest import EPOCH_MS, SignedClient
+from tests.sim.conftest import BASE, EPOCH_MS, SignedClient
 from tradercoin.clock import FixedEpochClock
 from tradercoin.exchange.sim import Limits, Simulator
 
@@ -51,30 +51,12 @@ async def test_order_count_headers_and_limit(
     autojump_clock: trio.testing.MockClock, nursery: trio.Nursery
 ) -> None:
     client = await _client(nursery, Limits(orders_per_10s=2))
-    first = await client.signed(
-        "POST",
-        "/fapi/v1/order",
-        symbol="BTCUSDT",
-        side="BUY",
-        type="LIMIT",
-        timeInForce="GTC",
-        price="49000",
-        quantity="0.010",
-    )
+    first = await client.signed("POST", "/fapi/v1/order", **BASE)
     assert first.headers["x-mbx-order-count-10s"] == "1"
     assert first.headers["x-mbx-order-count-1m"] == "1"
     assert first.headers["x-mbx-used-weight-1m"] == "0"
     await client.limit()
-    third = await client.signed(
-        "POST",
-        "/fapi/v1/order",
-        symbol="BTCUSDT",
-        side="BUY",
-        type="LIMIT",
-        timeInForce="GTC",
-        price="49000",
-        quantity="0.010",
-    )
+    third = await client.signed("POST", "/fapi/v1/order", **BASE)
     assert third.status_code == 429 and third.json()["code"] == -1015
     await trio.sleep(10)
     await client.limit()

@@ -8,16 +8,7 @@ import pytest
 import trio
 import trio.testing
 
-from tests.sim.conftest import SignedClient
-
-BASE: dict[str, Any] = {
-    "symbol": "BTCUSDT",
-    "side": "BUY",
-    "type": "LIMIT",
-    "timeInForce": "GTC",
-    "price": "49000",
-    "quantity": "0.010",
-}
+from tests.sim.conftest import BASE, SignedClient
 
 
 @pytest.mark.parametrize(
