@@ -7,7 +7,7 @@ from decimal import Decimal
 import trio
 import trio.testing
 
-from tests.sim.conftest import SignedClient
+from tests.sim.conftest import BASE, SignedClient
 from tradercoin.exchange.sim import Simulator
 
 
@@ -193,3 +193,20 @@ async def test_ioc_expires_remainder_and_fok_gtx_rejects(
     assert gtx.json()["code"] == -5022
     orders = await client.signed("GET", "/fapi/v1/allOrders", symbol="BTCUSDT")
     assert len(orders.json()) == 2
+
+
+async def test_gtd_expires_at_its_second(
+    autojump_clock: trio.testing.MockClock, sim: Simulator, client: SignedClient
+) -> None:
+    now = sim.clock.now_ms()
+    too_soon = await client.signed(
+        "POST", "/fapi/v1/order", **{**BASE, "timeInForce": "GTD", "goodTillDate": now + 600_000}
+    )
+    assert too_soon.json()["code"] == -1102
+    placed = await client.order(**{**BASE, "timeInForce": "GTD", "goodTillDate": now + 700_500})
+    assert placed["goodTillDate"] == now + 700_000
+    await trio.sleep(699.999)
+    assert (await client.get(placed["orderId"]))["status"] == "NEW"
+    await trio.sleep(0.002)
+    expired = await client.get(placed["orderId"])
+    assert (expired["status"], expired["updateTime"]) == ("EXPIRED", now + 700_000)

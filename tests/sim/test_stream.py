@@ -136,7 +136,7 @@ async def test_server_pings_and_24h_disconnect(
     autojump_clock: trio.testing.MockClock, sim: Simulator, client: SignedClient
 ) -> None:
     key = await _key(client)
-    start = trio.current_time()
+    start = opened = trio.current_time()
     async with sim.open_websocket(f"ws://sim/private/ws?listenKey={key}") as ws:
         with pytest.raises(trio_websocket.ConnectionClosed) as closed:
             while True:
@@ -146,3 +146,4 @@ async def test_server_pings_and_24h_disconnect(
                 with trio.move_on_after(600):
                     await ws.get_message()
         assert closed.value.reason.code == 1001
+        assert trio.current_time() - opened == 86400

@@ -143,6 +143,7 @@ class Engine:
         self._asks: dict[str, list[tuple[Decimal, int, SimOrder]]] = {s: [] for s in specs}
         self._working: dict[str, dict[int, SimOrder]] = {s: {} for s in specs}
         self._resting: set[SimOrder] = set()
+        self._live = {(s, side): 0 for s in specs for side in ("BUY", "SELL")}
         self.orders_created = 0
         self.fills = 0
 
@@ -223,6 +224,7 @@ class Engine:
             key = -order.price if order.side == "BUY" else order.price
             heapq.heappush(book[order.spec.symbol], (key, order.order_id, order))
             self._resting.add(order)
+            self._live[(order.spec.symbol, order.side)] += 1
 
     def _auto_client_id(self) -> str:
         return "".join(self._rng.choices(_ALNUM, k=22))
@@ -260,6 +262,23 @@ class Engine:
             self.work_market(order)
         self._match_book(self._bids[symbol], lambda key: -key >= mark)
         self._match_book(self._asks[symbol], lambda key: key <= mark)
+        self._compact(symbol, "BUY", self._bids[symbol])
+        self._compact(symbol, "SELL", self._asks[symbol])
+
+    def best_prices(self, symbol: str) -> tuple[Decimal | None, Decimal | None]:
+        """The highest resting bid and lowest resting ask of ``symbol`` (None: none)."""
+        bids, asks = self._bids[symbol], self._asks[symbol]
+        while bids and not bids[0][2].is_open:
+            heapq.heappop(bids)
+        while asks and not asks[0][2].is_open:
+            heapq.heappop(asks)
+        return (-bids[0][0] if bids else None), (asks[0][0] if asks else None)
+
+    def _compact(self, symbol: str, side: str, book: list[tuple[Decimal, int, SimOrder]]) -> None:
+        """Drop canceled entries once they outnumber the live ones (they are removed lazily)."""
+        if len(book) > 2 * self._live[(symbol, side)] + 64:
+            book[:] = [entry for entry in book if entry[2].is_open]
+            heapq.heapify(book)
 
     def _match_book(
         self, book: list[tuple[Decimal, int, SimOrder]], crossed: Callable[[Decimal], bool]
@@ -310,7 +329,9 @@ class Engine:
     def _forget_open(self, order: SimOrder) -> None:
         order.account.open_in(order.spec.symbol).pop(order.order_id, None)
         self._working[order.spec.symbol].pop(order.order_id, None)
-        self._resting.discard(order)
+        if order in self._resting:
+            self._resting.remove(order)
+            self._live[(order.spec.symbol, order.side)] -= 1
 
     def _fill_step(self, order: SimOrder, price: Decimal, *, maker: bool) -> None:
         self._execute(order, min(order.remaining, order.spec.liquidity), price, maker)

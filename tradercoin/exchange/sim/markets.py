@@ -7,6 +7,7 @@ rules (tick size, step size, min quantity, min notional, percent-price band).
 
 from __future__ import annotations
 
+import collections
 import math
 import random
 from collections.abc import Sequence
@@ -285,7 +286,9 @@ class PriceWalk:
 
     The price at step ``k`` depends only on the seed and on how the walk was sampled, so a
     scripted run is repeatable. Steps that nobody looked at are folded into one draw with
-    the summed variance (the same distribution), so hours of idle virtual time cost nothing.
+    the summed variance (the same distribution), so hours of idle virtual time cost nothing;
+    :meth:`ahead` draws future steps one by one and keeps them, so the simulator can sleep
+    straight to the next step that fills something.
     """
 
     def __init__(
@@ -295,24 +298,41 @@ class PriceWalk:
         self._rng = random.Random(f"{seed}:{spec.symbol}")
         self._sigma = spec.volatility * volatility_scale * math.sqrt(step_seconds)
         self._step = 0
+        self._path: collections.deque[Decimal] = collections.deque()
         self.price = spec.initial_price
 
-    def advance_to(self, step: int) -> bool:
-        """Move the walk to ``step``; True when the price changed."""
-        if step <= self._step:
-            return False
+    @property
+    def moves(self) -> bool:
+        return self._sigma > 0
+
+    def advance_to(self, step: int) -> None:
+        """Move the walk to ``step`` (a step already passed is a no-op)."""
         count = step - self._step
+        if count <= 0:
+            return
         self._step = step
-        if not self._sigma:
-            return False
-        shock = self._rng.gauss(0.0, self._sigma * math.sqrt(count))
-        moved = self._spec.round_price(self.price * Decimal(repr(math.exp(shock))))
-        changed = moved != self.price
-        self.price = moved
-        return changed
+        while count and self._path:
+            self.price = self._path.popleft()
+            count -= 1
+        if count:
+            self.price = self._draw(self.price, count)
+
+    def ahead(self, steps: int) -> collections.deque[Decimal]:
+        """The prices of the next ``steps`` steps (at least), drawn now and kept."""
+        while len(self._path) < steps:
+            self._path.append(self._draw(self._path[-1] if self._path else self.price, 1))
+        return self._path
 
     def set(self, price: Decimal) -> None:
+        """Jump to ``price`` now; the future is drawn afresh from there."""
         self.price = self._spec.round_price(price)
+        self._path.clear()
+
+    def _draw(self, price: Decimal, steps: int) -> Decimal:
+        if not self._sigma:
+            return price
+        shock = self._rng.gauss(0.0, self._sigma * math.sqrt(steps))
+        return self._spec.round_price(price * Decimal(repr(math.exp(shock))))
 
 
 def symbols_by_name(specs: Sequence[SymbolSpec]) -> dict[str, SymbolSpec]:

@@ -42,6 +42,7 @@ __all__ = ["OrderTruth", "SimStatistics", "Simulator"]
 
 _ALNUM = string.ascii_letters + string.digits
 _ANONYMOUS = Account(api_key="")
+LOOKAHEAD_STEPS = 3600
 DEFAULT_LIMITS = Limits()
 DEFAULT_STREAM = StreamConfig()
 _BEFORE_EXEMPT = BEFORE - {FaultKind.THROTTLED}
@@ -159,23 +160,55 @@ class Simulator:
         return self._nursery is not None
 
     async def _run_prices(self) -> None:
-        """Step prices on the fixed grid while anything could fill; idle otherwise."""
+        """Step prices and match while anything could fill; idle otherwise.
+
+        With only resting LIMIT orders it sleeps straight to the first step (within
+        ``LOOKAHEAD_STEPS``) whose drawn price crosses a best bid or ask, so long virtual
+        sleeps stay cheap; a new best order or a price set by hand wakes it to look again.
+        """
         while True:
+            self._work = trio.Event()
             if not self.engine.has_work(prices_move=self._prices_move):
-                self._work = trio.Event()
                 await self._work.wait()
-            next_step = self._current_step() + 1
-            await trio.sleep_until(self._t0 + next_step * self._price_interval)
+                continue
+            step = self._next_fill_step()
+            with trio.move_on_at(self._t0 + step * self._price_interval):
+                await self._work.wait()
+                continue
             for symbol in self.specs:
                 self.mark(symbol)
                 self.engine.step(symbol)
 
+    def _next_fill_step(self) -> int:
+        """The next grid step at which a price step can fill something."""
+        current = self._current_step()
+        if self.engine.has_work(prices_move=False):
+            return current + 1
+        first = current + LOOKAHEAD_STEPS
+        for symbol, walk in self._walks.items():
+            bid, ask = self.engine.best_prices(symbol)
+            if bid is None and ask is None:
+                continue
+            walk.advance_to(current)
+            for offset, price in enumerate(walk.ahead(first - current), start=1):
+                if current + offset >= first:
+                    break
+                if (bid is not None and price <= bid) or (ask is not None and price >= ask):
+                    first = current + offset
+                    break
+        return first
+
     def _current_step(self) -> int:
         return math.floor((trio.current_time() - self._t0) / self._price_interval)
 
-    def _poke(self) -> None:
-        if self.engine.has_work(prices_move=self._prices_move):
+    def _poke(self, order: SimOrder | None = None) -> None:
+        """Wake the price loop when ``order`` may fill sooner than it planned for."""
+        if order is None or (order.is_open and (order.type == "MARKET" or self._is_best(order))):
             self._work.set()
+
+    def _is_best(self, order: SimOrder) -> bool:
+        bid, ask = self.engine.best_prices(order.spec.symbol)
+        return order.price == (bid if order.side == "BUY" else ask)
 
     def mark(self, symbol: str) -> Decimal:
         """The current mark price of ``symbol`` (the walk brought up to now)."""
@@ -225,13 +258,14 @@ class Simulator:
         if order.good_till_date and order.is_open:
             delay = max(0.0, (order.good_till_date - self.server_ms()) / 1000)
             self.scheduler.call_later(delay, lambda: self.engine.expire(order, 6))
-        self._poke()
+        if order.type == "LIMIT":
+            self._poke(order)
         return order
 
     def _work_market(self, order: SimOrder) -> None:
         self.mark(order.spec.symbol)
         self.engine.work_market(order)
-        self._poke()
+        self._poke(order)
 
     def _on_execution(
         self, order: SimOrder, execution: str, trade: Trade | None, expiry_reason: int
@@ -336,10 +370,11 @@ class Simulator:
 
     async def handle_http(self, request: Request) -> Response:
         """Answer one REST request; never raises for anything a client sends."""
-        self._requests[request.path] += 1
         route = ROUTES.get((request.method, request.path))
         if route is None:
+            self._requests["(unrouted)"] += 1
             return self._unrouted(request)
+        self._requests[request.path] += 1
         now = self.server_ms()
         try:
             response = await self._dispatch(route, request, now)
