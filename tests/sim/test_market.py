@@ -24,7 +24,10 @@ async def _fill_of_resting_order(seed: int) -> tuple[float, int, str, Decimal]:
             key, secret = sim.create_account()
             client = SignedClient(http, sim, key, secret)
             placed = await client.limit(price="49000", quantity="0.010")
-            while (order := await client.get(placed["orderId"]))["status"] != "FILLED":
+            for _ in range(1000):  # poll like a client would, every 10 minutes
+                order = await client.get(placed["orderId"])
+                if order["status"] == "FILLED":
+                    break
                 await trio.sleep(600)
             trades = (await client.signed("GET", "/fapi/v1/userTrades", symbol="BTCUSDT")).json()
         nursery.cancel_scope.cancel()
