@@ -12,6 +12,7 @@ import pytest
 import trio
 from binance import AsyncClient, BinanceSocketManager, Client
 from binance.exceptions import BinanceAPIException
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
 from tradercoin.clock import FixedEpochClock, system_clock
 from tradercoin.exchange.sim import Limits, SimAddress, Simulator, serve_simulator
@@ -190,3 +191,13 @@ async def test_user_socket_gets_order_trade_update(served: Served) -> None:
         "0.010",
         "49000.00",
     )
+
+
+async def test_ed25519_key_signs_orders(served: Served) -> None:
+    api_key, private = served.sim.create_ed25519_account()
+    pem = private.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()).decode()
+    c = Client(api_key, private_key=pem, ping=False)
+    c.FUTURES_URL = f"{served.address.rest_url}/fapi"
+    placed = await call(lambda: c.futures_create_order(**LIMIT))
+    got = await call(lambda: c.futures_get_order(symbol="BTCUSDT", orderId=placed["orderId"]))
+    assert got["status"] == "NEW"
