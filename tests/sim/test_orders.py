@@ -210,3 +210,65 @@ async def test_gtd_expires_at_its_second(
     await trio.sleep(0.002)
     expired = await client.get(placed["orderId"])
     assert (expired["status"], expired["updateTime"]) == ("EXPIRED", now + 700_000)
+
+
+async def test_user_trades_by_from_id_time_and_order(
+    autojump_clock: trio.testing.MockClock, sim: Simulator, client: SignedClient
+) -> None:
+    first = await client.limit(quantity="0.010")
+    second = await client.limit(quantity="0.020")
+    sim.fill("BTCUSDT", first["orderId"])
+    await trio.sleep(10)
+    sim.fill("BTCUSDT", second["orderId"])
+    trades = (await client.signed("GET", "/fapi/v1/userTrades", symbol="BTCUSDT")).json()
+    assert [t["orderId"] for t in trades] == [first["orderId"], second["orderId"]]
+    later = await client.signed(
+        "GET", "/fapi/v1/userTrades", symbol="BTCUSDT", fromId=trades[1]["id"]
+    )
+    assert [t["id"] for t in later.json()] == [trades[1]["id"]]
+    recent = await client.signed(
+        "GET", "/fapi/v1/userTrades", symbol="BTCUSDT", startTime=trades[0]["time"] + 1
+    )
+    assert [t["qty"] for t in recent.json()] == ["0.020"]
+    by_order = await client.signed(
+        "GET", "/fapi/v1/userTrades", symbol="BTCUSDT", orderId=first["orderId"]
+    )
+    assert [t["qty"] for t in by_order.json()] == ["0.010"]
+    limited = await client.signed("GET", "/fapi/v1/userTrades", symbol="BTCUSDT", limit=1)
+    assert [t["id"] for t in limited.json()] == [trades[1]["id"]]
+    mixed = await client.signed(
+        "GET", "/fapi/v1/userTrades", symbol="BTCUSDT", fromId=1, startTime=1
+    )
+    assert mixed.json()["code"] == -1128
+    too_wide = await client.signed(
+        "GET", "/fapi/v1/userTrades", symbol="BTCUSDT", startTime=1, endTime=1 + 8 * 86_400_000
+    )
+    assert too_wide.json()["code"] == -1127
+
+
+async def test_open_order_singular(
+    autojump_clock: trio.testing.MockClock, sim: Simulator, client: SignedClient
+) -> None:
+    placed = await client.limit()
+    found = await client.signed(
+        "GET", "/fapi/v1/openOrder", symbol="BTCUSDT", orderId=placed["orderId"]
+    )
+    assert found.json()["orderId"] == placed["orderId"] and "time" in found.json()
+    sim.fill("BTCUSDT", placed["orderId"])
+    gone = await client.signed(
+        "GET", "/fapi/v1/openOrder", symbol="BTCUSDT", orderId=placed["orderId"]
+    )
+    assert gone.json() == {"code": -2013, "msg": "Order does not exist."}
+
+
+async def test_other_accounts_orders_are_unknown(
+    autojump_clock: trio.testing.MockClock, sim: Simulator, client: SignedClient
+) -> None:
+    placed = await client.limit()
+    key, secret = sim.create_account()
+    stranger = SignedClient(client.http, sim, key, secret)
+    assert (await stranger.get(placed["orderId"]))["code"] == -2013
+    cancel = await stranger.signed(
+        "DELETE", "/fapi/v1/order", symbol="BTCUSDT", orderId=placed["orderId"]
+    )
+    assert cancel.json()["code"] == -2011
