@@ -232,3 +232,29 @@ async def test_sqlite_lock_is_retried_not_reported(
         other.close()
         assert [e.seq for e in result] == [1]
         assert store.statistics().retries >= 2
+
+
+async def test_cancelled_store_wakes_queued_callers(store: Store, alice: User) -> None:
+    doomed = Store(store.db, store.secrets, store.clock)  # its own batcher, cancelled below
+    outcomes: list[BaseException] = []
+
+    async def write(name: str) -> None:
+        try:
+            await doomed.apply([placed(alice.id, name)])
+        except StoreClosed as error:
+            outcomes.append(error)
+
+    async with (
+        trio.open_nursery() as callers,
+        trio.open_nursery() as batcher_scope,
+        writes_held(store),
+    ):
+        await batcher_scope.start(doomed.batcher.run)
+        for n in range(3):
+            callers.start_soon(write, f"q{n}")
+        await trio.testing.wait_all_tasks_blocked()
+        batcher_scope.cancel_scope.cancel()
+    assert len(outcomes) == 3
+    with pytest.raises(StoreClosed):
+        await doomed.apply([placed(alice.id, "after")])
+    assert (await store.list_orders(alice.id)).total == 0

@@ -70,6 +70,11 @@ def _write_jobs(
     return results
 
 
+def _database_failed(error: Exception) -> bool:
+    """The database itself failed (not one change): retrying job by job would not help."""
+    return isinstance(error, StoreError) and not isinstance(error, OrderConflict)
+
+
 def _caller_error(error: Exception) -> Exception:
     """What the caller of a failed job sees: a one-line store error."""
     if isinstance(error, StoreError):
@@ -107,7 +112,7 @@ class WriteBatcher:
         failure (that goes to the job's caller).
         """
         task_status.started()
-        async with self._receive:
+        try:
             async for first in self._receive:
                 jobs = [first]
                 while len(jobs) < self._max_jobs:
@@ -116,6 +121,18 @@ class WriteBatcher:
                     except (trio.WouldBlock, trio.EndOfChannel):
                         break
                 await self._commit_guarded(jobs)
+        finally:
+            self._abandon_queued()
+
+    def _abandon_queued(self) -> None:
+        """After a cancel: wake every caller still queued with StoreClosed, and refuse more."""
+        while True:
+            try:
+                job = self._receive.receive_nowait()
+            except (trio.WouldBlock, trio.EndOfChannel):
+                break
+            job.finish(None, StoreClosed("the store closed before this write committed"))
+        self._receive.close()
 
     def close(self) -> None:
         """No new jobs; ``run`` finishes the queued ones and returns. Idempotent."""
@@ -153,8 +170,9 @@ class WriteBatcher:
         try:
             results = await self._db.write(_write_jobs, jobs, now)
         except Exception as error:
-            if len(jobs) == 1:
-                self._fail(jobs[0], error)
+            if len(jobs) == 1 or _database_failed(error):
+                for job in jobs:
+                    self._fail(job, error)
                 return
             log.warning(
                 "batch of %d jobs failed (%s); retrying one by one", len(jobs), one_line(error)

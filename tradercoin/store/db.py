@@ -39,6 +39,7 @@ class RunSync(Protocol):
 
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
+SQLITE_CACHE_KIB = 16384  # per connection: the hot index pages of 1M orders stay in memory
 MAX_CONNECTION_RETRIES = 5
 FIX_URL = "use sqlite:///path/to.db, sqlite:///:memory: or postgresql+psycopg://user@host:5432/db"
 
@@ -99,6 +100,7 @@ def _configure_sqlite(engine: sa.Engine, *, wal: bool) -> None:
         if wal:
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=FULL")
+            cursor.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
