@@ -10,6 +10,8 @@ import pytest
 import trio
 import trio.testing
 import trio_websocket
+import wsproto
+import wsproto.events
 
 from tests.sim.conftest import SignedClient
 from tradercoin.exchange.sim import Simulator
@@ -147,3 +149,26 @@ async def test_server_pings_and_24h_disconnect(
                     await ws.get_message()
         assert closed.value.reason.code == 1001
         assert trio.current_time() - opened == 86400
+
+
+async def test_no_pong_for_ten_minutes_disconnects(
+    autojump_clock: trio.testing.MockClock, sim: Simulator, client: SignedClient
+) -> None:
+    """A raw wsproto client that never answers: ping at 3 min, close 10 min later."""
+    key = await _key(client)
+    ours, theirs = trio.testing.memory_stream_pair()
+    sim._nursery.start_soon(sim._serve_memory, theirs)  # type: ignore[union-attr]
+    ws = wsproto.WSConnection(wsproto.ConnectionType.CLIENT)
+    await ours.send_all(
+        ws.send(wsproto.events.Request(host="sim", target=f"/private/ws?listenKey={key}"))
+    )
+    ws.receive_data(await ours.receive_some())
+    assert isinstance(next(ws.events()), wsproto.events.AcceptConnection)
+    await trio.sleep(180 + 599)
+    ws.receive_data(await ours.receive_some())
+    assert [type(e) for e in ws.events()] == [wsproto.events.Ping]
+    await trio.sleep(2)
+    ws.receive_data(await ours.receive_some())
+    closed = list(ws.events())
+    assert isinstance(closed[-1], wsproto.events.CloseConnection)
+    assert closed[-1].code == 1008
