@@ -8,8 +8,8 @@ SQLite, COPY on PostgreSQL), then prints for each database:
 - the write batcher's throughput (changes/s) with WRITERS concurrent writers, next to the same
   writers with one change per transaction (batch_jobs=1).
 
-    .venv/bin/python bench/store.py                   # both databases, full size
-    .venv/bin/python bench/store.py --db sqlite --users 1000 --orders 50
+    .venv/bin/python -m bench.store                   # both databases, full size
+    .venv/bin/python -m bench.store --db sqlite --users 1000 --orders 50
 
 PostgreSQL: TRADERCOIN_TEST_PG_URL (default postgresql+psycopg://postgres@127.0.0.1:5432/test);
 the bench works in its own schema ``bench_store``, dropped first.

@@ -78,7 +78,7 @@ def _database_failed(error: Exception) -> bool:
 def _caller_error(error: Exception) -> Exception:
     """What the caller of a failed job sees: a one-line store error."""
     if isinstance(error, StoreError):
-        return error
+        return type(error)(*error.args)  # each caller raises its own instance
     if isinstance(error, sa.exc.IntegrityError):
         return OrderConflict(f"change rejected by the database: {one_line(error)}")
     return StoreError(f"change could not be stored: {type(error).__name__}: {error}")
