@@ -279,8 +279,28 @@ async def _start(
     return service
 
 
+def actor_summary(supervisor: Supervisor, clock: WallClock) -> dict[str, Any]:
+    """Actors by state, the worst poll lag (seconds past a missed deadline), and the
+    notifications the actors delivered to sessions or dropped (slow or gone sessions)."""
+    now = clock.now_ms()
+    states: dict[str, int] = {}
+    lag = 0.0
+    notified = {"delivered": 0, "dropped_slow": 0, "dropped_gone": 0}
+    for status in supervisor.statuses():
+        states[status.state] = states.get(status.state, 0) + 1
+        if status.next_poll is not None:
+            lag = max(lag, (now - status.next_poll) / 1000)
+        handle = supervisor.actor(status.user_id)
+        if handle is not None:
+            stats = handle.sessions.statistics()
+            for name in notified:
+                notified[name] += getattr(stats, name)
+    return {"state": states, "poll_lag_max_seconds": lag, "notifications": notified}
+
+
 def _add_metrics(service: Service) -> None:
     parts: dict[str, Callable[[], Any]] = {
+        "actors": lambda: actor_summary(service.supervisor, service.clock),
         "supervisor": service.supervisor.statistics,
         "governor": service.governor.statistics,
         "exchange": service.exchange.statistics,

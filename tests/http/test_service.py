@@ -202,6 +202,8 @@ async def test_readiness_and_metrics(service: Service, http: httpx.AsyncClient) 
         "tradercoin_governor_budget_per_minute",
         "tradercoin_exchange_requests",
         "tradercoin_store_batches",
+        "tradercoin_actors_poll_lag_max_seconds",
+        "tradercoin_actors_notifications_delivered",
     ):
         assert name in text
 

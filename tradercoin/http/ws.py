@@ -18,7 +18,7 @@ on connect): every event after N is replayed, then live, with no gap and no dupl
 Each session is a reader task and a writer task in one nursery. The writer alone takes from the
 bounded channel attached to the user's actor; a client too slow to keep up is dropped by the
 actor (never blocking it), and the writer re-attaches from the last seq it delivered, so even
-then nothing is lost. Sends share one lock. Frames over 16 KiB close the connection with 1009
+then nothing is lost. Hypercorn serializes the frames of both. Frames over 16 KiB close with 1009
 (Hypercorn's ``websocket_max_message_size``).
 """
 
@@ -46,7 +46,7 @@ log = logging.getLogger(__name__)
 
 HEARTBEAT = 25.0
 AUTH_TIMEOUT = 10.0
-SEND_TIMEOUT = 10.0
+ATTACH_TIMEOUT = 10.0
 REATTACH_DELAY = 1.0
 CHANNEL_SIZE = 256
 REPLAY_LIMIT = 1000
@@ -120,6 +120,20 @@ class WsSession:
     Closing the receive side is how the session leaves the actor when it ends.
     """
 
+    __slots__ = (
+        "_attach_lock",
+        "_attached",
+        "_generation",
+        "_recv",
+        "_scope",
+        "_since",
+        "close_code",
+        "ctx",
+        "last_seq",
+        "user",
+        "ws",
+    )
+
     def __init__(self, ctx: HttpContext, ws: Any, user: User, since: int | None) -> None:
         self.ctx = ctx
         self.ws = ws
@@ -129,8 +143,7 @@ class WsSession:
         self._recv: trio.MemoryReceiveChannel[dict[str, Any]] | None = None
         self._generation = 0
         self._attach_lock = trio.Lock()
-        self._send_lock = trio.Lock()
-        self._attached = trio.Event()
+        self._attached: trio.Event | None = None
         self._scope = trio.CancelScope()
         self.close_code: int | None = None
 
@@ -140,7 +153,8 @@ class WsSession:
         self._scope.cancel()
 
     async def run(self) -> None:
-        """Returns when the client leaves, :meth:`stop` is called, or a send stalls."""
+        """Returns when the client leaves or :meth:`stop` is called. This task is the writer;
+        the reader is its child."""
         try:
             with self._scope:
                 self.last_seq = await self.ctx.store.latest_seq(self.user.id)
@@ -148,7 +162,7 @@ class WsSession:
                 await self.attach(self.last_seq if self._since is None else self._since)
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(self._reader)
-                    nursery.start_soon(self._writer)
+                    await self._writer()
         finally:
             if self._recv is not None:
                 self._recv.close()
@@ -164,7 +178,7 @@ class WsSession:
         Without a running actor, replays from the store instead and stays unattached (the
         writer tries again at each heartbeat).
         """
-        with trio.CancelScope(shield=True), trio.move_on_after(SEND_TIMEOUT):
+        with trio.CancelScope(shield=True), trio.move_on_after(ATTACH_TIMEOUT):
             async with self._attach_lock:
                 await self._attach_locked(since)
 
@@ -186,7 +200,8 @@ class WsSession:
             receive.close()
             return
         self._recv = receive
-        self._attached.set()
+        if self._attached is not None:
+            self._attached.set()
 
     def _actor(self) -> Any:
         supervisor = self.ctx.supervisor
@@ -205,15 +220,11 @@ class WsSession:
     # ------------------------------------------------------------------ sending
 
     async def send(self, message: dict[str, Any]) -> None:
-        """Send one message; a client that does not take it within 10 s ends the session."""
-        text = json.dumps(message, separators=(",", ":"))
-        async with self._send_lock:
-            with trio.move_on_after(SEND_TIMEOUT) as scope:
-                await self.ws.send(text)
-        if scope.cancelled_caught:
-            self.ctx.metrics.ws_dropped.labels("send_timeout").inc()
-            self._scope.cancel()
-            return
+        """Send one message. The reader and the writer both send: Hypercorn serializes the
+        frames under its own lock, and writes each under a shield (so a send is never cut in
+        half). A client that stops reading blocks only its own writer; its actor then drops
+        it for lagging, and nobody else notices."""
+        await self.ws.send(json.dumps(message, separators=(",", ":")))
         self.ctx.metrics.ws_sent.labels(message.get("type", "?")).inc()
 
     async def deliver(self, message: dict[str, Any]) -> None:
