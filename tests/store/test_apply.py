@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from decimal import Decimal
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
 import sqlalchemy as sa
 import trio
 import trio.testing
 
-from tests.store.conftest import placed
+from tests.store.conftest import EPOCH_MS, placed
 from tradercoin.clock import FixedEpochClock
 from tradercoin.orders import (
     ExchangeUpdate,
@@ -35,6 +37,8 @@ from tradercoin.store import (
 )
 from tradercoin.store import db as db_module
 from tradercoin.store.schema import fills
+
+T = TypeVar("T")
 
 
 def _fill(trade_id: int, order_id: int = 77) -> Fill:
@@ -258,3 +262,48 @@ async def test_cancelled_store_wakes_queued_callers(store: Store, alice: User) -
     with pytest.raises(StoreClosed):
         await doomed.apply([placed(alice.id, "after")])
     assert (await store.list_orders(alice.id)).total == 0
+
+
+async def _inline(fn: Callable[..., T], /, *args: Any, limiter: Any = None) -> T:
+    """The thread hop run on the trio thread: in-memory SQLite under MockClock autojump."""
+    await trio.lowlevel.checkpoint()
+    return fn(*args)
+
+
+async def test_retention_prunes_old_events_on_schedule(autojump_clock: trio.abc.Clock) -> None:
+    clock = FixedEpochClock(EPOCH_MS)
+    async with open_store(
+        "sqlite:///:memory:", secrets=SecretBox.ephemeral(), clock=clock, run_sync=_inline
+    ) as store:
+        user = await store.create_user("ret", "h")
+        await store.apply([placed(user.id, "old")])
+        async with trio.open_nursery() as nursery:
+            await nursery.start(functools.partial(store.run_retention, keep=3600, every=600))
+            await trio.sleep(1800)
+            await store.apply([placed(user.id, "new")])
+            await trio.sleep(2500)  # the prune at t=3600 keeps "old" (not older than 1 h yet)
+            assert [e.seq for e in await store.events_since(user.id, 0)] == [2]
+            await trio.sleep(1800)
+            assert await store.events_since(user.id, 0) == []
+            nursery.cancel_scope.cancel()
+        assert await store.latest_seq(user.id) == 2
+
+
+async def test_two_processes_share_one_gap_free_sequence(
+    db_url: str, box: SecretBox, clock: FixedEpochClock
+) -> None:
+    async with (
+        open_store(db_url, secrets=box, clock=clock) as first,
+        open_store(db_url, secrets=box, clock=clock, migrate=False) as second,
+    ):
+        user = await first.create_user("shared", "h")
+        seqs: list[int] = []
+
+        async def writer(store: Store, name: str) -> None:
+            for k in range(10):
+                seqs.extend(e.seq for e in await store.apply([placed(user.id, f"{name}{k}")]))
+
+        async with trio.open_nursery() as nursery:
+            for n in range(4):
+                nursery.start_soon(writer, first if n % 2 else second, f"w{n}-")
+        assert sorted(seqs) == list(range(1, 41))

@@ -23,15 +23,16 @@ from tradercoin.store import orders as order_sql
 from tradercoin.store import users as user_sql
 from tradercoin.store.batcher import WriteBatcher, _Job
 from tradercoin.store.db import Database, RunSync
-from tradercoin.store.errors import CredentialsError, DuplicateUser, UnknownUser
+from tradercoin.store.errors import CredentialsError, DuplicateUser, StoreError, UnknownUser
 from tradercoin.store.migrate import upgrade
 from tradercoin.store.models import CredentialInfo, OrderPage, Role, StoreStatistics, User
 from tradercoin.store.secrets import SecretBox
 
-__all__ = ["MAX_PAGE_SIZE", "Store", "open_store"]
+__all__ = ["EVENT_RETENTION_S", "MAX_PAGE_SIZE", "Store", "open_store"]
 
 log = logging.getLogger(__name__)
 MAX_PAGE_SIZE = 1000
+EVENT_RETENTION_S = 7 * 24 * 3600.0
 
 
 @asynccontextmanager
@@ -264,6 +265,30 @@ class Store:
     async def prune_events(self, older_than_ms: int) -> int:
         """Delete events created before ``older_than_ms`` (epoch ms); returns how many."""
         return await self.db.write(event_sql.prune_events, older_than_ms)
+
+    async def run_retention(
+        self,
+        *,
+        keep: float = EVENT_RETENTION_S,
+        every: float = 3600.0,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """The retention rule: every ``every`` seconds (trio's clock), delete events older
+        than ``keep`` seconds (by the WallClock). A session resuming from before that gets a
+        resync.
+
+        Returns: runs until cancelled. A failed prune is logged and tried at the next round.
+        """
+        task_status.started()
+        while True:
+            cutoff = self.clock.now_ms() - int(keep * 1000)
+            try:
+                pruned = await self.prune_events(cutoff)
+            except StoreError as error:
+                log.warning("event retention: %s", error)
+            else:
+                log.debug("event retention: pruned %d events before %d", pruned, cutoff)
+            await trio.sleep(every)
 
     def statistics(self) -> StoreStatistics:
         b = self.batcher
