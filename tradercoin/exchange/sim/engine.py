@@ -143,6 +143,7 @@ class Engine:
         self._asks: dict[str, list[tuple[Decimal, int, SimOrder]]] = {s: [] for s in specs}
         self._working: dict[str, dict[int, SimOrder]] = {s: {} for s in specs}
         self._resting: set[SimOrder] = set()
+        self.orders: dict[tuple[str, int], SimOrder] = {}
         self._live = {(s, side): 0 for s in specs for side in ("BUY", "SELL")}
         self.orders_created = 0
         self.fills = 0
@@ -209,6 +210,7 @@ class Engine:
             visible_at,
         )
         account.orders.setdefault(symbol, {})[order_id] = order
+        self.orders[(symbol, order_id)] = order
         account.open_in(symbol)[order_id] = order
         account.by_client_id[(symbol, client_id)] = order
         self.orders_created += 1
@@ -337,42 +339,32 @@ class Engine:
         self._execute(order, min(order.remaining, order.spec.liquidity), price, maker)
 
     def _execute(self, order: SimOrder, qty: Decimal, price: Decimal, maker: bool) -> None:
+        """One trade of ``qty`` at ``price``: the account settles, the order advances."""
         if qty <= 0:
             return
-        spec, account = order.spec, order.account
-        quote = qty * price
-        fee = (quote * (self._maker_fee if maker else self._taker_fee)).quantize(FEE_PLACES)
-        pnl = _apply_position(
-            account.positions.setdefault(spec.symbol, Position()),
-            qty if order.side == "BUY" else -qty,
-            price,
-        )
-        account.balance += pnl - fee
-        trade_id = self._next_trade_id[spec.symbol]
-        self._next_trade_id[spec.symbol] = trade_id + 1
-        now = self._now_ms()
-        trade = Trade(
-            trade_id,
-            spec.symbol,
-            order.order_id,
-            order.side,
-            price,
-            qty,
-            quote,
-            fee,
-            maker,
-            now,
-            pnl,
-        )
-        account.trades.setdefault(spec.symbol, []).append(trade)
+        trade = self._settle(order, qty, price, maker)
+        order.account.trades.setdefault(trade.symbol, []).append(trade)
         order.executed_qty += qty
-        order.cum_quote += quote
-        order.update_time = now
+        order.cum_quote += trade.quote_qty
+        order.update_time = trade.time
         order.status = "FILLED" if order.remaining <= 0 else "PARTIALLY_FILLED"
         if order.status == "FILLED":
             self._forget_open(order)
         self.fills += 1
         self._on_execution(order, "TRADE", trade, 0)
+
+    def _settle(self, order: SimOrder, qty: Decimal, price: Decimal, maker: bool) -> Trade:
+        """Fee, position and balance of a trade; returns the trade with the next id."""
+        symbol, account = order.spec.symbol, order.account
+        quote = qty * price
+        fee = (quote * (self._maker_fee if maker else self._taker_fee)).quantize(FEE_PLACES)
+        position = account.positions.setdefault(symbol, Position())
+        pnl = _apply_position(position, qty if order.side == "BUY" else -qty, price)
+        account.balance += pnl - fee
+        trade_id = self._next_trade_id[symbol]
+        self._next_trade_id[symbol] = trade_id + 1
+        return Trade(trade_id, symbol, order.order_id, order.side, price, qty, quote, fee, maker,
+                     self._now_ms(), pnl)  # fmt: skip
 
 
 def _apply_position(position: Position, signed_qty: Decimal, price: Decimal) -> Decimal:

@@ -53,12 +53,3 @@ def illegal_chars(name: str, legal: str) -> ApiError:
 
 def bad_precision() -> ApiError:
     return ApiError(-1111, "Precision is over the maximum defined for this asset.")
-
-
-INVALID_SYMBOL = (-1121, "Invalid symbol.")
-UNKNOWN_ORDER = (-2011, "Unknown order sent.")
-NO_SUCH_ORDER = (-2013, "Order does not exist.")
-BAD_API_KEY_FMT = (-2014, "API-key format invalid.")
-REJECTED_KEY = (-2015, "Invalid API-key, IP, or permissions for action.")
-INVALID_SIGNATURE = (-1022, "Signature for this request is not valid.")
-INVALID_LISTEN_KEY = (-1125, "This listenKey does not exist.")

@@ -9,8 +9,6 @@ from tradercoin.exchange.sim.markets import SymbolSpec
 
 __all__ = ["account_update", "order_trade_update", "order_wire", "user_trade"]
 
-_EXPIRY_REASONS = {0: "0", 2: "2", 6: "6"}
-
 
 def order_wire(order: SimOrder, *, placed: bool) -> dict[str, Any]:
     """The order object: POST/DELETE (``placed``) carry ``cumQty`` and no ``time``; GET,
@@ -72,51 +70,37 @@ def order_trade_update(
     order: SimOrder, execution: str, trade: Trade | None, expiry_reason: int, event_ms: int
 ) -> dict[str, Any]:
     """``ORDER_TRADE_UPDATE`` for one change; ``N``/``n`` only when a trade paid commission."""
-    spec = order.spec
-    zero_qty, zero_price = spec.fmt_qty(ZERO), spec.fmt_price(ZERO)
-    o: dict[str, Any] = {
-        "s": spec.symbol,
-        "c": order.client_order_id,
-        "S": order.side,
-        "o": order.type,
-        "f": order.time_in_force,
-        "q": spec.fmt_qty(order.orig_qty),
-        "p": spec.fmt_price(order.price),
-        "ap": spec.fmt_avg(order.avg_price),
-        "sp": zero_price,
-        "x": execution,
-        "X": order.status,
-        "i": order.order_id,
-        "l": spec.fmt_qty(trade.qty) if trade else zero_qty,
-        "z": spec.fmt_qty(order.executed_qty),
-        "L": spec.fmt_price(trade.price) if trade else zero_price,
-    }
-    if trade is not None and trade.commission:
-        o["N"] = spec.quote_asset
-        o["n"] = f"{trade.commission:.8f}"
-    o.update(
-        {
-            "T": order.update_time,
-            "t": trade.id if trade else 0,
-            "b": "0",
-            "a": "0",
-            "m": trade.maker if trade else False,
-            "R": order.reduce_only,
-            "wt": "CONTRACT_PRICE",
-            "ot": order.type,
-            "ps": "BOTH",
-            "cp": False,
-            "rp": f"{trade.realized_pnl:.8f}" if trade else "0",
-            "pP": False,
-            "si": 0,
-            "ss": 0,
-            "V": "EXPIRE_MAKER",
-            "pm": "NONE",
-            "gtd": order.good_till_date,
-            "er": _EXPIRY_REASONS.get(expiry_reason, str(expiry_reason)),
-        }
-    )
+    o = _order_part(order, execution, expiry_reason)
+    o.update(_trade_part(order.spec, trade))
     return {"e": "ORDER_TRADE_UPDATE", "E": event_ms, "T": order.update_time, "o": o}
+
+
+def _order_part(order: SimOrder, execution: str, expiry_reason: int) -> dict[str, Any]:
+    spec = order.spec
+    return {
+        "s": spec.symbol, "c": order.client_order_id, "S": order.side, "o": order.type,
+        "f": order.time_in_force, "q": spec.fmt_qty(order.orig_qty),
+        "p": spec.fmt_price(order.price), "ap": spec.fmt_avg(order.avg_price),
+        "sp": spec.fmt_price(ZERO), "x": execution, "X": order.status, "i": order.order_id,
+        "z": spec.fmt_qty(order.executed_qty), "T": order.update_time, "b": "0", "a": "0",
+        "R": order.reduce_only, "wt": "CONTRACT_PRICE", "ot": order.type, "ps": "BOTH",
+        "cp": False, "pP": False, "si": 0, "ss": 0, "V": "EXPIRE_MAKER", "pm": "NONE",
+        "gtd": order.good_till_date, "er": str(expiry_reason),
+    }  # fmt: skip
+
+
+def _trade_part(spec: SymbolSpec, trade: Trade | None) -> dict[str, Any]:
+    if trade is None:
+        return {"l": spec.fmt_qty(ZERO), "L": spec.fmt_price(ZERO), "t": 0, "m": False,
+                "rp": "0"}  # fmt: skip
+    part: dict[str, Any] = {
+        "l": spec.fmt_qty(trade.qty), "L": spec.fmt_price(trade.price), "t": trade.id,
+        "m": trade.maker, "rp": f"{trade.realized_pnl:.8f}",
+    }  # fmt: skip
+    if trade.commission:
+        part["N"] = spec.quote_asset
+        part["n"] = f"{trade.commission:.8f}"
+    return part
 
 
 def account_update(order: SimOrder, event_ms: int) -> dict[str, Any]:

@@ -295,14 +295,7 @@ class Simulator:
         Raises:
             KeyError: no such order; ApiError -2011: the order is not open.
         """
-        self.engine.fill(self._find_order(symbol, order_id), quantity)
-
-    def _find_order(self, symbol: str, order_id: int) -> SimOrder:
-        for account in self._accounts.values():
-            order = account.orders.get(symbol, {}).get(order_id)
-            if order is not None:
-                return order
-        raise KeyError(f"{symbol} order {order_id}")
+        self.engine.fill(self.engine.orders[(symbol, order_id)], quantity)
 
     def inject(
         self,
@@ -336,7 +329,11 @@ class Simulator:
     def orders(self, api_key: str) -> list[OrderTruth]:
         """Every order of the account, by symbol then orderId. KeyError: unknown key."""
         account = self._accounts[api_key]
-        return [OrderTruth.of(o) for orders in account.orders.values() for o in orders.values()]
+        return [
+            OrderTruth.of(order)
+            for symbol in sorted(account.orders)
+            for order in account.orders[symbol].values()
+        ]
 
     def trades(self, api_key: str) -> list[Trade]:
         return [t for ts in self._accounts[api_key].trades.values() for t in ts]
