@@ -153,6 +153,7 @@ async def test_register_bad_bodies(client: Any) -> None:
         {"username": "al", "password": "long enough"},
         {"username": "alice", "password": "short"},
         {"username": "a lice", "password": "long enough"},
+        {"username": "x" * 65, "password": "long enough"},
         {"username": "alice", "password": "long enough", "role": "operator"},
     ):
         response = await client.post("/api/auth/register", json=body)

@@ -97,6 +97,23 @@ def browser() -> Iterator[Any]:
         instance.close()
 
 
+def _operator_changes_the_poll_rate(browser: Any, server: str, tmp_path: Path) -> None:
+    env = {**os.environ, "TRADERCOIN_DATABASE_URL": f"sqlite:///{tmp_path}/browser.db"}
+    command = [sys.executable, "-m", "tradercoin.cli", "users", "add", "root", "--operator"]
+    subprocess.run([*command, "--password", "operator pass"], env=env, check=True, cwd=tmp_path)
+    page = browser.new_context().new_page()
+    page.goto(server)
+    page.get_by_label("Username").fill("root")
+    page.get_by_label("Password (8 characters or more)").fill("operator pass")
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_selector("#actors-body tr")
+    assert "newcomer" in page.inner_text("#actors-body")
+    field = page.locator("#actors-body input").first
+    field.fill("2s")
+    field.press("Enter")
+    page.wait_for_selector("#notice:has-text('now polls every 2')")
+
+
 def _row(page: Any, order_id: int, status: str) -> None:
     page.wait_for_selector(
         f'#orders-body tr[data-order-id="{order_id}"][data-status="{status}"]', timeout=LIVE_MS
@@ -156,6 +173,7 @@ def test_register_trade_and_follow_orders_live_through_a_disconnect(
     assert page.locator("#orders-body tr").count() == 2  # nothing twice
 
     page.screenshot(path=str(tmp_path / "orders-page.png"), full_page=True)
+    _operator_changes_the_poll_rate(browser, server, tmp_path)
     phone = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
     phone.add_cookies(context.cookies())
     small = phone.new_page()

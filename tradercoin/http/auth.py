@@ -17,7 +17,7 @@ from quart_schema import document_request, tag
 from tradercoin.exchange.protocol import Credentials
 from tradercoin.http.context import HttpContext, context
 from tradercoin.http.errors import ApiError, json_response
-from tradercoin.http.schemas import CredentialsBody, LoginBody, read_body
+from tradercoin.http.schemas import CredentialsBody, LoginBody, RegisterBody, read_body
 from tradercoin.http.security import SessionToken
 from tradercoin.store.errors import DuplicateUser
 from tradercoin.store.models import Role, User
@@ -110,14 +110,14 @@ def _session_response(user: User, status: int) -> Response:
 
 
 @tag(["auth"])
-@document_request(LoginBody)
+@document_request(RegisterBody)
 async def register() -> Response:
     """Create an account (role ``user``); answers the user, a token, and sets the cookie.
 
     In simulator mode the new user gets simulated exchange keys at once.
     """
     _check_origin_if_any()
-    body = await read_body(LoginBody)
+    body = await read_body(RegisterBody)
     ctx = context()
     password_hash = await ctx.passwords.hash(body.password)
     try:

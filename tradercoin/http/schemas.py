@@ -25,6 +25,7 @@ __all__ = [
     "OrdersQuery",
     "PlaceOrderBody",
     "PollPolicyBody",
+    "RegisterBody",
     "read_body",
 ]
 
@@ -71,9 +72,16 @@ class _Strict(BaseModel):
 
 
 class LoginBody(_Strict):
-    """Register or log in."""
+    """Log in (usernames as ``tradercoin users add`` accepts them)."""
 
-    username: str = Field(min_length=3, max_length=32, pattern=r"^[A-Za-z0-9_.-]+$")
+    username: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.@-]+$")
+    password: str = Field(min_length=1, max_length=128)
+
+
+class RegisterBody(_Strict):
+    """Create an account: a username of 3-64 letters, digits or ``. _ @ -``."""
+
+    username: str = Field(min_length=3, max_length=64, pattern=r"^[A-Za-z0-9_.@-]+$")
     password: str = Field(min_length=8, max_length=128)
 
 
