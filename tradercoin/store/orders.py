@@ -146,14 +146,14 @@ def _page_statements() -> dict[tuple[bool, bool, bool], tuple[sa.Select[Any], sa
     built = {}
     for key in [(a, b, c) for a in (False, True) for b in (False, True) for c in (False, True)]:
         where = _filters(*key)
+        count = sa.select(sa.func.count()).select_from(orders).where(*where)
         page = (
-            sa.select(*_COLUMNS)
+            sa.select(*_COLUMNS, count.scalar_subquery().label("total"))
             .where(*where)
             .order_by(orders.c.created_at.desc(), orders.c.id.desc())
             .limit(sa.bindparam("limit"))
             .offset(sa.bindparam("offset"))
         )
-        count = sa.select(sa.func.count()).select_from(orders).where(*where)
         built[key] = (page, count)
     return built
 
@@ -189,16 +189,16 @@ def page_orders(
     page: int,
     page_size: int,
 ) -> tuple[list[Order], int]:
-    """One page (newest first) and the count of every match, in one read."""
+    """One page (newest first) and the count of every match, in one statement (the count is
+    an uncorrelated subquery, evaluated once); a page past the end counts separately."""
     key, params = _page_params(user_id, status, symbol, q)
     page_stmt, count_stmt = _PAGES[key]
     rows = conn.execute(
         page_stmt, {**params, "limit": page_size, "offset": (page - 1) * page_size}
     ).all()
-    items = [row_to_order(r) for r in rows]
-    if page == 1 and len(items) < page_size:
-        return items, len(items)
-    return items, int(conn.execute(count_stmt, params).scalar_one())
+    if rows:
+        return [row_to_order(r) for r in rows], int(rows[0][-1])
+    return [], 0 if page == 1 else int(conn.execute(count_stmt, params).scalar_one())
 
 
 def count_orders(conn: sa.Connection, user_id: int) -> int:
