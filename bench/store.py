@@ -130,6 +130,11 @@ def timed(
     return db._run_read(body, ())
 
 
+def busy_loop(conn: sa.Connection, user_id: int) -> Any:
+    """The control: ~0.2 ms of pure Python and no SQL, to show the machine's scheduling noise."""
+    return sum(range(30_000))
+
+
 def newest_20(conn: sa.Connection, user_id: int) -> Any:
     return order_sql.page_orders(conn, user_id, None, None, None, 1, 20)
 
@@ -213,7 +218,8 @@ async def bench(kind: str, args: argparse.Namespace) -> None:
         print(f"{kind}: seeded {args.users:,} users x {args.orders} orders = {total:,} "
               f"in {seconds:.1f} s")  # fmt: skip
     for name, query in (("newest 20 (page + total), in thread", newest_20),
-                        ("pending orders, in thread", order_sql.pending_orders)):  # fmt: skip
+                        ("pending orders, in thread", order_sql.pending_orders),
+                        ("control: no SQL, a pure-Python loop", busy_loop)):  # fmt: skip
         wall, cpu = await trio.to_thread.run_sync(timed, db, args.users, args.samples, query)
         report(name + " (wall)", wall)
         report(name + " (thread CPU)", cpu)
