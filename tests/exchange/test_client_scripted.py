@@ -12,7 +12,6 @@ from decimal import Decimal
 import httpx
 import pytest
 
-from tradercoin.clock import FixedEpochClock
 from tradercoin.exchange.client import AccountClient, BinanceFutures
 from tradercoin.exchange.errors import (
     ExchangeError,
@@ -60,6 +59,13 @@ LIMIT = PlaceOrder(
 )
 
 
+class StillClock:
+    """A wall clock that stands at EPOCH, so expected timestamps are exact."""
+
+    def now_ms(self) -> int:
+        return EPOCH
+
+
 @pytest.fixture
 def peer() -> ScriptedPeer:
     return ScriptedPeer(server_time=EPOCH)
@@ -71,14 +77,11 @@ def usages() -> list[Usage]:
 
 
 @pytest.fixture
-async def exchange(
-    peer: ScriptedPeer, usages: list[Usage], mock_clock: object
-) -> AsyncIterator[BinanceFutures]:
-    """Under a MockClock that never jumps: the wall clock stands still at EPOCH."""
+async def exchange(peer: ScriptedPeer, usages: list[Usage]) -> AsyncIterator[BinanceFutures]:
     transport = httpx.ASGITransport(app=peer)
     async with httpx.AsyncClient(transport=transport) as http:
         yield BinanceFutures(
-            http, clock=FixedEpochClock(EPOCH), on_usage=usages.append, rest_url="http://peer"
+            http, clock=StillClock(), on_usage=usages.append, rest_url="http://peer"
         )
 
 

@@ -53,6 +53,14 @@ def test_parse_frames() -> None:
     assert parse_frame('{"e":"ACCOUNT_UPDATE","E":1}', "K1") is None
 
 
+@pytest.fixture
+async def peer(nursery: trio.Nursery) -> WsPeer:
+    """The server side, running in the test's fixture nursery."""
+    peer = WsPeer()
+    await nursery.start(peer.run)
+    return peer
+
+
 async def _start(
     peer: WsPeer, nursery: trio.Nursery, keys: list[str], silence_after: float = 60.0
 ) -> tuple[UserStream, trio.MemoryReceiveChannel[StreamEvent], object]:
@@ -64,8 +72,9 @@ async def _start(
     return stream, receive, server
 
 
-async def test_single_key_events_in_order(nursery: trio.Nursery, autojump_clock: object) -> None:
-    peer = WsPeer()
+async def test_single_key_events_in_order(
+    peer: WsPeer, nursery: trio.Nursery, autojump_clock: object
+) -> None:
     stream, events, server = await _start(peer, nursery, ["K1"])
     assert peer.urls == ["ws://sim/private/ws?listenKey=K1"]
     for frame in (
@@ -86,9 +95,8 @@ async def test_single_key_events_in_order(nursery: trio.Nursery, autojump_clock:
 
 
 async def test_many_keys_share_one_connection(
-    nursery: trio.Nursery, autojump_clock: object
+    peer: WsPeer, nursery: trio.Nursery, autojump_clock: object
 ) -> None:
-    peer = WsPeer()
     _, events, server = await _start(peer, nursery, ["K1", "K2"])
     assert peer.urls == ["ws://sim/private/stream?listenKey=K1&listenKey=K2"]
     await server.send_message(json.dumps({"stream": "K2", "data": STREAM_NEW}))  # type: ignore[attr-defined]
@@ -99,9 +107,8 @@ async def test_many_keys_share_one_connection(
 
 
 async def test_silence_is_reported_each_period(
-    nursery: trio.Nursery, autojump_clock: object
+    peer: WsPeer, nursery: trio.Nursery, autojump_clock: object
 ) -> None:
-    peer = WsPeer()
     _, events, server = await _start(peer, nursery, ["K1"], silence_after=30.0)
     start = trio.current_time()
     assert await events.receive() == Silence(30.0)
@@ -112,8 +119,9 @@ async def test_silence_is_reported_each_period(
     assert await events.receive() == Silence(30.0)
 
 
-async def test_server_close_is_disconnected_and_run_returns(autojump_clock: object) -> None:
-    peer = WsPeer()
+async def test_server_close_is_disconnected_and_run_returns(
+    peer: WsPeer, autojump_clock: object
+) -> None:
     async with trio.open_nursery() as nursery:
         stream, events, server = await _start(peer, nursery, ["K1"])
         await server.aclose(code=1001, reason="24h")  # type: ignore[attr-defined]
@@ -124,8 +132,7 @@ async def test_server_close_is_disconnected_and_run_returns(autojump_clock: obje
     assert not stream.statistics().connected
 
 
-async def test_consumer_gone_ends_the_reader(autojump_clock: object) -> None:
-    peer = WsPeer()
+async def test_consumer_gone_ends_the_reader(peer: WsPeer, autojump_clock: object) -> None:
     async with trio.open_nursery() as nursery:
         _, events, server = await _start(peer, nursery, ["K1"])
         await events.aclose()

@@ -1,7 +1,9 @@
 """An in-memory WebSocket server side for the stream reader's unit tests.
 
 Real trio-websocket on both ends over ``trio.testing.memory_stream_pair``, so tests run under
-the autojump clock with no sockets. ``connect`` has the shape ``UserStream`` expects.
+the autojump clock with no sockets. ``connect`` has the shape ``UserStream`` expects; the
+server ends live in the peer's own nursery (``run``), as they would in a real server, and are
+handed to the test through ``accepted``.
 """
 
 from __future__ import annotations
@@ -19,25 +21,34 @@ class WsPeer:
     def __init__(self) -> None:
         self.urls: list[str] = []
         self._send, self.accepted = trio.open_memory_channel[WebSocketConnection](4)
+        self._nursery: trio.Nursery | None = None
 
-    async def _accept(self, nursery: trio.Nursery, stream: trio.abc.Stream) -> None:
-        request = await wrap_server_stream(nursery, stream)
-        await self._send.send(await request.accept())
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            task_status.started()
+            await trio.sleep_forever()
+
+    async def _serve(self, stream: trio.abc.Stream) -> None:
+        async with trio.open_nursery() as nursery:
+            request = await wrap_server_stream(nursery, stream)
+            await self._send.send(await request.accept())
 
     @asynccontextmanager
     async def connect(self, url: str) -> AsyncIterator[WebSocketConnection]:
+        assert self._nursery is not None, "start WsPeer.run first"
         self.urls.append(url)
         parts = urlsplit(url)
         client_stream, server_stream = trio.testing.memory_stream_pair()
+        self._nursery.start_soon(self._serve, server_stream)
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._accept, nursery, server_stream)
             client = await wrap_client_stream(
                 nursery,
-                client_stream,
+                client_stream,  # type: ignore[arg-type]  # any trio Stream works
                 parts.hostname or "",
-                f"{parts.path}?{parts.query}",  # type: ignore[arg-type]
+                f"{parts.path}?{parts.query}",
             )
             try:
                 yield client
             finally:
-                nursery.cancel_scope.cancel()
+                await client.aclose()
