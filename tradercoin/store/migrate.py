@@ -2,26 +2,30 @@
 
 The migration scripts ship inside the package (``tradercoin/store/migrations``). An upgrade
 runs in one transaction on PostgreSQL and on SQLite alike (the engine emits an explicit
-``BEGIN``), so a failed upgrade leaves nothing half-written.
+``BEGIN``), so a failed upgrade leaves nothing half-written. Alembic's own INFO chatter
+(plugins, "Context impl") is turned down; an upgrade that changes the revision is logged here.
 """
 
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 __all__ = ["alembic_config", "current_revision", "head_revision", "upgrade"]
 
-# Alembic announces each of its plugins at INFO on first use: noise in every CLI run.
-logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+log = logging.getLogger(__name__)
+for _name in ("alembic.runtime.plugins", "alembic.runtime.migration"):
+    logging.getLogger(_name).setLevel(logging.WARNING)
 
 
 def alembic_config(connection: sa.Connection | None = None) -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", "tradercoin.store:migrations")
     if connection is not None:
@@ -31,13 +35,23 @@ def alembic_config(connection: sa.Connection | None = None) -> Config:
 
 def upgrade(connection: sa.Connection, revision: str = "head") -> str | None:
     """Upgrade to ``revision`` inside the caller's transaction; returns the new revision."""
+    from alembic import command
+
+    before = current_revision(connection)
     command.upgrade(alembic_config(connection), revision)
-    return current_revision(connection)
+    after = current_revision(connection)
+    if after != before:
+        log.info("database migrated from revision %s to %s", before, after)
+    return after
 
 
 def current_revision(connection: sa.Connection) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
     return MigrationContext.configure(connection).get_current_revision()
 
 
 def head_revision() -> str | None:
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
