@@ -67,6 +67,7 @@ from tradercoin.store import Role, SecretBox, generate_key, open_store
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "BNBUSDT")
 FINAL = (OrderStatus.FILLED, OrderStatus.CANCELED, OrderStatus.EXPIRED)
 EPOCH_MS = 1_767_225_600_000
+FILL_ROUNDS = 5
 
 
 # ------------------------------------------------------------------------ seeding
@@ -125,7 +126,8 @@ def add_bench_routes(service: Service) -> None:
 
     async def fill_route() -> Response:
         body = await request.get_json()
-        done, failed = await _fill_paced(service, body["fills"], float(body["rate"]))
+        ids = [int(i) for i in body["ids"]]
+        done, failed = await _fill_paced(service, ids, int(body["rounds"]), float(body["rate"]))
         return Response(
             json.dumps({"done": done, "failed": failed}), 200, content_type="application/json"
         )
@@ -141,13 +143,18 @@ def add_bench_routes(service: Service) -> None:
     service.app.add_url_rule("/bench/fill", view_func=fill_route, methods=["POST"])
 
 
-async def _fill_paced(service: Service, fills: list[list[Any]], rate: float) -> tuple[int, int]:
+async def _fill_paced(
+    service: Service, ids: list[int], rounds: int, rate: float
+) -> tuple[int, int]:
+    """``rounds`` passes over the BTCUSDT orders ``ids``, filling 0.001 of each per pass, at
+    ``rate`` fills per second on trio's clock."""
     start = trio.current_time()
     done = failed = 0
-    for i, (symbol, order_id, quantity) in enumerate(fills):
+    part = Decimal("0.001")
+    for i, order_id in enumerate(ids * rounds):
         await trio.sleep_until(start + i / rate)
         try:
-            service.simulator.fill(symbol, int(order_id), Decimal(quantity))
+            service.simulator.fill("BTCUSDT", order_id, part)
             done += 1
         except Exception:  # an order already closed: counted, not fatal
             failed += 1
@@ -381,10 +388,10 @@ async def delivery(
             for token in tokens:
                 nursery.start_soon(probe.listen, token)
             await probe.ready.wait()
-            fills = await _rest_orders(client, tokens, orders_each, price)
-            probe.expected = len(fills)
+            ids = await _rest_orders(client, tokens, orders_each, price)
+            probe.expected = len(ids) * FILL_ROUNDS
             probe.filling.set()
-            body = {"fills": fills, "rate": rate}
+            body = {"ids": ids, "rounds": FILL_ROUNDS, "rate": rate}
             answer = await client.post("/bench/fill", json=body, timeout=None)
             with trio.move_on_after(30):
                 await probe.all_in.wait()
@@ -437,9 +444,10 @@ async def _resting_price(sim: str) -> Decimal:
 
 async def _rest_orders(
     client: httpx.AsyncClient, tokens: list[str], each: int, price: Decimal
-) -> list[list[Any]]:
-    """Rest ``each`` LIMIT orders of 0.005 BTC per user; 5 partial fills of 0.001 per order."""
-    placed: list[tuple[str, int]] = []
+) -> list[int]:
+    """Rest ``each`` LIMIT orders of 0.005 BTC per user (filled later in 5 parts); their
+    exchange order ids, shuffled."""
+    placed: list[int] = []
     limiter = trio.CapacityLimiter(16)
 
     async def one(token: str) -> None:
@@ -457,13 +465,13 @@ async def _rest_orders(
                     headers={"Authorization": f"Bearer {token}"},
                 )
             response.raise_for_status()
-            placed.append(("BTCUSDT", response.json()["data"]["exchange_order_id"]))
+            placed.append(response.json()["data"]["exchange_order_id"])
 
     async with trio.open_nursery() as nursery:
         for token in tokens:
             nursery.start_soon(one, token)
     random.Random(1).shuffle(placed)
-    return [[symbol, order_id, "0.001"] for _ in range(5) for symbol, order_id in placed]
+    return placed
 
 
 # ------------------------------------------------------------------------ main
@@ -502,10 +510,15 @@ def run(args: argparse.Namespace) -> None:
     print(f"seeded {args.users:,} users x {args.orders} orders in {took:.0f} s")
     try:
         with _server(db, key, workdir) as (pid, url, sim):
-            _http_figures(args, url, key, workdir)
-            _ws_figures(args, url, sim, key, pid)
-        with _server(db, key, workdir) as (pid, url, _):  # fresh heap for the floor
-            _ws_floor(args, url, key, pid)
+            if "http" in args.parts:
+                _http_figures(args, url, key, workdir)
+            if "ws" in args.parts:
+                _ws_sessions(args, url, key, pid)
+            if "delivery" in args.parts:
+                _delivery(args, url, sim)
+        if "ws" in args.parts:
+            with _server(db, key, workdir) as (pid, url, _):  # fresh heap for the floor
+                _ws_floor(args, url, key, pid)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
@@ -554,11 +567,14 @@ def _http_figures(args: argparse.Namespace, url: str, key: str, workdir: Path) -
         )
 
 
-def _ws_figures(args: argparse.Namespace, url: str, sim: str, key: str, pid: int) -> None:
+def _ws_sessions(args: argparse.Namespace, url: str, key: str, pid: int) -> None:
     sessions = min(args.sessions, args.users)
     tokens = trio.run(mint_tokens, key, list(range(1, sessions + 1)))
     ws_base = url.replace("http", "ws", 1)
     _print(f"{sessions:,} idle /ws sessions", trio.run(hold_sessions, ws_base, tokens, pid))
+
+
+def _delivery(args: argparse.Namespace, url: str, sim: str) -> None:
     figures = trio.run(delivery, url, sim, args.fill_users, args.fill_orders, float(args.fill_rate))
     _print(f"order_update delivery at {args.fill_rate} fills/s", figures)
 
@@ -590,6 +606,12 @@ def main() -> None:
         "--fill-orders", type=int, default=10, help="resting orders per user (5 fills each)"
     )
     parser.add_argument("--fill-rate", type=int, default=1_000)
+    parser.add_argument(
+        "--parts",
+        type=lambda text: set(text.split(",")),
+        default={"http", "ws", "delivery"},
+        help="which figures: http,ws,delivery (default all)",
+    )
     parser.add_argument("--quick", action="store_true", help="1,000 users x 100, shorter runs")
     args = parser.parse_args()
     if args.command == "serve":

@@ -94,14 +94,24 @@ class HttpMetrics:
             registry=r,
         )
         self.logins = Counter("tradercoin_logins", "login attempts", ["outcome"], registry=r)
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     def add_parts(self, parts: Mapping[str, Callable[[], Any]]) -> None:
         """Report these parts' statistics at scrape time."""
         self.registry.register(StatisticsCollector(parts))
 
     def observe(self, route: str, method: str, status: int, seconds: float) -> None:
-        self.requests.labels(route, method, str(status)).inc()
-        self.latency.labels(route).observe(seconds)
+        """Count one request and its latency (label children are looked up once each)."""
+        key = (route, method, status)
+        children = self._children.get(key)
+        if children is None:
+            children = (
+                self.requests.labels(route, method, str(status)),
+                self.latency.labels(route),
+            )
+            self._children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     def render(self) -> bytes:
         return bytes(generate_latest(self.registry))

@@ -24,6 +24,7 @@ __all__ = ["LoginThrottle", "Passwords", "SessionToken", "TokenSigner"]
 
 _PAYLOAD = struct.Struct(">QQ8s")
 TOKEN_LIFETIME_MS = 7 * 24 * 3600 * 1000
+MAX_VERIFIED = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +58,7 @@ class TokenSigner:
         self._clock = clock
         self.lifetime_ms = lifetime_ms
         self._revoked: dict[bytes, int] = {}
+        self._verified: dict[str, SessionToken] = {}
 
     def __repr__(self) -> str:
         return "TokenSigner(...)"
@@ -68,7 +70,24 @@ class TokenSigner:
         return f"v1.{_b64(payload)}.{_b64(self._mac(payload))}"
 
     def verify(self, token: str) -> SessionToken | None:
-        """The token's content, or ``None`` when it is malformed, forged, expired or revoked."""
+        """The token's content, or ``None`` when it is malformed, forged, expired or revoked.
+
+        Tokens that verified are remembered (bounded), so a repeat costs a dict lookup.
+        """
+        known = self._verified.get(token)
+        if known is not None:
+            if known.expires > self._clock.now_ms() and known.nonce not in self._revoked:
+                return known
+            del self._verified[token]
+            return None
+        session = self._verify(token)
+        if session is not None:
+            if len(self._verified) >= MAX_VERIFIED:
+                self._verified.clear()
+            self._verified[token] = session
+        return session
+
+    def _verify(self, token: str) -> SessionToken | None:
         parts = token.split(".")
         if len(parts) != 3 or parts[0] != "v1" or len(token) > 200:
             return None
@@ -94,7 +113,7 @@ class TokenSigner:
         return hmac.new(self._key, payload, hashlib.sha256).digest()
 
     def statistics(self) -> dict[str, int]:
-        return {"revoked": len(self._revoked)}
+        return {"revoked": len(self._revoked), "verified_cached": len(self._verified)}
 
 
 class Passwords:
