@@ -98,8 +98,18 @@ async def test_reported_usage_corrects_the_window_upwards(
     await gov.spend(5)
     assert trio.current_time() == start
     assert gov.statistics().used_weight == 100
-    await gov.spend(1)  # must wait for the report and our first spend to age out
-    assert trio.current_time() - start == 60
+    assert EPOCH % 60_000 == 20_000  # the exchange's minute ends 40 s from now
+    await gov.spend(1)  # waits until the reported minute is over
+    assert trio.current_time() - start == 40
+    assert gov.statistics().reported_weight is None
+
+
+async def test_a_report_counts_our_later_spending_on_top(autojump_clock: trio.abc.Clock) -> None:
+    gov = governor(budget_per_minute=100, safety_margin=0.0)
+    gov.on_usage(usage(90))
+    for _ in range(10):
+        await gov.spend(1)
+    assert gov.statistics().used_weight == 100
 
 
 async def test_no_stretch_while_demand_fits() -> None:
@@ -112,16 +122,16 @@ async def test_no_stretch_while_demand_fits() -> None:
 
 
 async def test_normal_orders_are_stretched_first_and_fairly() -> None:
-    gov = governor()  # 2160 per minute = 36 per second
+    gov = governor()  # 2160 per minute, planned at 90 %: 32.4 per second
     for user in range(200):  # 200 w/s of normal demand, then 10 w/s of fast demand
         gov.set_demand(user, Demand(weight=5, interval=5, fast=False))
     for user in range(200, 210):
         gov.set_demand(user, Demand(weight=1, interval=1, fast=True))
     fast, normal = gov.stretch()
     assert fast == 1.0
-    assert normal == pytest.approx(200 / (36 - 10))
+    assert normal == pytest.approx(200 / (32.4 - 10))
     intervals = gov.statistics().effective_intervals
-    assert intervals[0] == intervals[199] == pytest.approx(5 * 200 / 26)
+    assert intervals[0] == intervals[199] == pytest.approx(5 * 200 / 22.4)
     assert intervals[205] == 1.0
 
 
@@ -130,7 +140,7 @@ async def test_fast_orders_are_stretched_only_beyond_their_share() -> None:
     for user in range(100):
         gov.set_demand(user, Demand(weight=1, interval=1, fast=True))  # 100 w/s
     fast, normal = gov.stretch()
-    assert fast == pytest.approx(100 / (36 * 0.8))
+    assert fast == pytest.approx(100 / (32.4 * 0.8))
     assert normal == 1.0
 
 

@@ -5,7 +5,8 @@ Two halves:
 * **Spending.** Every request an actor makes first calls :meth:`RateGovernor.spend` with its
   weight. The governor keeps a sliding one-minute window of what was spent (on trio's clock),
   corrected upwards by the ``X-MBX-USED-WEIGHT-1M`` the client reports through
-  :meth:`RateGovernor.on_usage` (other processes on the same IP spend too), and makes the
+  :meth:`RateGovernor.on_usage` (other processes on the same IP spend too; the figure counts
+  until the end of the exchange's calendar minute, read on the wall clock), and makes the
   caller wait while the window is full, while a 429 pause runs (:meth:`rate_limited`) or while
   the IP is banned (:meth:`banned`).
 * **Planning.** Each actor declares its :class:`Demand` (weight per poll cycle, its interval,
@@ -36,6 +37,9 @@ log = logging.getLogger(__name__)
 
 #: share of the budget the fast class may take before it is stretched too
 FAST_SHARE = 0.8
+#: share of the limit that stretching plans for: the rest absorbs bursts (starts, fills)
+PLAN_SHARE = 0.9
+MINUTE_MS = 60_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +83,8 @@ class RateGovernor:
         self._spent: deque[tuple[float, int]] = deque()
         self._window_sum = 0
         self._spent_total = 0
-        self._reported: tuple[float, int, int] | None = None  # (when, value, spent_total then)
+        # (trio time it stops counting, value, our spent_total when reported)
+        self._reported: tuple[float, int, int] | None = None
         self._paused_until = -math.inf
         self._banned_until = -math.inf
         self._waits = 0
@@ -117,7 +122,10 @@ class RateGovernor:
     def on_usage(self, usage: Usage) -> None:
         """The client's callback: note the exchange's own count of this minute's weight."""
         if usage.used_weight_1m is not None:
-            self._reported = (trio.current_time(), usage.used_weight_1m, self._spent_total)
+            # the exchange counts per calendar minute: the figure holds until the minute ends
+            rest_ms = MINUTE_MS - self._clock.now_ms() % MINUTE_MS
+            until = trio.current_time() + rest_ms / 1000
+            self._reported = (until, usage.used_weight_1m, self._spent_total)
 
     def rate_limited(self, retry_after: float) -> None:
         """A 429 came back: pause all spending for ``retry_after`` seconds."""
@@ -148,10 +156,12 @@ class RateGovernor:
         self._spent_total += weight
 
     def _expire(self, now: float) -> None:
-        horizon = now - self._window
-        while self._spent and self._spent[0][0] <= horizon:
+        # ``t + window <= now``, the very sum _next_room waits for (``now - window`` rounds
+        # differently and would leave an entry that _next_room says is gone: a busy loop)
+        window = self._window
+        while self._spent and self._spent[0][0] + window <= now:
             self._window_sum -= self._spent.popleft()[1]
-        if self._reported is not None and self._reported[0] <= horizon:
+        if self._reported is not None and self._reported[0] <= now:
             self._reported = None
 
     def _used(self, now: float) -> int:
@@ -165,7 +175,7 @@ class RateGovernor:
         if self._spent:
             candidates.append(self._spent[0][0] + self._window)
         if self._reported is not None:
-            candidates.append(self._reported[0] + self._window)
+            candidates.append(self._reported[0])
         return min(candidates)
 
     # ------------------------------------------------------------ planning
@@ -183,7 +193,7 @@ class RateGovernor:
 
     def stretch(self) -> tuple[float, float]:
         """The factors ``(fast, normal)`` by which intervals are stretched now (>= 1)."""
-        capacity = self.limit / self._window
+        capacity = self.limit * PLAN_SHARE / self._window
         normal, fast = max(self._rates[0], 0.0), max(self._rates[1], 0.0)
         if fast + normal <= capacity:
             return 1.0, 1.0

@@ -118,7 +118,8 @@ OPEN_ORDERS_WEIGHT = 1
 GET_ORDER_WEIGHT = 1
 USER_TRADES_WEIGHT = 5
 CANCEL_WEIGHT = 1
-EVENTS_PAGE = 1000  # the store's default page of events_since
+EVENTS_PAGE = 1000
+TICK_EPSILON = 1e-6  # the store's default page of events_since
 
 
 def next_tick(after: float, interval: float, phase: float) -> float:
@@ -128,8 +129,9 @@ def next_tick(after: float, interval: float, phase: float) -> float:
     of landing on one tick, and a poll that takes time does not shift the next one.
     """
     k = math.floor((after - phase * interval) / interval) + 1
-    tick = (phase + k) * interval
-    return tick if tick > after else tick + interval  # float rounding at a grid point
+    if (phase + k) * interval <= after + TICK_EPSILON:  # float rounding at a grid point
+        k += 1
+    return (phase + k) * interval  # always this one expression: equal ticks are equal floats
 
 
 def new_client_order_id() -> str:
@@ -534,6 +536,7 @@ class UserActor:
             return
         finally:
             self.last_poll = self.now()
+            self._anchor = trio.current_time()  # a poll held up by the governor moves the next
         await self._commit(changes)
         log.info(
             "user %d cycle done in %.0fms",

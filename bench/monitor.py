@@ -1,0 +1,208 @@
+"""Monitor benchmark: how much exchange weight keeping orders current costs, and how fast a fill
+reaches the user's session, per strategy.
+
+Runs the real supervisor, actors, store (in-memory SQLite) and governor against the in-process
+simulator, in simulated time (``trio.testing.MockClock(autojump_threshold=0)``), through
+``tradercoin.testing.open_test_system``:
+
+* ``per-order``: the seed's worker, ``GET order`` for every pending order every interval;
+* ``batched``: one ``GET openOrders`` per symbol with pending orders, ``GET order`` only for
+  orders that left the open set (+ ``userTrades`` for their fills);
+* ``stream``: ``batched`` while the user-data stream is down, the stream plus a reconcile poll
+  (60 s) while it is up.
+
+Each user has one session and ``--orders-per-user`` LIMIT orders far from the market (normal
+notional, so the 5 s interval applies). After a warm-up, one of each user's orders is filled
+by the simulator at a random time in the first half of the measured window; the detection
+latency is from that fill to the session's receipt of ``filled``. Prints one JSON line per
+strategy::
+
+    .venv/bin/python bench/monitor.py --users 200 --orders-per-user 5 --duration 600
+    .venv/bin/python bench/monitor.py --users 2000 --strategy per-order
+
+``--strategy all`` (the default) runs each strategy in its own process (so ``peak_rss_mb`` is
+that strategy's own).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import random
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any
+
+# bench/http.py would shadow the standard library's http package (httpx imports it)
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(__file__)]
+
+import trio  # noqa: E402
+import trio.testing  # noqa: E402
+
+from tradercoin.config import PollPolicy  # noqa: E402
+from tradercoin.testing import TestSystem, TestUser, open_test_system  # noqa: E402
+
+STRATEGIES = ("per-order", "batched", "stream")
+SYMBOL = "BTCUSDT"
+WARMUP = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class Planned:
+    user: TestUser
+    order_id: int
+    exchange_order_id: int
+    at: float
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--users", type=int, default=200)
+    parser.add_argument("--orders-per-user", type=int, default=5)
+    parser.add_argument("--duration", type=float, default=600.0, help="simulated seconds")
+    parser.add_argument("--strategy", choices=(*STRATEGIES, "all"), default="all")
+    parser.add_argument("--interval", type=float, default=5.0)
+    parser.add_argument("--budget", type=int, default=2400, help="weight per minute")
+    parser.add_argument("--seed", type=int, default=0)
+    return parser.parse_args(argv)
+
+
+async def setup(system: TestSystem, args: argparse.Namespace) -> list[Any]:
+    """Users, their sessions and their orders; returns [(user, session, orders)]."""
+    population = []
+    for _ in range(args.users):
+        user = await system.add_user()
+        session = await user.open_session(capacity=1024)
+        orders = [
+            await user.place(SYMBOL, "BUY", "LIMIT", "0.2", price=str(1000 + k))
+            for k in range(args.orders_per_user)
+        ]
+        population.append((user, session, orders))
+    return population
+
+
+def plan_fills(population: list[Any], t0: float, window: float, seed: int) -> list[Planned]:
+    rng = random.Random(seed)
+    plans = []
+    for user, _session, orders in population:
+        order = rng.choice(orders)
+        plans.append(Planned(user, order.id, order.exchange_order_id, t0 + rng.uniform(0, window)))
+    return sorted(plans, key=lambda p: p.at)
+
+
+async def drive_fills(system: TestSystem, plans: list[Planned]) -> None:
+    for plan in plans:
+        await trio.sleep_until(plan.at)
+        system.sim.fill(SYMBOL, plan.exchange_order_id)
+
+
+def detection(population: list[Any], plans: list[Planned]) -> dict[str, Any]:
+    sessions = {user.user_id: session for user, session, _ in population}
+    latencies, lost, duplicates = [], 0, 0
+    for plan in plans:
+        received = [
+            r.time
+            for r in sessions[plan.user.user_id].received
+            if r.message["type"] == "order_update"
+            and r.message["data"]["id"] == plan.order_id
+            and r.message["data"]["status"] == "filled"
+        ]
+        if not received:
+            lost += 1
+            continue
+        duplicates += len(received) - 1
+        latencies.append(received[0] - plan.at)
+    latencies.sort()
+
+    def pick(q: float) -> float | None:
+        return latencies[min(len(latencies) - 1, int(q * len(latencies)))] if latencies else None
+
+    return {
+        "detect_p50_s": _round(pick(0.50)),
+        "detect_p99_s": _round(pick(0.99)),
+        "detect_max_s": _round(latencies[-1] if latencies else None),
+        "lost": lost,
+        "duplicates": duplicates,
+    }
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
+
+
+async def run_strategy(args: argparse.Namespace, strategy: str) -> dict[str, Any]:
+    policy = PollPolicy(interval=args.interval)
+    async with open_test_system(
+        stream=strategy == "stream",
+        strategy="per-order" if strategy == "per-order" else "batched",
+        poll=policy,
+        budget_per_minute=args.budget,
+        seed=args.seed,
+    ) as system:
+        population = await setup(system, args)
+        await trio.sleep(WARMUP)
+        t0 = trio.current_time()
+        first = len(system.requests)
+        weight0 = system.sim.statistics().weight_used
+        plans = plan_fills(population, t0, args.duration / 2, args.seed)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(drive_fills, system, plans)
+            await trio.sleep(args.duration)
+        requests = [r for r in system.requests[first:] if r.time <= t0 + args.duration]
+        weight = system.sim.statistics().weight_used - weight0
+        gov = system.governor.statistics()
+        intervals = sorted(s.effective_interval or 0.0 for s in system.supervisor.statuses())
+        user_minutes = args.users * args.duration / 60
+        return {
+            "strategy": strategy,
+            "users": args.users,
+            "orders_per_user": args.orders_per_user,
+            "interval_s": args.interval,
+            "requests_per_user_min": round(len(requests) / user_minutes, 3),
+            "weight_per_user_min": round(weight / user_minutes, 3),
+            **detection(population, plans),
+            "governor_stretch": round(gov.stretch_normal, 2),
+            "effective_interval_p50_s": round(statistics.median(intervals), 2)
+            if intervals
+            else None,
+            "rate_limited": sum(1 for r in requests if r.status in (418, 429)),
+        }
+
+
+def run_one(args: argparse.Namespace, strategy: str) -> dict[str, Any]:
+    logging.basicConfig(level=logging.ERROR)
+    started = time.perf_counter()
+    result = trio.run(
+        run_strategy, args, strategy, clock=trio.testing.MockClock(autojump_threshold=0)
+    )
+    result["wall_s"] = round(time.perf_counter() - started, 1)
+    result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    result["python"] = f"{sys.executable} {sys.version.split()[0]}"
+    return result
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.strategy != "all":
+        print(json.dumps(run_one(args, args.strategy)), flush=True)
+        return
+    base = [
+        f"--users={args.users}",
+        f"--orders-per-user={args.orders_per_user}",
+        f"--duration={args.duration}",
+        f"--interval={args.interval}",
+        f"--budget={args.budget}",
+        f"--seed={args.seed}",
+    ]
+    for strategy in STRATEGIES:
+        subprocess.run([sys.executable, __file__, *base, f"--strategy={strategy}"], check=True)
+
+
+if __name__ == "__main__":
+    main()
