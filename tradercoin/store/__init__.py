@@ -15,9 +15,10 @@ from tradercoin.store.errors import (
 )
 from tradercoin.store.models import CredentialInfo, OrderPage, Role, StoreStatistics, User
 from tradercoin.store.secrets import SecretBox, generate_key
-from tradercoin.store.store import MAX_PAGE_SIZE, Store, open_store
+from tradercoin.store.store import EVENT_RETENTION_S, MAX_PAGE_SIZE, Store, open_store
 
 __all__ = [
+    "EVENT_RETENTION_S",
     "MAX_PAGE_SIZE",
     "BadDatabaseURL",
     "CredentialInfo",
