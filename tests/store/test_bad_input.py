@@ -16,6 +16,8 @@ from tradercoin.store import BadDatabaseURL, SecretBox, StoreError, open_store
     ("url", "expected"),
     [
         ("not a url", "cannot be parsed"),
+        ("postgresql://bob:s3cret@host:notaport/db", "cannot be parsed"),
+        ("postgresql//bob:s3cret@host/db", "cannot be parsed"),
         ("mysql://root@localhost/db", "is not SQLite or PostgreSQL"),
     ],
 )
@@ -24,6 +26,7 @@ async def test_bad_url(url: str, expected: str) -> None:
         async with open_store(url, secrets=SecretBox.ephemeral(), clock=FixedEpochClock(0)):
             pass
     assert "\n" not in str(info.value) and "postgresql+psycopg://" in str(info.value)
+    assert "s3cret" not in str(info.value)
 
 
 @pytest.mark.parametrize(

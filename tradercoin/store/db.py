@@ -13,6 +13,7 @@ a limiter of one, so the in-memory database works from any worker thread.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, TypeVar
 
@@ -51,11 +52,18 @@ def one_line(error: BaseException) -> str:
     return text[0] if text else type(inner).__name__
 
 
+def _redact(url: str) -> str:
+    """The URL without its user info (which may hold a password)."""
+    return re.sub(r"//[^/@]*@", "//***@", url)
+
+
 def _parse_url(url: str) -> URL:
     try:
         parsed = make_url(url)
-    except exc.ArgumentError:
-        raise BadDatabaseURL(f"database URL {url!r} cannot be parsed; {FIX_URL}") from None
+    except (exc.ArgumentError, ValueError):
+        raise BadDatabaseURL(f"database URL {_redact(url)!r} cannot be parsed; {FIX_URL}") from None
+    if parsed.get_backend_name() == "postgres":  # the Heroku-style alias
+        parsed = parsed.set(drivername="postgresql+psycopg")
     if parsed.get_backend_name() not in ("sqlite", "postgresql"):
         shown = parsed.render_as_string(hide_password=True)
         raise BadDatabaseURL(f"database URL {shown!r} is not SQLite or PostgreSQL; {FIX_URL}")
