@@ -213,3 +213,16 @@ async def test_a_replay_too_long_to_send_is_a_resync(base: str, store: Store, al
     async with open_websocket_url(f"ws://{base}/ws?token={token}&since=0") as ws:
         await _next(ws, "hello")
         assert await _next(ws) == {"type": "resync", "seq": REPLAY_LIMIT + 1}
+
+
+async def test_a_since_beyond_the_newest_seq_is_told_to_resync(
+    base: str, store: Store, alice: Any
+) -> None:
+    user, token = alice
+    await add_orders(store, user, 2)
+    async with open_websocket_url(f"ws://{base}/ws?token={token}&since=50") as ws:
+        assert (await _next(ws))["seq"] == 2
+        assert await _next(ws) == {"type": "resync", "seq": 2}
+        await add_orders(store, user, 1, symbol="ETHUSDT")
+        await ws.send_message(json.dumps({"type": "resume", "since": 2}))
+        assert (await _next(ws, "order_update"))["seq"] == 3

@@ -157,9 +157,13 @@ class WsSession:
         the reader is its child."""
         try:
             with self._scope:
-                self.last_seq = await self.ctx.store.latest_seq(self.user.id)
-                await self.send({"type": "hello", "seq": self.last_seq, "user": _user(self.user)})
-                await self.attach(self.last_seq if self._since is None else self._since)
+                latest = self.last_seq = await self.ctx.store.latest_seq(self.user.id)
+                await self.send({"type": "hello", "seq": latest, "user": _user(self.user)})
+                since = latest if self._since is None else self._since
+                if since > latest:  # the client's seq is from another history (a reset DB)
+                    await self.send({"type": "resync", "seq": latest})
+                    since = latest
+                await self.attach(since)
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(self._reader)
                     await self._writer()
