@@ -14,6 +14,7 @@ const state = {
   total: 0,
   filters: { status: "", symbol: "", q: "" },
   fetching: null,
+  inFlight: [], // updates that arrived while a fetch was out: re-applied on its answer
 };
 
 const CONN_TEXT = {
@@ -39,6 +40,7 @@ const live = new LiveLink({
   onState: setConn,
   onHello: (seq, first) => { if (first) loadOrders(); },
   onUpdate: (msg) => {
+    if (state.fetching) state.inFlight.push(msg.data);
     const result = table.apply(msg.data, state);
     if (result === "added") { state.total += 1; pageInfo(); }
     $("orders-empty").hidden = state.total > 0;
@@ -112,14 +114,21 @@ async function loadOrders() {
   for (const [k, v] of Object.entries(state.filters)) if (v) params.set(k, v);
   const ticket = Symbol("fetch");
   state.fetching = ticket;
+  state.inFlight = [];
   try {
     const answer = await api("GET", `/api/orders?${params}`);
     if (state.fetching !== ticket) return; // a newer query won
+    state.fetching = null;
     state.total = answer.total;
     table.render(answer.data);
+    for (const order of state.inFlight) {  // newer than the page's read? then they win
+      if (table.apply(order, state) === "added") state.total += 1;
+    }
+    state.inFlight = [];
     $("orders-empty").hidden = answer.data.length > 0;
     pageInfo();
   } catch (error) {
+    if (state.fetching === ticket) state.fetching = null;
     if (error.status === 401) return showLoggedOut();
     notice(`Orders unavailable: ${error.message}`);
   }

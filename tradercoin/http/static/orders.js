@@ -38,10 +38,12 @@ export class OrdersTable {
     this.body = body;
     this.onCancel = onCancel;
     this.rows = new Map(); // order id -> tr
+    this.orders = new Map(); // order id -> the order shown
   }
 
   render(orders) {
     this.rows.clear();
+    this.orders.clear();
     this.body.replaceChildren(...orders.map((o) => this.row(o)));
   }
 
@@ -54,6 +56,7 @@ export class OrdersTable {
   }
 
   fill(tr, order) {
+    this.orders.set(order.id, order);
     tr.dataset.status = order.status;
     const status = cell(LABELS[order.status] || order.status, `status status-${order.status}`);
     status.dataset.status = order.status;
@@ -78,8 +81,10 @@ export class OrdersTable {
     tr.title = order.note || "";
   }
 
-  // Apply one live order; returns "updated", "added" or "ignored".
+  // Apply one live order; returns "updated", "added", "stale" or "ignored".
   apply(order, { filters, page, pageSize }) {
+    const shown = this.orders.get(order.id);
+    if (shown && shown.updated_at > order.updated_at) return "stale";
     const tr = this.rows.get(order.id);
     if (tr) {
       this.fill(tr, order);
@@ -92,6 +97,7 @@ export class OrdersTable {
     while (this.body.children.length > pageSize) {
       const last = this.body.lastElementChild;
       this.rows.delete(Number(last.dataset.orderId));
+      this.orders.delete(Number(last.dataset.orderId));
       last.remove();
     }
     this.flash(fresh);
