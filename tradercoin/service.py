@@ -227,6 +227,41 @@ async def _start(
         simulator, rest_url, ws_url = await _start_simulator(nursery, settings, clock)
     else:
         rest_url, ws_url = settings.exchange_urls()
+    service = await _build(settings, clock, store, pool, simulator, rest_url, ws_url, passwords)
+    if configure is not None:
+        configure(service)  # e.g. a benchmark's extra routes, before serving starts
+    with trio.fail_after(START_TIMEOUT):
+        await nursery.start(
+            _run_supervisor,
+            service.supervisor,
+            service._supervisor_scope,
+            service._supervisor_done,
+        )
+    binds = await nursery.start(
+        _serve_http, service.app, hypercorn_config(settings), service._stop_http, service._http_done
+    )
+    service.url = binds[0]
+    service.sim_url = rest_url if simulator is not None else None
+    service.running = True
+    gc.collect()
+    gc.freeze()  # start-up objects leave the collector's scans (PERF.md: GC at scale)
+    log.info("Order Monitor Service started (checking every %g seconds)", settings.poll.interval)
+    log.info("serving on %s", service.url)
+    return service
+
+
+async def _build(
+    settings: Settings,
+    clock: WallClock,
+    store: Store,
+    pool: httpx.AsyncClient,
+    simulator: Any,
+    rest_url: str,
+    ws_url: str,
+    passwords: Passwords | None,
+) -> Service:
+    """Construct governor, exchange client, supervisor, HTTP context and app (none runs yet);
+    waits only for the exchange's symbol list."""
     governor = RateGovernor(
         budget_per_minute=settings.weight_budget_per_minute,
         safety_margin=settings.weight_safety_margin,
@@ -260,22 +295,6 @@ async def _start(
     )
     ctx.ready = lambda: service.running
     _add_metrics(service)
-    if configure is not None:
-        configure(service)  # e.g. a benchmark's extra routes, before serving starts
-    with trio.fail_after(START_TIMEOUT):
-        await nursery.start(
-            _run_supervisor, supervisor, service._supervisor_scope, service._supervisor_done
-        )
-    binds = await nursery.start(
-        _serve_http, service.app, hypercorn_config(settings), service._stop_http, service._http_done
-    )
-    service.url = binds[0]
-    service.sim_url = rest_url if simulator is not None else None
-    service.running = True
-    gc.collect()
-    gc.freeze()  # start-up objects leave the collector's scans (PERF.md: GC at scale)
-    log.info("Order Monitor Service started (checking every %g seconds)", settings.poll.interval)
-    log.info("serving on %s", service.url)
     return service
 
 
