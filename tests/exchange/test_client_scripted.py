@@ -8,9 +8,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from decimal import Decimal
+from typing import Any
 
 import httpx
 import pytest
+import trio
+import trio.testing
 
 from tradercoin.exchange.client import AccountClient, BinanceFutures
 from tradercoin.exchange.errors import (
@@ -398,3 +401,26 @@ async def test_user_trades_and_all_orders(account: AccountClient, peer: Scripted
 async def test_reprs_hide_keys(account: AccountClient) -> None:
     assert KEY not in repr(account) and SECRET not in repr(account)
     assert SECRET not in repr(Credentials(KEY, SECRET))
+
+
+async def test_at_most_max_in_flight_requests_reach_httpx() -> None:
+    gate = trio.Event()
+    arrived = 0
+
+    async def gated(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        nonlocal arrived
+        arrived += 1
+        await gate.wait()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b'{"serverTime": 1}'})
+
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=gated)) as http:
+        exchange = BinanceFutures(http, clock=StillClock(), rest_url="http://peer", max_in_flight=2)
+        async with trio.open_nursery() as callers:
+            for _ in range(5):
+                callers.start_soon(exchange.server_time)
+            await trio.testing.wait_all_tasks_blocked()
+            stats = exchange.statistics()
+            assert (arrived, stats.in_flight, stats.queued) == (2, 2, 3)
+            gate.set()
+        assert exchange.statistics().requests == 5
