@@ -119,8 +119,8 @@ class Settings:
             self.exchange_urls()
         if "://" not in self.database_url:
             raise ConfigError(
-                f"database_url: {self.database_url!r} is not a URL; use "
-                "sqlite:///path/to.db or postgresql+psycopg://user@host/db"
+                "database_url: the value is not a URL (no '://'; not shown, it may hold a "
+                "password); use sqlite:///path/to.db or postgresql+psycopg://user@host/db"
             )
 
 
