@@ -31,7 +31,6 @@ __all__ = ["StreamConfig", "StreamHub"]
 
 logger = logging.getLogger(__name__)
 _ALNUM = string.ascii_letters + string.digits
-SEND_BUFFER = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +39,7 @@ class StreamConfig:
     ping_interval: float = 180.0
     pong_timeout: float = 600.0
     lifetime: float = 86400.0
+    send_buffer: int = 16384  # events queued per connection before it counts as too slow
 
 
 @dataclass(slots=True)
@@ -230,7 +230,7 @@ class StreamHub:
             await request.reject(400, body=b'{"code":-1125,"msg":"This listenKey does not exist."}')
             return
         ws = await request.accept()
-        send, receive = trio.open_memory_channel[str](SEND_BUFFER)
+        send, receive = trio.open_memory_channel[str](self.config.send_buffer)
         conn = _Conn(ws, {k for k in keys if k in self._keys}, stream_mode, events, send)
         await self._run_conn(conn, receive)
 
