@@ -68,3 +68,18 @@ async def test_exchange_info_limits_follow_config(
     client = await _client(nursery, Limits(weight_per_minute=600, orders_per_minute=50))
     limits = (await client.http.get("/fapi/v1/exchangeInfo")).json()["rateLimits"]
     assert limits[0]["limit"] == 600 and limits[1]["limit"] == 50
+
+
+async def test_bans_double_each_time(
+    autojump_clock: trio.testing.MockClock, nursery: trio.Nursery
+) -> None:
+    client = await _client(nursery, Limits(weight_per_minute=1, ban_after=0))
+    retry_afters = []
+    for _ in range(2):
+        await trio.sleep(60 - (client.sim.clock.now_ms() // 1000) % 60)  # a fresh minute
+        await client.http.get("/fapi/v1/ping")
+        banned = await client.http.get("/fapi/v1/ping")
+        assert banned.status_code == 418
+        retry_afters.append(int(banned.headers["retry-after"]))
+        await trio.sleep(retry_afters[-1])
+    assert retry_afters == [120, 240]

@@ -172,3 +172,19 @@ async def test_no_pong_for_ten_minutes_disconnects(
     closed = list(ws.events())
     assert isinstance(closed[-1], wsproto.events.CloseConnection)
     assert closed[-1].code == 1008
+
+
+async def test_events_filter_and_unsubscribe_on_delete(
+    autojump_clock: trio.testing.MockClock, sim: Simulator, client: SignedClient
+) -> None:
+    key = await _key(client)
+    url = f"ws://sim/private/ws?listenKey={key}&events=ACCOUNT_UPDATE"
+    async with sim.open_websocket(url) as ws:
+        placed = await client.limit()
+        sim.fill("BTCUSDT", placed["orderId"])
+        only = await _next(ws)
+        assert only["e"] == "ACCOUNT_UPDATE"
+    async with sim.open_websocket(f"ws://sim/private/stream?listenKey={key}") as ws:
+        await client.keyed("DELETE", "/fapi/v1/listenKey", listenKey=key)
+        await ws.send_message('{"method": "LIST_SUBSCRIPTIONS", "id": 7}')
+        assert await _next(ws) == {"result": [], "id": 7}
