@@ -13,9 +13,11 @@ simulator, in simulated time (``trio.testing.MockClock(autojump_threshold=0)``),
 
 Each user has one session and ``--orders-per-user`` LIMIT orders far from the market (normal
 notional, so the 5 s interval applies). After a warm-up, one of each user's orders is filled
-by the simulator at a random time in the first half of the measured window; the detection
-latency is from that fill to the session's receipt of ``filled``. Prints one JSON line per
-strategy::
+by the simulator at a random time in the first half of the measured window (and replaced by a
+new one, so M stay pending); the detection latency is from that fill to the session's receipt
+of ``filled``. ``demand_weight_per_user_min`` is what the strategy asks of the governor at
+the nominal interval; ``weight_per_user_min`` what it really spent, after the governor
+stretched intervals to fit the budget. Prints one JSON line per strategy::
 
     .venv/bin/python bench/monitor.py --users 200 --orders-per-user 5 --duration 600
     .venv/bin/python bench/monitor.py --users 2000 --strategy per-order
@@ -50,7 +52,7 @@ from tradercoin.testing import TestSystem, TestUser, open_test_system  # noqa: E
 
 STRATEGIES = ("per-order", "batched", "stream")
 SYMBOL = "BTCUSDT"
-WARMUP = 30.0
+WARMUP = 150.0  # start-up bursts (listenKeys, first polls) have passed by then
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,10 +98,16 @@ def plan_fills(population: list[Any], t0: float, window: float, seed: int) -> li
     return sorted(plans, key=lambda p: p.at)
 
 
-async def drive_fills(system: TestSystem, plans: list[Planned]) -> None:
+async def drive_fills(system: TestSystem, plans: list[Planned], nursery: trio.Nursery) -> None:
+    """Fill each planned order at its time and place a replacement (M stay pending)."""
     for plan in plans:
         await trio.sleep_until(plan.at)
         system.sim.fill(SYMBOL, plan.exchange_order_id)
+        nursery.start_soon(replace, plan.user)
+
+
+async def replace(user: TestUser) -> None:
+    await user.place(SYMBOL, "BUY", "LIMIT", "0.2", price="999")
 
 
 def detection(population: list[Any], plans: list[Planned]) -> dict[str, Any]:
@@ -152,7 +160,7 @@ async def run_strategy(args: argparse.Namespace, strategy: str) -> dict[str, Any
         weight0 = system.sim.statistics().weight_used
         plans = plan_fills(population, t0, args.duration / 2, args.seed)
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(drive_fills, system, plans)
+            nursery.start_soon(drive_fills, system, plans, nursery)
             await trio.sleep(args.duration)
         requests = [r for r in system.requests[first:] if r.time <= t0 + args.duration]
         weight = system.sim.statistics().weight_used - weight0
@@ -164,6 +172,7 @@ async def run_strategy(args: argparse.Namespace, strategy: str) -> dict[str, Any
             "users": args.users,
             "orders_per_user": args.orders_per_user,
             "interval_s": args.interval,
+            "demand_weight_per_user_min": round(gov.demand_per_minute / args.users, 3),
             "requests_per_user_min": round(len(requests) / user_minutes, 3),
             "weight_per_user_min": round(weight / user_minutes, 3),
             **detection(population, plans),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from decimal import Decimal
 
 import pytest
@@ -147,3 +148,22 @@ async def test_the_readme_example(autojump_clock: trio.abc.Clock) -> None:
         got = await tab.wait_for_status(order.id, "filled")
         assert got.time <= 5.0
         assert [r.path for r in alice.requests()][-1] == "/fapi/v1/userTrades"
+
+
+async def test_logs_tell_the_story_and_never_show_a_secret(
+    autojump_clock: trio.abc.Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    async with open_test_system() as system:
+        alice = await system.add_user("alice")
+        await alice.open_session()
+        order = await alice.place("BTCUSDT", "BUY", "MARKET", "0.01")
+        await trio.sleep(10)
+        creds = await system.store.get_credentials(alice.user_id)
+    assert creds is not None
+    text = "\n".join(r.getMessage() for r in caplog.records)
+    assert creds.api_secret not in text and creds.api_key not in text
+    assert f"order {order.id} new -> filled" in text
+    assert "checking 1 pending orders" in text
+    assert f"notifications sent to user {alice.user_id}" in text
+    assert "cycle done in" in text

@@ -122,16 +122,16 @@ async def test_no_stretch_while_demand_fits() -> None:
 
 
 async def test_normal_orders_are_stretched_first_and_fairly() -> None:
-    gov = governor()  # 2160 per minute, planned at 90 %: 32.4 per second
+    gov = governor()  # 2160 per minute, planned at 80 %: 28.8 per second
     for user in range(200):  # 200 w/s of normal demand, then 10 w/s of fast demand
         gov.set_demand(user, Demand(weight=5, interval=5, fast=False))
     for user in range(200, 210):
         gov.set_demand(user, Demand(weight=1, interval=1, fast=True))
     fast, normal = gov.stretch()
     assert fast == 1.0
-    assert normal == pytest.approx(200 / (32.4 - 10))
+    assert normal == pytest.approx(200 / (28.8 - 10))
     intervals = gov.statistics().effective_intervals
-    assert intervals[0] == intervals[199] == pytest.approx(5 * 200 / 22.4)
+    assert intervals[0] == intervals[199] == pytest.approx(5 * 200 / 18.8)
     assert intervals[205] == 1.0
 
 
@@ -140,7 +140,7 @@ async def test_fast_orders_are_stretched_only_beyond_their_share() -> None:
     for user in range(100):
         gov.set_demand(user, Demand(weight=1, interval=1, fast=True))  # 100 w/s
     fast, normal = gov.stretch()
-    assert fast == pytest.approx(100 / (32.4 * 0.8))
+    assert fast == pytest.approx(100 / (28.8 * 0.8))
     assert normal == 1.0
 
 

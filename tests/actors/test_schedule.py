@@ -138,7 +138,7 @@ async def test_demand_over_the_budget_stretches_every_interval_fairly(
         for user in users:
             await user.place("BTCUSDT", "BUY", "LIMIT", "0.2", price="1000")
         await trio.sleep(240)
-        stretch = 5 * (1 / 5) / (0.9 * 27 / 60)  # 1 weight/s over 90 % of 0.45/s
+        stretch = 5 * (1 / 5) / (0.8 * 27 / 60)  # 1 weight/s over 80 % of 0.45/s
         stats = system.governor.statistics()
         assert stats.stretch_normal == pytest.approx(stretch)
         assert list(stats.effective_intervals.values()) == [pytest.approx(5 * stretch)] * 5

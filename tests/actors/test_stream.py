@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import logging
 
+import pytest
 import trio
 
 from tradercoin.testing import TestUser, open_test_system
@@ -102,3 +104,39 @@ async def test_the_listen_key_is_kept_alive_every_30_minutes(
         assert [round(t) for t in puts] == [1800 * k for k in range(1, 7)]
         [status] = system.supervisor.statuses()
         assert status.stream_state == "healthy"
+
+
+async def test_the_connection_is_rotated_before_24h_without_a_reported_drop(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    async with open_test_system(stream=True, stream_options={"rotate_after": 600}) as system:
+        alice = await system.add_user("alice")
+        await alice.wait_stream()
+        await alice.place("BTCUSDT", "BUY", "LIMIT", "0.2", price="1000")
+        start = trio.current_time()
+        await trio.sleep(3600)
+        times = polls(alice, after=start + 1)
+        assert {round(b - a, 3) for a, b in itertools.pairwise(times)} == {60.0}
+        posts = [r for r in alice.requests("/fapi/v1/listenKey") if r.method == "POST"]
+        assert len(posts) == 1  # the same key on every new connection
+        assert alice.status().stream_state == "healthy"
+
+
+async def test_a_silent_connection_is_rotated_by_the_watchdog(
+    autojump_clock: trio.abc.Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="tradercoin.actors.stream")
+    options = {"silence_after": 30, "watchdog": 120}
+    async with open_test_system(stream=True, stream_options=options) as system:
+        alice = await system.add_user("alice")
+        tab = await alice.open_session()
+        await alice.wait_stream()
+        order = await alice.place("BTCUSDT", "BUY", "LIMIT", "0.2", price="1000")
+        await trio.sleep(600)  # an idle stream carries no frames: it looks dead
+        rotations = [r for r in caplog.records if "silent for 120s: rotated" in r.message]
+        assert 3 <= len(rotations) <= 5  # every 120-150 s (silence is checked every 30 s)
+        assert alice.status().stream_state == "healthy"
+        filled_at = trio.current_time()
+        system.sim.fill("BTCUSDT", order.exchange_order_id)
+        got = await tab.wait_for_status(order.id, "filled")
+        assert got.time == filled_at

@@ -37,8 +37,9 @@ log = logging.getLogger(__name__)
 
 #: share of the budget the fast class may take before it is stretched too
 FAST_SHARE = 0.8
-#: share of the limit that stretching plans for: the rest absorbs bursts (starts, fills)
-PLAN_SHARE = 0.9
+#: share of the limit that stretching plans for: the rest absorbs bursts (starts, fills,
+#: listenKeys), so that at full demand requests rarely wait in :meth:`RateGovernor.spend`
+PLAN_SHARE = 0.8
 MINUTE_MS = 60_000
 
 
@@ -88,6 +89,7 @@ class RateGovernor:
         self._paused_until = -math.inf
         self._banned_until = -math.inf
         self._waits = 0
+        self._queue = trio.Lock()  # FIFO: waiters wake one at a time, in order
         self._demands: dict[int, Demand] = {}
         self._rates = [0.0, 0.0]  # [normal, fast] weight per second
 
@@ -98,7 +100,12 @@ class RateGovernor:
 
         Waits through a 429 pause or a ban, then while the window (with the reported usage)
         has no room. A request heavier than the whole limit is let through on an empty window.
+        Waiters are served first come, first served: only the oldest one watches the window.
         """
+        async with self._queue:
+            await self._spend_in_turn(weight)
+
+    async def _spend_in_turn(self, weight: int) -> None:
         while True:
             now = trio.current_time()
             if self._paused_until > now:

@@ -292,7 +292,16 @@ class Supervisor:
                 handles = [self._start(user_id) for user_id in users]
                 for handle in handles:
                     await handle.up.wait()
-                log.info("supervisor started %d actors", len(handles))
+                policy = self._config.poll_defaults
+                log.info(
+                    "order monitor started: %d actors, checking every %gs (fast %gs for "
+                    "notional >= %s, %gs while the user stream is up)",
+                    len(handles),
+                    policy.interval,
+                    policy.fast_interval,
+                    policy.fast_notional,
+                    policy.reconcile_interval,
+                )
                 task_status.started()
                 await trio.sleep_forever()
         finally:
