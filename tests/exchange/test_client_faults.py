@@ -204,3 +204,12 @@ async def test_duplicated_stream_events_arrive_twice(
 
 def _api_key(account: AccountClient) -> str:
     return account._api_key
+
+
+async def test_unknown_listen_key_is_refused_as_unavailable(env: Env, sim_clock: object) -> None:
+    send, _ = trio.open_memory_channel[StreamEvent](1)
+    reader = UserStream(env.ws_url, ["no-such-key"], send, connect=env.connect)
+    async with trio.open_nursery() as nursery:
+        with pytest.raises(Unavailable, match="cannot connect") as info:
+            await nursery.start(reader.run)
+    assert info.value.status >= 400

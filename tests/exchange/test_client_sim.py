@@ -12,6 +12,7 @@ from decimal import Decimal
 import pytest
 import trio
 import trio.testing
+from cryptography.hazmat.primitives import serialization
 
 from tradercoin.clock import FixedEpochClock
 from tradercoin.exchange.client import BinanceFutures
@@ -169,3 +170,15 @@ async def test_order_trade_update_after_fill(
     assert updates[0].status is OrderStatus.NEW
     (fill,) = updates[-1].fills
     assert (fill.exchange_order_id, fill.quantity) == (placed.exchange_order_id, Decimal("0.010"))
+
+
+async def test_ed25519_keys_sign_orders(env: Env, sim_clock: object) -> None:
+    api_key, private = env.sim.create_ed25519_account()
+    pem = private.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    account = env.exchange.for_account(Credentials(api_key, pem))
+    placed = await account.place_order(limit("ed-1"))
+    assert (await account.get_order("BTCUSDT", client_order_id="ed-1")) == placed

@@ -32,6 +32,7 @@ from urllib.parse import quote
 import trio
 from trio_websocket import (
     ConnectionClosed,
+    ConnectionRejected,
     HandshakeError,
     WebSocketConnection,
     open_websocket_url,
@@ -263,7 +264,10 @@ class _Opening(AbstractAsyncContextManager[WebSocketConnection]):
         try:
             return await self._inner.__aenter__()
         except (HandshakeError, OSError) as exc:
-            raise Unavailable(f"user stream: cannot connect ({type(exc).__name__})") from None
+            status = exc.status_code if isinstance(exc, ConnectionRejected) else 0
+            raise Unavailable(
+                f"user stream: cannot connect ({type(exc).__name__})", status=status
+            ) from None
 
     async def __aexit__(self, *exc_info: Any) -> bool | None:
         return await self._inner.__aexit__(*exc_info)
