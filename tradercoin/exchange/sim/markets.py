@@ -10,16 +10,17 @@ from __future__ import annotations
 import collections
 import math
 import random
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 from tradercoin.exchange.sim.errors import DECIMAL_RANGE, bad_precision, illegal_chars
 
 __all__ = ["DEFAULT_SYMBOLS", "PriceWalk", "SymbolSpec", "parse_decimal"]
 
-_DECIMAL_CHARS = frozenset("0123456789.")
+_DECIMAL_RE = re.compile(DECIMAL_RANGE, re.ASCII)
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,12 +150,9 @@ def parse_decimal(name: str, raw: str, places: int | None = None) -> Decimal:
         ApiError: -1100 for anything but digits with an optional fraction; -1111 when it has
             more decimals than ``places``.
     """
-    if not raw or not _DECIMAL_CHARS.issuperset(raw) or raw.count(".") > 1 or raw[0] == ".":
+    if not _DECIMAL_RE.fullmatch(raw):
         raise illegal_chars(name, DECIMAL_RANGE)
-    try:
-        value = Decimal(raw)
-    except InvalidOperation:
-        raise illegal_chars(name, DECIMAL_RANGE) from None
+    value = Decimal(raw)
     if places is not None:
         exponent = value.normalize().as_tuple().exponent
         assert isinstance(exponent, int)

@@ -141,7 +141,7 @@ def _client_order_id(params: Mapping[str, str]) -> str | None:
     value = params.get("newClientOrderId")
     if value is None or value == "":
         return None
-    if len(value) > 36 or not CLIENT_ID_RE.match(value):
+    if len(value) > 36 or not CLIENT_ID_RE.fullmatch(value):
         raise ApiError(-4015, "Client order id length should not be more than 36 chars")
     return value
 
