@@ -146,14 +146,20 @@ class Simulator:
     # --- running -------------------------------------------------------------------------
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Run the price walk, the scheduler and stream connections until cancelled."""
+        """Run the price walk, the scheduler and stream connections until cancelled.
+
+        Resource handling: owns every task of the simulator, in-process stream connections
+        included; they end with it.
+        """
         self._t0 = trio.current_time()
-        async with trio.open_nursery() as nursery:
-            self._nursery = nursery
-            await nursery.start(self.scheduler.run)
-            nursery.start_soon(self._run_prices)
-            task_status.started()
-        self._nursery = None
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                await nursery.start(self.scheduler.run)
+                nursery.start_soon(self._run_prices)
+                task_status.started()
+        finally:
+            self._nursery = None
 
     @property
     def running(self) -> bool:
