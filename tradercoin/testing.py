@@ -90,6 +90,29 @@ class Received:
     message: dict[str, Any]
 
 
+class _RequestLog:
+    """Every response from the simulator, noted by an httpx event hook."""
+
+    def __init__(self) -> None:
+        self.records: list[RecordedRequest] = []
+        self.users_by_key: dict[str, int] = {}
+
+    async def record(self, response: httpx.Response) -> None:
+        request = response.request
+        key = request.headers.get("x-mbx-apikey")
+        retry_after = response.headers.get("retry-after")
+        self.records.append(
+            RecordedRequest(
+                time=trio.current_time(),
+                method=request.method,
+                path=request.url.path,
+                user_id=None if key is None else self.users_by_key.get(key),
+                status=response.status_code,
+                retry_after=None if retry_after is None else float(retry_after),
+            )
+        )
+
+
 class TestSession:
     """A fake browser tab: a real bounded channel attached to the user's actor.
 
@@ -235,6 +258,7 @@ class TestSystem:
         supervisor: Supervisor,
         exchange: BinanceFutures,
         clock: FixedEpochClock,
+        log: _RequestLog,
     ) -> None:
         self.nursery = nursery
         self.sim = sim
@@ -243,9 +267,8 @@ class TestSystem:
         self.supervisor = supervisor
         self.exchange = exchange
         self.clock = clock
-        self.requests: list[RecordedRequest] = []
+        self._log = log
         self.users: dict[int, TestUser] = {}
-        self._by_key: dict[str, int] = {}
         self._names = itertools.count(1)
 
     async def add_user(
@@ -258,7 +281,7 @@ class TestSystem:
         await self.store.set_credentials(user.id, Credentials(api_key, api_secret))
         if policy is not None:
             await self.store.set_poll_policy(user.id, policy, updated_by=None)
-        self._by_key[api_key] = user.id
+        self._log.users_by_key[api_key] = user.id
         await self.supervisor.credentials_changed(user.id)
         test_user = self.users[user.id] = TestUser(self, user.id, api_key)
         return test_user
@@ -278,25 +301,15 @@ class TestSystem:
             fault, path=path, account=None if user is None else user.api_key, count=count
         )
 
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        """Every REST request sent to the simulator, in order."""
+        return self._log.records
+
     def requests_of(self, user_id: int | None, path: str | None = None) -> list[RecordedRequest]:
         return [
             r for r in self.requests if r.user_id == user_id and (path is None or r.path == path)
         ]
-
-    async def _record(self, response: httpx.Response) -> None:
-        request = response.request
-        key = request.headers.get("x-mbx-apikey")
-        retry_after = response.headers.get("retry-after")
-        self.requests.append(
-            RecordedRequest(
-                time=trio.current_time(),
-                method=request.method,
-                path=request.url.path,
-                user_id=None if key is None else self._by_key.get(key),
-                status=response.status_code,
-                retry_after=None if retry_after is None else float(retry_after),
-            )
-        )
 
 
 @asynccontextmanager
@@ -330,27 +343,11 @@ async def open_test_system(
     sim = Simulator(
         clock=clock, seed=seed, market_fill_latency=market_fill_latency, **(sim_options or {})
     )
-    secrets = SecretBox.parse(generate_key())
+    governor = RateGovernor(budget_per_minute=budget_per_minute, clock=clock)
+    log = _RequestLog()
     async with trio.open_nursery() as nursery:
         await nursery.start(sim.run)
-        governor = RateGovernor(budget_per_minute=budget_per_minute, clock=clock)
-        systems: list[TestSystem] = []
-
-        async def record(response: httpx.Response) -> None:
-            await systems[0]._record(response)
-
-        transport = httpx.ASGITransport(app=sim.asgi_app)
-        async with (
-            httpx.AsyncClient(
-                transport=transport, base_url="http://sim", event_hooks={"response": [record]}
-            ) as http,
-            open_store(
-                "sqlite:///:memory:", secrets=secrets, clock=clock, run_sync=run_inline
-            ) as store,
-        ):
-            exchange = BinanceFutures(
-                http, clock=clock, on_usage=governor.on_usage, rest_url="http://sim"
-            )
+        async with _open_exchange_and_store(sim, clock, governor, log) as (exchange, store):
             supervisor = Supervisor(
                 store=store,
                 exchange=exchange,
@@ -372,8 +369,8 @@ async def open_test_system(
                 supervisor=supervisor,
                 exchange=exchange,
                 clock=clock,
+                log=log,
             )
-            systems.append(system)
             async with trio.open_nursery() as inner:
                 await inner.start(supervisor.run)
                 try:
@@ -381,3 +378,23 @@ async def open_test_system(
                 finally:
                     inner.cancel_scope.cancel()
         nursery.cancel_scope.cancel()
+
+
+@asynccontextmanager
+async def _open_exchange_and_store(
+    sim: Simulator, clock: FixedEpochClock, governor: RateGovernor, log: _RequestLog
+) -> AsyncIterator[tuple[BinanceFutures, Store]]:
+    """The exchange client on the simulator's ASGI app, and an in-memory store run inline."""
+    secrets = SecretBox.parse(generate_key())
+    transport = httpx.ASGITransport(app=sim.asgi_app)
+    hooks = {"response": [log.record]}
+    async with (
+        httpx.AsyncClient(transport=transport, base_url="http://sim", event_hooks=hooks) as http,
+        open_store(
+            "sqlite:///:memory:", secrets=secrets, clock=clock, run_sync=run_inline
+        ) as store,
+    ):
+        exchange = BinanceFutures(
+            http, clock=clock, on_usage=governor.on_usage, rest_url="http://sim"
+        )
+        yield exchange, store
