@@ -152,6 +152,7 @@ class StreamHub:
 
     def _kill(self, entry: _Key) -> None:
         entry.alive = False
+        self._keys.pop(entry.key, None)
         if self._active.get(entry.account.api_key) is entry:
             del self._active[entry.account.api_key]
 
