@@ -62,6 +62,15 @@ async def test_malformed_json(client: Any, token: str) -> None:
     assert await _error(response, 400) == "malformed_json"
 
 
+async def test_a_body_that_is_not_utf8(client: Any, token: str) -> None:
+    response = await client.post(
+        "/api/orders",
+        data=b"\xde\xad\x8d\x00",
+        headers={**bearer(token), "Content-Type": "application/json"},
+    )
+    assert await _error(response, 400) == "malformed_json"
+
+
 async def test_json_that_is_not_an_object(client: Any, token: str) -> None:
     assert await _error(await _post(client, token, [GOOD]), 400) == "malformed_json"
 

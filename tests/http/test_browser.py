@@ -9,10 +9,8 @@ after the page reconnects. A screenshot is saved in the test's tmp dir.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -22,7 +20,6 @@ import httpx
 import pytest
 
 from tests.conftest import missing
-from tradercoin.store import generate_key
 
 pytestmark = pytest.mark.browser
 
@@ -37,50 +34,6 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 LIVE_MS = 30_000
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[str]:
-    """``tradercoin serve`` in a subprocess; its base URL once /healthz answers."""
-    port = _free_port()
-    env = {
-        **os.environ,
-        "TRADERCOIN_PORT": str(port),
-        "TRADERCOIN_DATABASE_URL": f"sqlite:///{tmp_path}/browser.db",
-        "TRADERCOIN_MASTER_KEY": generate_key(),
-    }
-    log = (tmp_path / "serve.log").open("w")
-    command = [sys.executable, "-m", "tradercoin.cli", "serve"]
-    process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_healthy(url, process, tmp_path / "serve.log")
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=15)
-        log.close()
-    assert process.returncode == 0, (tmp_path / "serve.log").read_text()[-2000:]
-
-
-def _wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    for _ in range(300):
-        if process.poll() is not None:
-            pytest.fail(f"tradercoin serve exited: {log.read_text()[-2000:]}")
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    pytest.fail("tradercoin serve did not become healthy")
 
 
 @pytest.fixture
@@ -98,7 +51,7 @@ def browser() -> Iterator[Any]:
 
 
 def _operator_changes_the_poll_rate(browser: Any, server: str, tmp_path: Path) -> None:
-    env = {**os.environ, "TRADERCOIN_DATABASE_URL": f"sqlite:///{tmp_path}/browser.db"}
+    env = {**os.environ, "TRADERCOIN_DATABASE_URL": f"sqlite:///{tmp_path}/serve.db"}
     command = [sys.executable, "-m", "tradercoin.cli", "users", "add", "root", "--operator"]
     subprocess.run([*command, "--password", "operator pass"], env=env, check=True, cwd=tmp_path)
     page = browser.new_context().new_page()

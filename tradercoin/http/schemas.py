@@ -135,10 +135,10 @@ async def read_body(model: type[M]) -> M:
     """
     if not request.is_json:
         raise ApiError(415, "unsupported_media_type", "send the body as application/json")
-    raw = await request.get_data(as_text=True)
+    raw = await request.get_data()
     try:
         data = json.loads(raw, parse_float=Decimal)
-    except ValueError:
+    except ValueError:  # UnicodeDecodeError (not UTF-8) is a ValueError too
         raise ApiError(400, "malformed_json", "the body is not valid JSON") from None
     if not isinstance(data, dict):
         raise ApiError(400, "malformed_json", "the body must be a JSON object")
