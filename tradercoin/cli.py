@@ -254,19 +254,50 @@ def keys_generate(kid: str) -> None:
 
 @main.command("sim")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", default=9100, show_default=True, type=click.IntRange(0, 65535),
-              help="REST port (0: any free port).")
-@click.option("--ws-port", default=None, type=click.IntRange(0, 65535),
-              help="User-stream port [default: REST port + 1].")
-@click.option("--accounts", default=0, show_default=True, type=click.IntRange(0, 100_000),
-              help="Accounts to create; one JSON line each on stdout before serving.")
+@click.option(
+    "--port",
+    default=9100,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="REST port (0: any free port).",
+)
+@click.option(
+    "--ws-port",
+    default=None,
+    type=click.IntRange(0, 65535),
+    help="User-stream port [default: REST port + 1].",
+)
+@click.option(
+    "--accounts",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0, 100_000),
+    help="Accounts to create; one JSON line each on stdout before serving.",
+)
 @click.option("--seed", default=0, show_default=True, help="Seed of prices and ids.")
-@click.option("--fill-latency", default=2.0, show_default=True, type=click.FloatRange(0),
-              help="Seconds before a MARKET order fills.")
-@click.option("--weight-limit", default=2400, show_default=True, type=click.IntRange(1),
-              help="Request weight per minute per IP before 429.")
-def sim_command(host: str, port: int, ws_port: int | None, accounts: int, seed: int,
-                fill_latency: float, weight_limit: int) -> None:
+@click.option(
+    "--fill-latency",
+    default=2.0,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="Seconds before a MARKET order fills.",
+)
+@click.option(
+    "--weight-limit",
+    default=2400,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Request weight per minute per IP before 429.",
+)
+def sim_command(
+    host: str,
+    port: int,
+    ws_port: int | None,
+    accounts: int,
+    seed: int,
+    fill_latency: float,
+    weight_limit: int,
+) -> None:
     """Run the Binance USDⓈ-M futures simulator (REST + user stream) until interrupted."""
     from tradercoin.exchange.sim.cli import SimOptions, run_sim
 
