@@ -329,8 +329,9 @@ class BinanceFutures:
 
     async def server_time(self) -> int:
         """``GET /fapi/v1/time``: the server's epoch ms."""
-        payload = await self.request("GET", "/fapi/v1/time", "", weight=1)
-        return self._parse(payload, lambda p: parsing.integer(p, "serverTime"))
+        return await self.request(
+            "GET", "/fapi/v1/time", "", lambda p: parsing.integer(p, "serverTime"), weight=1
+        )
 
     async def sync_time(self) -> int:
         """Measure and keep the server-time offset (ms); returns it.
@@ -355,11 +356,12 @@ class BinanceFutures:
 
     async def exchange_info(self) -> list[SymbolInfo]:
         """``GET /fapi/v1/exchangeInfo``: every symbol with its filters."""
-        payload = await self.request("GET", "/fapi/v1/exchangeInfo", "", weight=1)
-        return self._parse(payload, parsing.symbol_infos)
+        return await self.request(
+            "GET", "/fapi/v1/exchangeInfo", "", parsing.symbol_infos, weight=1
+        )
 
     async def ping(self) -> None:
-        await self.request("GET", "/fapi/v1/ping", "", weight=1)
+        await self.request("GET", "/fapi/v1/ping", "", _any, weight=1)
 
     # --- the one request path ---------------------------------------------------------------
 
@@ -368,18 +370,19 @@ class BinanceFutures:
         method: str,
         path: str,
         query: str,
+        parse: Callable[[Any], T],
         *,
         weight: int,
         api_key: str | None = None,
         write: bool = False,
-    ) -> Any:
-        """Send one request and return its decoded JSON; report its usage.
+    ) -> T:
+        """Send one request, report its usage, and return ``parse`` of its decoded JSON.
 
         ``query`` is sent byte for byte (already encoded and, if needed, signed).
 
         Raises:
-            ExchangeError: a subclass per :func:`error_from_response`, or for an undecodable
-                2xx body (:class:`UnknownOutcome` on a write).
+            ExchangeError: a subclass per :func:`error_from_response`, or for a 2xx body that
+                is not JSON or that ``parse`` refuses (:class:`UnknownOutcome` on a write).
         """
         url = f"{self.rest_url}{path}?{query}" if query else f"{self.rest_url}{path}"
         headers = {"X-MBX-APIKEY": api_key} if api_key is not None else None
@@ -401,9 +404,13 @@ class BinanceFutures:
                 )
             )
         try:
-            return json.loads(response.content) if response.content else {}
+            payload = json.loads(response.content) if response.content else {}
         except ValueError:
             raise self._count(_unexpected(response, "not JSON", write=write)) from None
+        try:
+            return parse(payload)
+        except (ValueError, TypeError, AttributeError) as exc:  # PayloadError is a ValueError
+            raise self._count(_unexpected(response, str(exc), write=write)) from None
 
     def _count(self, error: ExchangeError) -> ExchangeError:
         self._errors[type(error).__name__] += 1
@@ -422,26 +429,18 @@ class BinanceFutures:
             )
         )
 
-    def _parse(self, payload: Any, parse: Callable[[Any], T], *, write: bool = False) -> T:
-        """Apply a parser; a payload of the wrong shape becomes an ExchangeError (status 200)."""
-        try:
-            return parse(payload)
-        except (parsing.PayloadError, ValueError, TypeError, AttributeError) as exc:
-            kind = UnknownOutcome if write else ExchangeError
-            body = json.dumps(payload)[:200]
-            raise self._count(kind(f"unexpected answer: {exc}", status=200, body=body)) from None
-
     async def signed(
         self,
         method: str,
         path: str,
         params: list[tuple[str, str]],
+        parse: Callable[[Any], T],
         *,
         api_key: str,
         signer: Signer,
         weight: int,
         write: bool = False,
-    ) -> Any:
+    ) -> T:
         """A signed request; on -1021 resyncs the offset and sends it once more (see module)."""
         for attempt in (1, 2):
             generation = self._time_generation
@@ -455,7 +454,7 @@ class BinanceFutures:
             query = f"{query}&signature={signer.sign(query)}"
             try:
                 return await self.request(
-                    method, path, query, weight=weight, api_key=api_key, write=write
+                    method, path, query, parse, weight=weight, api_key=api_key, write=write
                 )
             except InvalidRequest as exc:
                 if exc.code != -1021 or attempt == 2:
@@ -492,6 +491,22 @@ def _order_params(order: PlaceOrder) -> list[tuple[str, str]]:
     return params
 
 
+def _any(payload: Any) -> Any:
+    return payload
+
+
+def _order_list(payload: Any) -> list[ExchangeUpdate]:
+    return [parsing.update_from_order(o) for o in parsing.listed(payload)]
+
+
+def _trade_list(payload: Any) -> list[Fill]:
+    return [parsing.fill_from_trade(t) for t in parsing.listed(payload)]
+
+
+def _listen_key_of(payload: Any) -> str:
+    return parsing.text(payload, "listenKey")
+
+
 def _optional(**values: int | None) -> list[tuple[str, str]]:
     return [(k, str(v)) for k, v in values.items() if v is not None]
 
@@ -514,12 +529,19 @@ class AccountClient:
         return self._exchange
 
     async def _signed(
-        self, method: str, path: str, params: list[tuple[str, str]], weight: int, write: bool
-    ) -> Any:
+        self,
+        method: str,
+        path: str,
+        params: list[tuple[str, str]],
+        parse: Callable[[Any], T],
+        weight: int,
+        write: bool = False,
+    ) -> T:
         return await self._exchange.signed(
             method,
             path,
             params,
+            parse,
             api_key=self._api_key,
             signer=self._signer,
             weight=weight,
@@ -529,14 +551,14 @@ class AccountClient:
     async def _order(
         self, method: str, params: list[tuple[str, str]], weight: int, write: bool = False
     ) -> ExchangeUpdate:
-        payload = await self._signed(method, "/fapi/v1/order", params, weight, write)
-        return self._exchange._parse(payload, parsing.update_from_order, write=write)
-
-    async def _orders(self, path: str, params: list[tuple[str, str]], weight: int) -> Any:
-        payload = await self._signed("GET", path, params, weight, False)
-        return self._exchange._parse(
-            payload, lambda p: [parsing.update_from_order(o) for o in parsing.listed(p)]
+        return await self._signed(
+            method, "/fapi/v1/order", params, parsing.update_from_order, weight, write
         )
+
+    async def _orders(
+        self, path: str, params: list[tuple[str, str]], weight: int
+    ) -> list[ExchangeUpdate]:
+        return await self._signed("GET", path, params, _order_list, weight)
 
     async def place_order(self, order: PlaceOrder) -> ExchangeUpdate:
         """``POST /fapi/v1/order`` (ACK). A timeout or 503 "unknown" -> UnknownOutcome."""
@@ -560,10 +582,7 @@ class AccountClient:
     async def open_orders(self, symbol: str | None = None) -> list[ExchangeUpdate]:
         """``GET /fapi/v1/openOrders`` for one symbol (weight 1) or all (weight 40)."""
         params = [] if symbol is None else [("symbol", symbol)]
-        result: list[ExchangeUpdate] = await self._orders(
-            "/fapi/v1/openOrders", params, 40 if symbol is None else 1
-        )
-        return result
+        return await self._orders("/fapi/v1/openOrders", params, 40 if symbol is None else 1)
 
     async def all_orders(
         self,
@@ -579,8 +598,7 @@ class AccountClient:
             ("symbol", symbol),
             *_optional(orderId=order_id, startTime=start_time, endTime=end_time, limit=limit),
         ]
-        result: list[ExchangeUpdate] = await self._orders("/fapi/v1/allOrders", params, 5)
-        return result
+        return await self._orders("/fapi/v1/allOrders", params, 5)
 
     async def user_trades(
         self,
@@ -596,10 +614,7 @@ class AccountClient:
             ("symbol", symbol),
             *_optional(orderId=order_id, fromId=from_id, startTime=start_time, limit=limit),
         ]
-        payload = await self._signed("GET", "/fapi/v1/userTrades", params, 5, False)
-        return self._exchange._parse(
-            payload, lambda p: [parsing.fill_from_trade(t) for t in parsing.listed(p)]
-        )
+        return await self._signed("GET", "/fapi/v1/userTrades", params, _trade_list, 5)
 
     async def server_time(self) -> int:
         return await self._exchange.server_time()
@@ -607,24 +622,23 @@ class AccountClient:
     async def exchange_info(self) -> list[SymbolInfo]:
         return await self._exchange.exchange_info()
 
-    async def _listen_key(self, method: str, query: str) -> Any:
+    async def _listen_key(self, method: str, query: str, parse: Callable[[Any], T]) -> T:
         return await self._exchange.request(
-            method, "/fapi/v1/listenKey", query, weight=1, api_key=self._api_key
+            method, "/fapi/v1/listenKey", query, parse, weight=1, api_key=self._api_key
         )
 
     async def create_listen_key(self) -> str:
         """``POST /fapi/v1/listenKey``: the account's key (the same one while it is active)."""
-        payload = await self._listen_key("POST", "")
-        return self._exchange._parse(payload, lambda p: parsing.text(p, "listenKey"))
+        return await self._listen_key("POST", "", _listen_key_of)
 
     async def keepalive_listen_key(self, listen_key: str) -> None:
         """``PUT /fapi/v1/listenKey``: extend by 60 min. Expired/unknown -> InvalidRequest
         with ``code == -1125`` (recreate with :meth:`create_listen_key`)."""
-        await self._listen_key("PUT", _encode([("listenKey", listen_key)]))
+        await self._listen_key("PUT", _encode([("listenKey", listen_key)]), _any)
 
     async def close_listen_key(self, listen_key: str) -> None:
         """``DELETE /fapi/v1/listenKey``: the stream stops."""
-        await self._listen_key("DELETE", _encode([("listenKey", listen_key)]))
+        await self._listen_key("DELETE", _encode([("listenKey", listen_key)]), _any)
 
 
 if TYPE_CHECKING:  # AccountClient implements the protocol the actors use
