@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import pytest
 import trio
 import trio.testing
 
@@ -272,3 +273,28 @@ async def test_other_accounts_orders_are_unknown(
         "DELETE", "/fapi/v1/order", symbol="BTCUSDT", orderId=placed["orderId"]
     )
     assert cancel.json()["code"] == -2011
+
+
+@pytest.mark.parametrize(
+    ("mode", "maker_status", "taker_status"),
+    [
+        (None, "EXPIRED_IN_MATCH", "FILLED"),  # EXPIRE_MAKER is the default
+        ("EXPIRE_TAKER", "NEW", "EXPIRED_IN_MATCH"),
+        ("EXPIRE_BOTH", "EXPIRED_IN_MATCH", "EXPIRED_IN_MATCH"),
+        ("NONE", "NEW", "FILLED"),
+    ],
+)
+async def test_self_trade_prevention(
+    autojump_clock: trio.testing.MockClock,
+    client: SignedClient,
+    mode: str | None,
+    maker_status: str,
+    taker_status: str,
+) -> None:
+    maker = await client.limit(side="SELL", price="50500")  # resting above the mark (50000)
+    extra = {"selfTradePreventionMode": mode} if mode else {}
+    taker = await client.limit(side="BUY", price="50500", **extra)  # crosses mark and maker
+    assert taker["status"] == taker_status
+    assert (await client.get(maker["orderId"]))["status"] == maker_status
+    other_side = await client.limit(side="BUY", price="49000")
+    assert other_side["status"] == "NEW"

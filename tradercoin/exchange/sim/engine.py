@@ -50,6 +50,7 @@ class SimOrder:
     time: int
     update_time: int
     visible_at: float
+    stp_mode: str = "EXPIRE_MAKER"
     executed_qty: Decimal = ZERO
     cum_quote: Decimal = ZERO
     status: str = "NEW"
@@ -166,11 +167,33 @@ class Engine:
         self._check_fok_gtx(req, crossing)
         order = self._record(account, req, client_id, visible_at)
         self._on_execution(order, "NEW", None, 0)
+        if req.type == "LIMIT" and self._prevent_self_trade(order):
+            return order
         if req.type == "LIMIT":
             self._start_limit(order, crossing)
         elif req.respond_result:
             self.work_market(order, until_done=True)
         return order
+
+    def _prevent_self_trade(self, taker: SimOrder) -> bool:
+        """Apply the taker's STP mode against the account's own crossing resting orders
+        (they expire as EXPIRED_IN_MATCH); True when the taker itself expired."""
+        if taker.stp_mode == "NONE" or taker.time_in_force in ("FOK", "GTX"):
+            return False
+        makers = [
+            o for o in taker.account.open_in(taker.spec.symbol).values()
+            if o is not taker and o.type == "LIMIT" and o.side != taker.side
+            and self._crosses(taker.side, taker.price, o.price)
+        ]  # fmt: skip
+        if not makers:
+            return False
+        if taker.stp_mode in ("EXPIRE_MAKER", "EXPIRE_BOTH"):
+            for maker in makers:
+                self._close(maker, "EXPIRED_IN_MATCH", expiry_reason=1)
+        if taker.stp_mode in ("EXPIRE_TAKER", "EXPIRE_BOTH"):
+            self._close(taker, "EXPIRED_IN_MATCH", expiry_reason=1)
+            return True
+        return False
 
     def _check_fok_gtx(self, req: OrderRequest, crossing: bool) -> None:
         if req.time_in_force == "GTX" and crossing:
@@ -193,22 +216,9 @@ class Engine:
         order_id = self._next_order_id[symbol]
         self._next_order_id[symbol] = order_id + 1
         now = self._now_ms()
-        order = SimOrder(
-            account,
-            req.spec,
-            order_id,
-            client_id,
-            req.side,
-            req.type,
-            req.time_in_force,
-            req.price,
-            req.quantity,
-            req.reduce_only,
-            req.good_till_date,
-            now,
-            now,
-            visible_at,
-        )
+        order = SimOrder(account, req.spec, order_id, client_id, req.side, req.type,
+                         req.time_in_force, req.price, req.quantity, req.reduce_only,
+                         req.good_till_date, now, now, visible_at, req.stp_mode)  # fmt: skip
         account.orders.setdefault(symbol, {})[order_id] = order
         self.orders[(symbol, order_id)] = order
         account.open_in(symbol)[order_id] = order
@@ -326,7 +336,8 @@ class Engine:
         order.status = status
         order.update_time = self._now_ms()
         self._forget_open(order)
-        self._on_execution(order, status, None, expiry_reason)
+        execution = "EXPIRED" if status == "EXPIRED_IN_MATCH" else status
+        self._on_execution(order, execution, None, expiry_reason)
 
     def _forget_open(self, order: SimOrder) -> None:
         order.account.open_in(order.spec.symbol).pop(order.order_id, None)

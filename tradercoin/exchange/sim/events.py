@@ -35,7 +35,7 @@ def order_wire(order: SimOrder, *, placed: bool) -> dict[str, Any]:
         "priceProtect": False,
         "origType": order.type,
         "priceMatch": "NONE",
-        "selfTradePreventionMode": "EXPIRE_MAKER",
+        "selfTradePreventionMode": order.stp_mode,
         "goodTillDate": order.good_till_date,
         "updateTime": order.update_time,
     }
@@ -84,7 +84,7 @@ def _order_part(order: SimOrder, execution: str, expiry_reason: int) -> dict[str
         "sp": spec.fmt_price(ZERO), "x": execution, "X": order.status, "i": order.order_id,
         "z": spec.fmt_qty(order.executed_qty), "T": order.update_time, "b": "0", "a": "0",
         "R": order.reduce_only, "wt": "CONTRACT_PRICE", "ot": order.type, "ps": "BOTH",
-        "cp": False, "pP": False, "si": 0, "ss": 0, "V": "EXPIRE_MAKER", "pm": "NONE",
+        "cp": False, "pP": False, "si": 0, "ss": 0, "V": order.stp_mode, "pm": "NONE",
         "gtd": order.good_till_date, "er": str(expiry_reason),
     }  # fmt: skip
 

@@ -187,7 +187,7 @@ def _purged(order: SimOrder, now_ms: int) -> bool:
     if order.time + 90 * DAY_MS < now_ms:
         return True
     return (
-        order.status in ("CANCELED", "EXPIRED")
+        order.status in ("CANCELED", "EXPIRED", "EXPIRED_IN_MATCH")
         and not order.executed_qty
         and order.time + 3 * DAY_MS < now_ms
     )

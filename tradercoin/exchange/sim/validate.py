@@ -21,6 +21,7 @@ CONDITIONAL_TYPES = frozenset(
     {"STOP", "STOP_MARKET", "TAKE_PROFIT", "TAKE_PROFIT_MARKET", "TRAILING_STOP_MARKET"}
 )
 TIME_IN_FORCE = frozenset({"GTC", "IOC", "FOK", "GTX", "GTD"})
+STP_MODES = frozenset({"NONE", "EXPIRE_TAKER", "EXPIRE_MAKER", "EXPIRE_BOTH"})
 GTD_MIN_AHEAD_MS = 600_000
 
 
@@ -36,6 +37,7 @@ class OrderRequest:
     reduce_only: bool
     respond_result: bool
     good_till_date: int
+    stp_mode: str = "EXPIRE_MAKER"
 
 
 def require(params: Mapping[str, str], name: str) -> str:
@@ -71,10 +73,12 @@ def parse_order(
     reduce_only = _bool(params, "reduceOnly")
     respond_result = _resp_type(params)
     gtd = _good_till_date(params, now_ms) if tif == "GTD" else 0
+    stp_mode = params.get("selfTradePreventionMode") or "EXPIRE_MAKER"
+    if stp_mode not in STP_MODES:
+        raise mandatory("selfTradePreventionMode")
     _check_filters(spec, order_type, side, quantity, price, mark, reduce_only)
-    return OrderRequest(
-        spec, side, order_type, tif, quantity, price, client_id, reduce_only, respond_result, gtd
-    )
+    return OrderRequest(spec, side, order_type, tif, quantity, price, client_id, reduce_only,
+                        respond_result, gtd, stp_mode)  # fmt: skip
 
 
 def symbol_of(params: Mapping[str, str], specs: Mapping[str, SymbolSpec]) -> SymbolSpec:
