@@ -182,3 +182,10 @@ async def test_ed25519_keys_sign_orders(env: Env, sim_clock: object) -> None:
     account = env.exchange.for_account(Credentials(api_key, pem))
     placed = await account.place_order(limit("ed-1"))
     assert (await account.get_order("BTCUSDT", client_order_id="ed-1")) == placed
+
+
+async def test_chinese_symbol_is_signed_as_sent(env: Env, sim_clock: object) -> None:
+    """The simulator checks the signature over the raw bytes before the symbol: -1121, not -1022."""
+    with pytest.raises(InvalidRequest) as info:
+        await env.account().get_order("测试USDT", client_order_id="a b:/c")
+    assert info.value.code == -1121
