@@ -189,3 +189,22 @@ async def test_chinese_symbol_is_signed_as_sent(env: Env, sim_clock: object) -> 
     with pytest.raises(InvalidRequest) as info:
         await env.account().get_order("测试USDT", client_order_id="a b:/c")
     assert info.value.code == -1121
+
+
+async def test_many_listen_keys_share_one_connection(
+    env: Env, sim_clock: object, nursery: trio.Nursery
+) -> None:
+    accounts = [env.account() for _ in range(3)]
+    keys = [await a.create_listen_key() for a in accounts]
+    send, events = trio.open_memory_channel[StreamEvent](64)
+    stream = UserStream(env.ws_url, keys, send, connect=env.connect, silence_after=600)
+    await nursery.start(stream.run)
+    await events.receive()  # Connected
+    for i, account in enumerate(accounts):
+        await account.place_order(limit(f"multi-{i}"))
+    seen = {}
+    while len(seen) < 3:
+        event = await events.receive()
+        if isinstance(event, OrderUpdateEvent):
+            seen[event.listen_key] = event.update.client_order_id
+    assert seen == {key: f"multi-{i}" for i, key in enumerate(keys)}
