@@ -178,7 +178,7 @@ class UserActor:
         self._pending: dict[int, Order] = {}
         self._by_client_id: dict[str, int] = {}
         self._missing: dict[int, int] = {}
-        self._anchor = -math.inf
+        self._next_at = math.inf  # trio time of the next poll, fixed when it is scheduled
         self._poll_now = False
         self._stopping = False
         self._stream_scope: trio.CancelScope | None = None
@@ -209,7 +209,7 @@ class UserActor:
         for order in await self._store.pending_orders(self.user_id):
             self._remember(order)
         await self._catch_up_sessions()
-        self._anchor = trio.current_time()
+        self._schedule()
         self.state = "running"
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
@@ -296,8 +296,14 @@ class UserActor:
             return math.inf
         if self._poll_now:
             return max(trio.current_time(), self._governor.paused_until)
-        deadline = next_tick(self._anchor, self.effective_interval(), self._phase)
-        return max(deadline, self._governor.paused_until)
+        return max(self._next_at, self._governor.paused_until)
+
+    def _schedule(self) -> None:
+        """Fix the next poll: the next tick of this actor's grid at the interval in force now.
+
+        Later changes (policy, stretch, fast orders, stream) apply from that deadline on.
+        """
+        self._next_at = next_tick(trio.current_time(), self.effective_interval(), self._phase)
 
     def _declare_demand(self) -> None:
         if not self._pending or self.state == "parked":
@@ -324,7 +330,7 @@ class UserActor:
             self._pending[order.id] = order
             self._by_client_id[order.client_order_id] = order.id
             if was_idle:
-                self._anchor = trio.current_time()
+                self._schedule()
 
     @property
     def pending_count(self) -> int:
@@ -520,7 +526,6 @@ class UserActor:
     async def poll(self) -> None:
         """One cycle: learn the state of every pending order, merge, store, push."""
         started = trio.current_time()
-        self._anchor = started
         self._poll_now = False
         self.polls += 1
         pending = list(self._pending.values())
@@ -536,7 +541,7 @@ class UserActor:
             return
         finally:
             self.last_poll = self.now()
-            self._anchor = trio.current_time()  # a poll held up by the governor moves the next
+            self._schedule()  # from the end: a poll held up by the governor moves the next
         await self._commit(changes)
         log.info(
             "user %d cycle done in %.0fms",
