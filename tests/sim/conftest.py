@@ -72,6 +72,16 @@ class SignedClient:
         body: dict[str, Any] = response.json()
         return body
 
+    async def short(self, quantity: str = "0.010") -> None:
+        """Open a short BTCUSDT position at once (a filled SELL MARKET)."""
+        await self.order(
+            symbol="BTCUSDT",
+            side="SELL",
+            type="MARKET",
+            quantity=quantity,
+            newOrderRespType="RESULT",
+        )
+
     async def limit(
         self, side: str = "BUY", price: str = "49000", quantity: str = "0.010", **extra: Any
     ) -> dict[str, Any]:

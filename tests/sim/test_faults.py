@@ -76,6 +76,7 @@ async def test_error_fault_bodies(
 async def test_throttle_exempts_reduce_only(
     autojump_clock: trio.testing.MockClock, sim: Simulator, client: SignedClient
 ) -> None:
+    await client.short()
     sim.inject(Fault(FaultKind.THROTTLED), path=ORDER)
     assert (await _post(client, reduceOnly="true")).status_code == 200
     assert (await _post(client)).json()["code"] == -1008

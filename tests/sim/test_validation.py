@@ -79,6 +79,9 @@ async def test_new_order_rule(
 async def test_min_notional_waived_for_reduce_only(
     autojump_clock: trio.testing.MockClock, client: SignedClient
 ) -> None:
+    rejected = await client.signed("POST", "/fapi/v1/order", **{**BASE, "reduceOnly": "true"})
+    assert rejected.json() == {"code": -2022, "msg": "ReduceOnly Order is rejected."}
+    await client.short()
     placed = await client.order(**{**BASE, "quantity": "0.001", "reduceOnly": "true"})
     assert placed["reduceOnly"] is True
 

@@ -156,7 +156,8 @@ class Engine:
 
         Raises:
             ApiError: -4116 for a client id already open, -5021/-5022 for a FOK/GTX order
-                that cannot execute as required (nothing recorded then).
+                that cannot execute as required, -2022 for a reduce-only order with no
+                position to reduce (nothing recorded then).
         """
         symbol = req.spec.symbol
         client_id = req.client_order_id or self._auto_client_id()
@@ -165,6 +166,8 @@ class Engine:
             raise ApiError(-4116, "clientOrderId is duplicated")
         crossing = req.type == "LIMIT" and self._crosses(req.side, req.price, self.marks[symbol])
         self._check_fok_gtx(req, crossing)
+        if req.reduce_only and not _reduces(account.positions.get(symbol), req.side):
+            raise ApiError(-2022, "ReduceOnly Order is rejected.")
         order = self._record(account, req, client_id, visible_at)
         self._on_execution(order, "NEW", None, 0)
         if req.type == "LIMIT" and self._prevent_self_trade(order):
@@ -376,6 +379,13 @@ class Engine:
         self._next_trade_id[symbol] = trade_id + 1
         return Trade(trade_id, symbol, order.order_id, order.side, price, qty, quote, fee, maker,
                      self._now_ms(), pnl)  # fmt: skip
+
+
+def _reduces(position: Position | None, side: str) -> bool:
+    """True when an order on ``side`` would reduce the one-way ``position``."""
+    if position is None or position.amount == 0:
+        return False
+    return (position.amount > 0) == (side == "SELL")
 
 
 def _apply_position(position: Position, signed_qty: Decimal, price: Decimal) -> Decimal:
