@@ -11,8 +11,9 @@ Starts ``tradercoin sim --port P --accounts N`` as a separate process, then:
 * **python-binance**: N threads, one sync ``binance.Client`` per user (its own requests
   session), ``FUTURES_URL`` pointed at the simulator.
 
-Each prints one JSON line: requests/s, client CPU ms per request (the benchmark process's
-user+system time), the simulator's CPU ms per request (from /proc), errors by kind, and the
+Each runs in a fresh process with its own simulator and prints one JSON line: requests/s,
+client CPU ms per request (the benchmark process's user+system time), the simulator's CPU ms
+per request (from /proc), the client's max RSS, errors by kind, the load average and the
 interpreter. ``--op`` picks the request: ``open_orders`` (GET /fapi/v1/openOrders?symbol=,
 the actors' poll) or ``get_order`` (GET /fapi/v1/order by client id, -2013 answers included).
 """
@@ -22,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import socket
 import subprocess
 import sys
@@ -85,6 +87,11 @@ def _proc_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _runqueue_wait() -> float:
+    """Seconds this process's main thread spent runnable but waiting for a CPU."""
+    return int(Path("/proc/self/schedstat").read_text().split()[1]) / 1e9
+
+
 class Meter:
     """Counts requests and errors, and the CPU of this process and of the simulator."""
 
@@ -117,6 +124,7 @@ class Meter:
             "client_cpu_ms_per_req": round(cpu * 1000 / n, 3),
             "sim_cpu_ms_per_req": round(sim_cpu * 1000 / n, 3),
             "errors": dict(self.errors),
+            "client_max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
             "loadavg_1m": round(os.getloadavg()[0], 2),
             "python": sys.version.split()[0],
             "executable": sys.executable,
@@ -209,19 +217,27 @@ def main() -> None:
         help="passed to tradercoin sim (default lifts the weight limit)",
     )
     args = parser.parse_args()
+    if args.only is None:  # each client in a fresh process of its own, for a clean max RSS
+        for only in ("tradercoin", "python-binance"):
+            subprocess.run([sys.executable, "-m", "bench.exchange", *sys.argv[1:], "--only", only],
+                           check=True, cwd=ROOT)  # fmt: skip
+        return
     proc, url, keys = start_sim(args.users, args.sim_arg)
     try:
-        if args.only in (None, "tradercoin"):
-            meter = Meter(proc.pid)
+        meter = Meter(proc.pid)
+        if args.only == "tradercoin":
+            waited = _runqueue_wait()
             trio.run(run_ours, url, keys, args.seconds, args.op, meter, args.in_flight)
-            result = meter.result("tradercoin", args.users, args.op)
-            print(json.dumps({**result, "in_flight": args.in_flight}), flush=True)
-        if args.only in (None, "python-binance"):
-            meter = Meter(proc.pid)
+            result = {
+                **meter.result("tradercoin", args.users, args.op),
+                "in_flight": args.in_flight,
+                # time our one thread was runnable but not running: CPU it was denied
+                "runqueue_wait_s_per_s": round((_runqueue_wait() - waited) / args.seconds, 2),
+            }
+        else:
             run_python_binance(url, keys, args.seconds, args.op, meter)
-            print(
-                json.dumps(meter.result("python-binance-threads", args.users, args.op)), flush=True
-            )
+            result = meter.result("python-binance-threads", args.users, args.op)
+        print(json.dumps(result), flush=True)
     finally:
         proc.terminate()
         proc.wait()
