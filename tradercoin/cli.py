@@ -289,6 +289,13 @@ def keys_generate(kid: str) -> None:
     type=click.IntRange(1),
     help="Request weight per minute per IP before 429.",
 )
+@click.option(
+    "--stream-lifetime",
+    default=86400.0,
+    show_default=True,
+    type=click.FloatRange(1),
+    help="Seconds a user-stream connection lives before the server closes it.",
+)
 def sim_command(
     host: str,
     port: int,
@@ -297,12 +304,17 @@ def sim_command(
     seed: int,
     fill_latency: float,
     weight_limit: int,
+    stream_lifetime: float,
 ) -> None:
     """Run the Binance USDⓈ-M futures simulator (REST + user stream) until interrupted."""
     from tradercoin.exchange.sim.cli import SimOptions, run_sim
 
     try:
-        run_sim(SimOptions(host, port, ws_port, accounts, seed, fill_latency, weight_limit))
+        run_sim(
+            SimOptions(
+                host, port, ws_port, accounts, seed, fill_latency, weight_limit, stream_lifetime
+            )
+        )
     except OSError as exc:
         fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
     except KeyboardInterrupt:

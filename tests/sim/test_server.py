@@ -68,3 +68,20 @@ async def _read_until(stream: trio.abc.ReceiveStream, done: object) -> str:
         assert chunk, f"stream ended early: {text!r}"
         text += chunk.decode()
     return text
+
+
+async def test_cli_port_in_use_is_one_line_and_status_1() -> None:
+    with trio.socket.socket() as taken:
+        await taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = await trio.run_process(
+            [sys.executable, "-m", "tradercoin.cli", "sim", "--port", str(port)],
+            capture_stdout=True,
+            capture_stderr=True,
+            check=False,
+        )
+    assert result.returncode == 1
+    assert result.stderr.decode().strip() == (
+        f"tradercoin: error: cannot listen on 127.0.0.1:{port}: Address already in use"
+    )

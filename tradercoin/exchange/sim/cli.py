@@ -14,6 +14,7 @@ from tradercoin.clock import system_clock
 from tradercoin.exchange.sim.ratelimit import Limits
 from tradercoin.exchange.sim.server import serve_simulator
 from tradercoin.exchange.sim.simulator import Simulator
+from tradercoin.exchange.sim.stream import StreamConfig
 
 __all__ = ["SimOptions", "run_sim"]
 
@@ -29,11 +30,21 @@ class SimOptions:
     seed: int = 0
     fill_latency: float = 2.0
     weight_limit: int = 2400
+    stream_lifetime: float = 86400.0
 
 
 def run_sim(options: SimOptions) -> None:
     """Blocks until interrupted. Raises OSError when a port cannot be bound."""
-    trio.run(_serve, options)
+    try:
+        trio.run(_serve, options)
+    except BaseExceptionGroup as group:
+        bind_errors, others = group.split(OSError)
+        if bind_errors is None or others is not None:
+            raise
+        first: BaseException = bind_errors
+        while isinstance(first, BaseExceptionGroup):
+            first = first.exceptions[0]
+        raise first from None
 
 
 async def _serve(options: SimOptions) -> None:
@@ -42,6 +53,7 @@ async def _serve(options: SimOptions) -> None:
         seed=options.seed,
         market_fill_latency=options.fill_latency,
         limits=Limits(weight_per_minute=options.weight_limit),
+        stream=StreamConfig(lifetime=options.stream_lifetime),
     )
     for _ in range(options.accounts):
         api_key, api_secret = sim.create_account()
