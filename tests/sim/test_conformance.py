@@ -201,3 +201,16 @@ async def test_ed25519_key_signs_orders(served: Served) -> None:
     placed = await call(lambda: c.futures_create_order(**LIMIT))
     got = await call(lambda: c.futures_get_order(symbol="BTCUSDT", orderId=placed["orderId"]))
     assert got["status"] == "NEW"
+
+
+async def test_cancel_all_and_statistics(served: Served) -> None:
+    c = served.client()
+    for _ in range(2):
+        await call(lambda: c.futures_create_order(**LIMIT))
+    done = await call(lambda: c.futures_cancel_all_open_orders(symbol="BTCUSDT"))
+    assert done == {"code": 200, "msg": "The operation of cancel all open order is done."}
+    assert await call(lambda: c.futures_get_open_orders(symbol="BTCUSDT")) == []
+    stats = served.sim.statistics()
+    assert stats.requests_by_path["/fapi/v1/order"] == 2
+    assert stats.requests_by_path["/fapi/v1/allOpenOrders"] == 1
+    assert (stats.orders_created, stats.fills, stats.weight_used) == (2, 0, 2)
