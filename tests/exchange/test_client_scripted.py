@@ -424,3 +424,9 @@ async def test_at_most_max_in_flight_requests_reach_httpx() -> None:
             assert (arrived, stats.in_flight, stats.queued) == (2, 2, 3)
             gate.set()
         assert exchange.statistics().requests == 5
+
+
+@pytest.mark.parametrize("key", ["", "ключ", "key\n", " key", "k\x00"])
+async def test_unsendable_api_keys_are_refused_up_front(exchange: BinanceFutures, key: str) -> None:
+    with pytest.raises(InvalidCredentials, match="printable ASCII"):
+        exchange.for_account(Credentials(key, SECRET))

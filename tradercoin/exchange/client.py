@@ -302,8 +302,12 @@ class BinanceFutures:
         """A view that signs with ``creds``; cheap, holds the keys, shares the pool.
 
         Raises:
-            InvalidCredentials: the secret is a PEM block that is not a usable key.
+            InvalidCredentials: the key is not printable ASCII (it could not be sent as a
+                header), or the secret is a PEM block that is not a usable key.
         """
+        key = creds.api_key
+        if not key or not key.isascii() or not key.isprintable() or key != key.strip():
+            raise InvalidCredentials("the API key must be printable ASCII without spaces")
         try:
             signer = signer_for(creds.api_secret)
         except ValueError as exc:
