@@ -16,6 +16,10 @@ keys share ``<ws base>/private/stream?listenKey=K1&listenKey=K2...`` (frames are
 
 Pings are answered by trio-websocket. The reader hides no reconnect: the caller decides. Other
 events (``ACCOUNT_UPDATE``, ``TRADE_LITE``, ...) and malformed frames are counted and dropped.
+
+Backpressure: a consumer that stops receiving stalls the reader at the full channel, then
+trio-websocket stops reading the socket, so pings go unanswered and the server eventually
+drops the connection (after 10 min on Binance): :class:`Disconnected`, never lost memory.
 """
 
 from __future__ import annotations
