@@ -19,7 +19,7 @@ events (``ACCOUNT_UPDATE``, ``TRADE_LITE``, ...) and malformed frames are counte
 
 Backpressure: a consumer that stops receiving stalls the reader at the full channel, then
 trio-websocket stops reading the socket, so pings go unanswered and the server eventually
-drops the connection (after 10 min on Binance): :class:`Disconnected`, never lost memory.
+drops the connection (after 10 min on Binance): :class:`Disconnected`, never unbounded memory.
 """
 
 from __future__ import annotations
