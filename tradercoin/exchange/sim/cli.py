@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import sys
@@ -59,6 +60,7 @@ async def _serve(options: SimOptions) -> None:
         api_key, api_secret = sim.create_account()
         sys.stdout.write(json.dumps({"api_key": api_key, "api_secret": api_secret}) + "\n")
     sys.stdout.flush()
+    gc.freeze()  # the accounts live as long as the process: keep them out of GC scans
     async with trio.open_nursery() as nursery:
         address = await nursery.start(
             partial(serve_simulator, sim, options.host, options.port, ws_port=options.ws_port)

@@ -86,6 +86,7 @@ def _config(host: str, port: int) -> Config:
     config.accesslog = None
     config.errorlog = _ERROR_LOG
     config.keep_alive_timeout = 75
+    config.backlog = 2048  # thousands of simulated users may connect at once
     return config
 
 
