@@ -188,3 +188,25 @@ async def test_events_filter_and_unsubscribe_on_delete(
         await client.keyed("DELETE", "/fapi/v1/listenKey", listenKey=key)
         await ws.send_message('{"method": "LIST_SUBSCRIPTIONS", "id": 7}')
         assert await _next(ws) == {"result": [], "id": 7}
+
+
+async def test_ioc_remainder_is_an_expired_event(
+    autojump_clock: trio.testing.MockClock, sim: Simulator, client: SignedClient
+) -> None:
+    key = await _key(client)
+    async with sim.open_websocket(f"ws://sim/private/ws?listenKey={key}") as ws:
+        await client.order(
+            symbol="BTCUSDT",
+            side="SELL",
+            type="LIMIT",
+            timeInForce="IOC",
+            price="51000",
+            quantity="0.010",
+        )
+        new, expired = await _next(ws), await _next(ws)
+        assert (new["o"]["x"], expired["o"]["x"], expired["o"]["X"]) == (
+            "NEW",
+            "EXPIRED",
+            "EXPIRED",
+        )
+        assert expired["o"]["er"] == "2" and "n" not in expired["o"]

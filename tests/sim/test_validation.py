@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
+from decimal import Decimal
 from typing import Any
 
+import httpx
 import pytest
 import trio
 import trio.testing
 
-from tests.sim.conftest import BASE, SignedClient
+from tests.sim.conftest import BASE, EPOCH_MS, SignedClient
+from tradercoin.clock import FixedEpochClock
+from tradercoin.exchange.sim import DEFAULT_SYMBOLS, Simulator
 
 
 @pytest.mark.parametrize(
@@ -114,3 +119,22 @@ async def test_auto_client_order_id(
 ) -> None:
     placed = await client.order(**BASE)
     assert len(placed["clientOrderId"]) == 22 and placed["clientOrderId"].isalnum()
+
+
+async def test_step_size_finer_than_precision(
+    autojump_clock: trio.testing.MockClock, nursery: trio.Nursery
+) -> None:
+    odd = dataclasses.replace(
+        DEFAULT_SYMBOLS[0], symbol="ODDUSDT", step_size=Decimal("0.005"), min_qty=Decimal("0.005")
+    )
+    sim = Simulator(clock=FixedEpochClock(EPOCH_MS), symbols=[odd], volatility_scale=0)
+    await nursery.start(sim.run)
+    transport = httpx.ASGITransport(app=sim.asgi_app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://sim") as http:
+        client = SignedClient(http, sim, *sim.create_account())
+        off_step = await client.signed(
+            "POST", "/fapi/v1/order", **{**BASE, "symbol": "ODDUSDT", "quantity": "0.007"}
+        )
+        assert off_step.json() == {"code": -4023, "msg": "Quantity not increased by step size."}
+        on_step = await client.order(**{**BASE, "symbol": "ODDUSDT", "quantity": "0.010"})
+        assert on_step["origQty"] == "0.010"
