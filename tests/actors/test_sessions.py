@@ -103,3 +103,20 @@ async def test_bad_keys_park_the_actor_alert_the_user_and_new_keys_resume_it(
         await trio.sleep(5)
         assert alice.status().state == "running"
         assert [r.status for r in alice.requests() if r.time >= resumed_at] == [200, 200]
+
+
+async def test_attach_since_an_event_no_longer_kept_gets_a_resync_then_live_events(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    async with open_test_system() as system:
+        alice = await system.add_user("alice")
+        order = await alice.place("BTCUSDT", "BUY", "LIMIT", "0.2", price="1000")
+        await trio.sleep(10)
+        assert await system.store.prune_events(system.clock.now_ms()) == 2
+        tab = await alice.open_session(since=0)
+        await alice.cancel(order.id)
+        await tab.wait_for_status(order.id, "canceled")
+        assert [(m["type"], m["seq"]) for m in tab.messages()] == [
+            ("resync", 2),
+            ("order_update", 3),
+        ]
