@@ -41,8 +41,9 @@ def create_app(ctx: HttpContext) -> QuartTrio:
     install_error_handlers(app)
     app.before_request(_start_timer)
     app.after_request(_finish)
-    for module in (auth, orders, admin, ws):
+    for module in (auth, orders, admin):
         module.register_routes(app)
+    app.asgi_app = ws.WsEndpoint(app.asgi_app, ctx)  # type: ignore[method-assign]
     app.add_url_rule("/", view_func=index, methods=["GET"])
     app.add_url_rule("/healthz", view_func=healthz, methods=["GET"])
     app.add_url_rule("/readyz", view_func=readyz, methods=["GET"])

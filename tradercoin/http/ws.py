@@ -15,11 +15,14 @@ on connect): every event after N is replayed, then live, with no gap and no dupl
 ``{"type": "auth", "token": "..."}`` as the first message when neither the cookie nor
 ``?token=`` authenticated the connection (within 10 s).
 
-Each session is a reader task and a writer task in one nursery. The writer alone takes from the
-bounded channel attached to the user's actor; a client too slow to keep up is dropped by the
-actor (never blocking it), and the writer re-attaches from the last seq it delivered, so even
-then nothing is lost. Hypercorn serializes the frames of both. Frames over 16 KiB close with 1009
-(Hypercorn's ``websocket_max_message_size``).
+The endpoint is ASGI middleware in front of the Quart app (:class:`WsEndpoint`), so a session
+costs no Quart objects. Each session is a writer task (the connection's own) and a reader task
+(its child). The writer alone takes from the bounded channel attached to the user's actor; a
+client too slow to keep up is dropped by the actor (never blocking it), and the writer
+re-attaches from the last seq it delivered, so even then nothing is lost. Hypercorn serializes
+the frames of both. Frames over 16 KiB close with 1009 (Hypercorn's
+``websocket_max_message_size``). Refused handshakes answer HTTP 403 (origin), 400 (bad
+``since``) or 503 (shutting down) with the API's error body.
 """
 
 from __future__ import annotations
@@ -27,20 +30,18 @@ from __future__ import annotations
 import json
 import logging
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs
 
 import trio
-from quart import Quart, Response, websocket
 
 from tradercoin.http.auth import COOKIE, origin_allowed
-from tradercoin.http.context import context
-from tradercoin.http.errors import error_response
 from tradercoin.orders import order_to_wire
 from tradercoin.store.models import User
 
 if TYPE_CHECKING:
     from tradercoin.http.context import HttpContext
 
-__all__ = ["MAX_MESSAGE_SIZE", "WsSession", "WsSessions", "register_routes"]
+__all__ = ["MAX_MESSAGE_SIZE", "WsEndpoint", "WsSession", "WsSessions", "serve_websocket"]
 
 log = logging.getLogger(__name__)
 
@@ -287,9 +288,12 @@ class WsSession:
     # ------------------------------------------------------------------ receiving
 
     async def _reader(self) -> None:
-        while True:
-            raw = await self.ws.receive()
-            await self._handle_message(raw)
+        """Handle the client's messages until it leaves; then end the session."""
+        try:
+            while True:
+                await self._handle_message(await self.ws.receive())
+        except Disconnected:
+            self._scope.cancel()
 
     async def _handle_message(self, raw: str | bytes) -> None:
         try:
@@ -319,7 +323,83 @@ def _user(user: User) -> dict[str, Any]:
     return {"id": user.id, "username": user.username, "role": user.role.value}
 
 
-# ----------------------------------------------------------------------------- the route
+# ----------------------------------------------------------------------------- the endpoint
+
+
+class Disconnected(Exception):
+    """The client went away (or Hypercorn closed the connection, e.g. 1009)."""
+
+
+class AsgiSocket:
+    """The few WebSocket calls a session makes, straight on ASGI (no Quart objects)."""
+
+    __slots__ = ("_receive", "_send")
+
+    def __init__(self, receive: Any, send: Any) -> None:
+        self._receive = receive
+        self._send = send
+
+    async def receive(self) -> str | bytes:
+        """The next frame's data. Raises: Disconnected."""
+        event = await self._receive()
+        if event["type"] != "websocket.receive":
+            raise Disconnected
+        text: str | None = event.get("text")
+        return text if text is not None else event.get("bytes") or b""
+
+    async def send(self, text: str) -> None:
+        await self._send({"type": "websocket.send", "text": text})
+
+    async def close(self, code: int, reason: str = "") -> None:
+        await self._send({"type": "websocket.close", "code": code, "reason": reason})
+
+
+class WsEndpoint:
+    """ASGI middleware in front of the Quart app: ``/ws`` is served here, directly on ASGI,
+    everything else goes to the app. It saves Quart's per-connection task, channel and
+    context objects (PERF.md: memory per idle session is what limits scale)."""
+
+    def __init__(self, app: Any, ctx: HttpContext, path: str = "/ws") -> None:
+        self.app = app
+        self.ctx = ctx
+        self.path = path
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "websocket" and scope["path"] == self.path:
+            await receive()  # websocket.connect
+            await serve_websocket(self.ctx, scope, AsgiSocket(receive, send), send)
+        else:
+            await self.app(scope, receive, send)
+
+
+def _headers(scope: Any) -> dict[str, str]:
+    return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+
+
+def _cookie(header: str, name: str) -> str | None:
+    for part in header.split(";"):
+        key, _, value = part.strip().partition("=")
+        if key == name:
+            return value
+    return None
+
+
+def _since_arg(query: dict[str, list[str]]) -> int | str | None:
+    raw = query.get("since", [None])[0]
+    if raw is None:
+        return None
+    return int(raw) if raw.isdigit() and len(raw) < 19 else "bad"
+
+
+async def _reject(send: Any, scope: Any, status: int, code: str, message: str) -> None:
+    """Refuse the handshake with an HTTP ``status`` and the API's error body."""
+    body = json.dumps({"status": "error", "error": {"code": code, "message": message}}).encode()
+    if "websocket.http.response" not in (scope.get("extensions") or {}):
+        await send({"type": "websocket.close", "code": POLICY})
+        return
+    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+    await send({"type": "websocket.http.response.start", "status": status, "headers": headers})
+    await send({"type": "websocket.http.response.body", "body": body})
 
 
 async def _token_user(ctx: HttpContext, token: str | None) -> User | None:
@@ -327,12 +407,11 @@ async def _token_user(ctx: HttpContext, token: str | None) -> User | None:
     return None if session is None else await ctx.users.get(session.user_id)
 
 
-async def _first_message_user(ctx: HttpContext) -> User | None:
+async def _first_message_user(ctx: HttpContext, socket: AsgiSocket) -> User | None:
     with trio.move_on_after(AUTH_TIMEOUT):
-        raw = await websocket.receive()
         try:
-            message = json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
+            message = json.loads(await socket.receive())
+        except (ValueError, Disconnected):
             return None
         if isinstance(message, dict) and message.get("type") == "auth":
             token = message.get("token")
@@ -340,42 +419,36 @@ async def _first_message_user(ctx: HttpContext) -> User | None:
     return None
 
 
-def _since_arg() -> int | str | None:
-    raw = websocket.args.get("since")
-    if raw is None:
-        return None
-    return int(raw) if raw.isdigit() and len(raw) < 19 else "bad"
-
-
-async def ws_endpoint() -> Response | None:
-    """The WebSocket; see the module docstring for the protocol."""
-    ctx = context()
-    origin = websocket.headers.get("Origin")
+def _refusal(ctx: HttpContext, scope: Any, headers: dict[str, str]) -> tuple[int, str, str] | None:
+    origin = headers.get("origin")
+    scheme = "https" if scope.get("scheme") == "wss" else "http"
     if origin and not origin_allowed(
-        origin,
-        websocket.host,
-        "http" if websocket.scheme == "ws" else "https",
-        ctx.settings.allowed_origins,
+        origin, headers.get("host", ""), scheme, ctx.settings.allowed_origins
     ):
-        return error_response(403, "forbidden_origin", "this origin may not connect")
+        return 403, "forbidden_origin", "this origin may not connect"
     if ctx.sessions.closing:
-        return error_response(503, "shutting_down", "the server is shutting down")
-    since = _since_arg()
-    if since == "bad":
-        return error_response(400, "invalid_query", "since must be a non-negative integer")
-    token = websocket.args.get("token") or websocket.cookies.get(COOKIE)
-    user = await _token_user(ctx, token)
-    await websocket.accept()
-    if user is None:
-        user = await _first_message_user(ctx)
-        if user is None:
-            await websocket.close(POLICY, "unauthorized")
-            return None
-    assert not isinstance(since, str)
-    current = websocket._get_current_object()  # type: ignore[attr-defined]
-    await ctx.sessions.serve(WsSession(ctx, current, user, since))
+        return 503, "shutting_down", "the server is shutting down"
     return None
 
 
-def register_routes(app: Quart) -> None:
-    app.add_websocket("/ws", view_func=ws_endpoint)
+async def serve_websocket(ctx: HttpContext, scope: Any, socket: AsgiSocket, send: Any) -> None:
+    """One ``/ws`` connection, from the handshake to the end; see the module docstring."""
+    headers = _headers(scope)
+    refusal = _refusal(ctx, scope, headers)
+    query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+    since = _since_arg(query)
+    if refusal is None and since == "bad":
+        refusal = 400, "invalid_query", "since must be a non-negative integer"
+    if refusal is not None:
+        await _reject(send, scope, *refusal)
+        return
+    token = query.get("token", [None])[0] or _cookie(headers.get("cookie", ""), COOKIE)
+    user = await _token_user(ctx, token)
+    await send({"type": "websocket.accept"})
+    if user is None:
+        user = await _first_message_user(ctx, socket)
+        if user is None:
+            await socket.close(POLICY, "unauthorized")
+            return
+    assert not isinstance(since, str)
+    await ctx.sessions.serve(WsSession(ctx, socket, user, since))
