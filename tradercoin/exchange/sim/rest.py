@@ -2,7 +2,7 @@
 simulator, write its answer. No framework: one dict lookup per request.
 
 ``Content-Type: application/json`` on every JSON answer; a body over 1 MiB gets 413.
-A ``DROP`` answer breaks the connection: in-process it raises ``httpx.RemoteProtocolError``
+A :func:`dropped` answer breaks the connection: in-process it raises ``httpx.RemoteProtocolError``
 (what httpx raises for a real drop); over a socket it sends headers, then aborts, so the
 server closes the connection mid-response.
 """
@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-__all__ = ["DROP", "Request", "Response", "RestApp", "json_response"]
+__all__ = ["ConnectionDropped", "Request", "Response", "RestApp", "dropped", "json_response"]
 
 MAX_BODY = 1 << 20
 Scope = MutableMapping[str, Any]
@@ -48,7 +48,9 @@ class Response:
     drop: bool = False
 
 
-DROP = Response(0, b"", [], drop=True)
+def dropped() -> Response:
+    """An answer that breaks the connection instead of answering."""
+    return Response(0, b"", [], drop=True)
 
 
 def json_response(payload: Any, status: int = 200) -> Response:

@@ -32,7 +32,7 @@ from tradercoin.exchange.sim.events import account_update, order_trade_update
 from tradercoin.exchange.sim.faults import AFTER, BEFORE, IMMEDIATE, Fault, FaultKind, FaultTable
 from tradercoin.exchange.sim.markets import DEFAULT_SYMBOLS, PriceWalk, SymbolSpec
 from tradercoin.exchange.sim.ratelimit import Limits, RateLimiter
-from tradercoin.exchange.sim.rest import DROP, Request, Response, RestApp, json_response
+from tradercoin.exchange.sim.rest import Request, Response, RestApp, dropped, json_response
 from tradercoin.exchange.sim.routes import ROUTES, Call, Route
 from tradercoin.exchange.sim.scheduler import Scheduler
 from tradercoin.exchange.sim.stream import StreamConfig, StreamHub
@@ -443,7 +443,7 @@ class Simulator:
     def _fault_response(self, fault: Fault, request: Request) -> Response:
         kind = fault.kind
         if kind in (FaultKind.DROP_REQUEST, FaultKind.DROP_RESPONSE):
-            return DROP
+            return dropped()
         if kind is FaultKind.WAF_HTML:
             return Response(403, WAF_PAGE, [(b"content-type", b"text/html")])
         if kind is FaultKind.NO_CODE_5XX:
