@@ -15,7 +15,17 @@ Markets move by a seeded random walk on a one-second grid (idle when nothing cou
 MARKET orders fill after ``market_fill_latency``; LIMIT orders fill when the mark crosses
 them (at their price; at the mark when they cross on arrival), at most ``liquidity`` per
 step. The PERCENT_PRICE band rejects aggressive limits only (BUY above mark*1.05, SELL below
-mark*0.95).
+mark*0.95). Self-trade prevention expires an account's own crossing orders
+(EXPIRED_IN_MATCH); a reduce-only order needs a position to reduce (-2022).
+``newOrderRespType=RESULT`` fills a MARKET order at once. ``volatility_scale=0`` freezes
+prices (then only :meth:`Simulator.set_price` and :meth:`Simulator.fill` move things), which
+is what most tests want; BTCUSDT starts at 50000.00, ETHUSDT 3000, BNBUSDT 600, SOLUSDT 150,
+XRPUSDT 0.6.
+
+Test hooks: :meth:`Simulator.set_price`, :meth:`~Simulator.fill`, :meth:`~Simulator.inject`
+(a :class:`Fault` for a path and/or an account, ``count`` times or until
+:meth:`~Simulator.clear_faults`), :meth:`~Simulator.orders` (the exchange's truth),
+:meth:`~Simulator.statistics`; the same over ``/sim/admin/...`` (see ``admin.py``).
 """
 
 from tradercoin.exchange.sim.faults import Fault, FaultKind
