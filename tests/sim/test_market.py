@@ -64,3 +64,21 @@ async def test_prices_walk_on_the_clock(
     assert len(seen) > 5
     assert all(Decimal("2000") < p < Decimal("4000") for p in seen)
     assert all(p == p.quantize(Decimal("0.01")) for p in seen)
+
+
+async def test_ticker_and_mark_price_routes(
+    autojump_clock: trio.testing.MockClock, nursery: trio.Nursery
+) -> None:
+    sim = Simulator(clock=FixedEpochClock(EPOCH_MS), volatility_scale=0)
+    await nursery.start(sim.run)
+    sim.set_price("ETHUSDT", Decimal("3123.456"))
+    transport = httpx.ASGITransport(app=sim.asgi_app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://sim") as http:
+        one = (await http.get("/fapi/v1/ticker/price?symbol=ETHUSDT")).json()
+        assert one == {"symbol": "ETHUSDT", "price": "3123.46", "time": EPOCH_MS}
+        every = await http.get("/fapi/v2/ticker/price")
+        assert len(every.json()) == 5 and every.headers["x-mbx-used-weight-1m"] == "3"
+        mark = (await http.get("/fapi/v1/premiumIndex?symbol=BTCUSDT")).json()
+        assert mark["markPrice"] == "50000.00" and mark["nextFundingTime"] > EPOCH_MS
+        bad = await http.get("/fapi/v1/premiumIndex?symbol=NOPE")
+        assert bad.json() == {"code": -1121, "msg": "Invalid symbol."}

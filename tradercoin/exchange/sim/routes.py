@@ -64,6 +64,34 @@ def exchange_info(sim: Simulator, call: Call) -> Any:
     return sim.exchange_info(call.now_ms)
 
 
+def ticker_price(sim: Simulator, call: Call) -> Any:
+    """``/fapi/v1/ticker/price`` (and ``/fapi/v2``): one symbol, or all as a list."""
+    if call.params.get("symbol"):
+        return _ticker(sim, symbol_of(call.params, sim.specs).symbol, call.now_ms)
+    return [_ticker(sim, symbol, call.now_ms) for symbol in sim.specs]
+
+
+def _ticker(sim: Simulator, symbol: str, now_ms: int) -> dict[str, Any]:
+    return {"symbol": symbol, "price": sim.specs[symbol].fmt_price(sim.mark(symbol)),
+            "time": now_ms}  # fmt: skip
+
+
+def premium_index(sim: Simulator, call: Call) -> Any:
+    """``/fapi/v1/premiumIndex``: the mark price (the walk), index = mark, no funding."""
+    if call.params.get("symbol"):
+        return _premium(sim, symbol_of(call.params, sim.specs).symbol, call.now_ms)
+    return [_premium(sim, symbol, call.now_ms) for symbol in sim.specs]
+
+
+def _premium(sim: Simulator, symbol: str, now_ms: int) -> dict[str, Any]:
+    mark = sim.specs[symbol].fmt_price(sim.mark(symbol))
+    return {
+        "symbol": symbol, "markPrice": mark, "indexPrice": mark, "estimatedSettlePrice": mark,
+        "lastFundingRate": "0.00000000", "interestRate": "0.00000000",
+        "nextFundingTime": (now_ms // 28_800_000 + 1) * 28_800_000, "time": now_ms,
+    }  # fmt: skip
+
+
 # --- orders ------------------------------------------------------------------------------
 
 
@@ -215,6 +243,13 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("GET", "/api/v3/ping"): Route(ping, "NONE", _w(1)),
     ("GET", "/api/v3/time"): Route(server_time, "NONE", _w(1)),
     ("GET", "/fapi/v1/exchangeInfo"): Route(exchange_info, "NONE", _w(1)),
+    ("GET", "/fapi/v1/ticker/price"): Route(
+        ticker_price, "NONE", lambda p: 1 if p.get("symbol") else 2
+    ),
+    ("GET", "/fapi/v2/ticker/price"): Route(
+        ticker_price, "NONE", lambda p: 1 if p.get("symbol") else 2
+    ),
+    ("GET", "/fapi/v1/premiumIndex"): Route(premium_index, "NONE", _w(1)),
     ("POST", "/fapi/v1/order"): Route(new_order, "SIGNED", _w(0), is_order=True),
     ("GET", "/fapi/v1/order"): Route(get_order, "SIGNED", _w(1)),
     ("DELETE", "/fapi/v1/order"): Route(cancel_order, "SIGNED", _w(1)),
