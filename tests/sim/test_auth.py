@@ -140,6 +140,7 @@ async def test_malformed_requests_get_binance_errors(
 ) -> None:
     unknown = await http.get("/fapi/v1/nothing")
     assert unknown.status_code == 404 and unknown.json()["code"] == -5000
+    assert unknown.headers["x-mbx-used-weight-1m"] == "0"
     garbage = await http.post(
         "/fapi/v1/order", content=b"\xff\xfe=\x00", headers={"X-MBX-APIKEY": client.key}
     )

@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from tradercoin.clock import WallClock
+from tradercoin.exchange.sim.admin import handle_admin
 from tradercoin.exchange.sim.auth import check_api_key, check_signature, check_timestamp
 from tradercoin.exchange.sim.engine import Account, Engine, SimOrder, Trade
 from tradercoin.exchange.sim.errors import ApiError
@@ -374,15 +375,20 @@ class Simulator:
     async def handle_http(self, request: Request) -> Response:
         """Answer one REST request; never raises for anything a client sends."""
         route = ROUTES.get((request.method, request.path))
+        now = self.server_ms()
         if route is None:
             self._requests["(unrouted)"] += 1
-            return self._unrouted(request)
-        self._requests[request.path] += 1
-        now = self.server_ms()
-        try:
-            response = await self._dispatch(route, request, now)
-        except ApiError as exc:
-            response = _error(exc)
+            if request.path.startswith("/sim/admin/"):
+                return handle_admin(self, request)
+            response = _error(
+                ApiError(-5000, f"Path {request.path}, Method {request.method} is invalid", 404)
+            )
+        else:
+            self._requests[request.path] += 1
+            try:
+                response = await self._dispatch(route, request, now)
+            except ApiError as exc:
+                response = _error(exc)
         if response.drop:
             return response
         used = self.limiter.used(request.ip, now)
@@ -451,15 +457,6 @@ class Simulator:
                 {"timestamp": self.server_ms(), "path": request.path, "msg": UNKNOWN_ERROR_MSG}, 503
             )
         return _error(_FAULT_ERRORS[kind])
-
-    def _unrouted(self, request: Request) -> Response:
-        if request.path.startswith("/sim/admin/"):
-            from tradercoin.exchange.sim.admin import handle_admin
-
-            return handle_admin(self, request)
-        return _error(
-            ApiError(-5000, f"Path {request.path}, Method {request.method} is invalid", 404)
-        )
 
     # --- user stream ---------------------------------------------------------------------
 
