@@ -4,9 +4,9 @@ What it does, in order:
 
 1. seeds a temp SQLite file with ``--users`` users x ``--orders`` orders (through the store);
 2. starts the server in a subprocess (this file's ``serve`` mode: ``open_service`` with the
-   embedded simulator, plus two benchmark routes: ``GET /bench/bare``, a bare in-memory JSON
-   answer of the same size as an orders page, and ``POST /bench/fill``, which fills simulator
-   orders at a given rate);
+   embedded simulator, plus benchmark routes: ``GET /bench/bare`` (a Quart route) and
+   ``GET /bench/bare-asgi`` (plain ASGI in front of Quart), bare in-memory JSON answers of the
+   size of an orders page; ``POST /bench/fill``, which fills simulator orders at a given rate);
 3. drives ``GET /api/orders`` with wrk (Debian's ``wrk``; a trio client if it is missing) at
    concurrency 10 and 100, cold (each request a user not read before: the store path) and
    warm (the per-user cache), beside the bare route: req/s, p50, p99;
@@ -138,6 +138,20 @@ def add_bench_routes(service: Service) -> None:
         while True:
             await websocket.receive()
 
+    inner = service.app.asgi_app
+
+    async def bare_asgi(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"] == "/bench/bare-asgi":
+            headers = [
+                (b"content-type", b"application/json"),
+                (b"content-length", b"%d" % len(bare)),
+            ]
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            await send({"type": "http.response.body", "body": bare})
+            return
+        await inner(scope, receive, send)
+
+    service.app.asgi_app = bare_asgi  # type: ignore[method-assign]
     service.app.add_url_rule("/bench/bare", view_func=bare_route, methods=["GET"])
     service.app.add_websocket("/bench/ws-bare", view_func=ws_bare_route)
     service.app.add_url_rule("/bench/fill", view_func=fill_route, methods=["POST"])
@@ -551,11 +565,16 @@ def _http_figures(args: argparse.Namespace, url: str, key: str, workdir: Path) -
     trio.run(warm, url, hot_tokens)
     for concurrency in (10, 100):
         bare: list[dict[str, float]] = []
+        bare_asgi: list[dict[str, float]] = []
         cached: list[dict[str, float]] = []
-        for _ in range(args.rounds):  # alternate, so both see the same machine load
+        for _ in range(args.rounds):  # alternate, so all see the same machine load
             bare.append(load(url, "/bench/bare", None, concurrency, args.seconds, workdir))
+            bare_asgi.append(
+                load(url, "/bench/bare-asgi", None, concurrency, args.seconds, workdir)
+            )
             cached.append(load(url, path, hot_tokens, concurrency, args.seconds, workdir))
-        _print(f"bare in-memory route, c={concurrency}", _median(bare))
+        _print(f"bare in-memory Quart route, c={concurrency}", _median(bare))
+        _print(f"bare in-memory ASGI route, c={concurrency}", _median(bare_asgi))
         _print(f"/api/orders warm (cache), c={concurrency}", _median(cached))
         cold_slice, cold_tokens = (
             cold_tokens[: len(cold_tokens) // 2],

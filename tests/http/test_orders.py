@@ -135,3 +135,25 @@ async def test_pages_of_a_user_without_actor_are_cached_until_keys_change(
     keys = {"api_key": "abcdefgh1234", "api_secret": "s" * 16}
     await client.put("/api/credentials", json=keys, headers=bearer(token))
     assert (await (await client.get("/api/orders", headers=bearer(token))).get_json())["total"] == 3
+
+
+async def test_cached_pages_come_from_the_asgi_fast_path_with_the_same_answer(
+    ctx: Any, store: Store
+) -> None:
+    from tradercoin.http.app import create_app
+
+    app = create_app(ctx)
+    client = app.test_client()
+    token = await register(client)
+    await add_orders(store, await _user(store, "alice"), 3)
+    first = await client.get("/api/orders?page=1&page_size=2", headers=bearer(token))
+    fast = app.asgi_app
+    assert fast.answered == 0  # a miss: Quart rendered and cached it
+    again = await client.get("/api/orders?page_size=2&page=1", headers=bearer(token))
+    by_cookie = await client.get("/api/orders?page=1&page_size=2")
+    assert fast.answered == 2
+    assert await again.get_data() == await first.get_data() == await by_cookie.get_data()
+    assert again.headers["Content-Type"] == "application/json"
+    bad = await client.get("/api/orders?page=1&page_size=2&x=", headers=bearer(token))
+    assert bad.status_code == 400  # anything the fast path would not answer goes to Quart
+    assert fast.answered == 2

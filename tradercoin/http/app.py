@@ -12,6 +12,7 @@ from quart_trio import QuartTrio
 from tradercoin.http import admin, auth, orders, ws
 from tradercoin.http.context import HttpContext, context
 from tradercoin.http.errors import error_response, install_error_handlers, json_response
+from tradercoin.http.fast import OrdersFastPath
 
 __all__ = ["MAX_BODY", "create_app"]
 
@@ -43,7 +44,8 @@ def create_app(ctx: HttpContext) -> QuartTrio:
     app.after_request(_finish)
     for module in (auth, orders, admin):
         module.register_routes(app)
-    app.asgi_app = ws.WsEndpoint(app.asgi_app, ctx)  # type: ignore[method-assign]
+    # In front of Quart, on ASGI: /ws, and cached GET /api/orders pages (both fall back to it).
+    app.asgi_app = OrdersFastPath(ws.WsEndpoint(app.asgi_app, ctx), ctx)  # type: ignore[method-assign]
     app.add_url_rule("/", view_func=index, methods=["GET"])
     app.add_url_rule("/healthz", view_func=healthz, methods=["GET"])
     app.add_url_rule("/readyz", view_func=readyz, methods=["GET"])

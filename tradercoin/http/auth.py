@@ -25,6 +25,7 @@ from tradercoin.store.models import Role, User
 __all__ = [
     "COOKIE",
     "authenticate",
+    "cookie_value",
     "origin_allowed",
     "register_routes",
     "request_token",
@@ -45,6 +46,15 @@ def origin_allowed(origin: str, host: str, scheme: str, allowed: tuple[str, ...]
     """Same origin (scheme and host of the request) or one of the configured origins."""
     same = origin in (f"http://{host}", f"https://{host}") and origin.startswith(scheme)
     return same or origin in allowed or origin.rstrip("/") in allowed
+
+
+def cookie_value(header: str, name: str = COOKIE) -> str | None:
+    """The value of cookie ``name`` in a ``Cookie`` header (for the ASGI fast paths)."""
+    for part in header.split(";"):
+        key, _, value = part.strip().partition("=")
+        if key == name:
+            return value
+    return None
 
 
 def request_token() -> tuple[str | None, bool]:

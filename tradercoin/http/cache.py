@@ -63,14 +63,10 @@ class OrdersCache:
         ``actor`` is the user's actor handle (``None``: the user has none). Errors of
         ``render`` propagate; an actor that cannot attach just means no caching this time.
         """
-        entry = self._current(user_id)
-        if entry is not None and entry.receive is None and actor is not None:
-            self.forget(user_id)  # an actor started since: follow it from now on
-            entry = None
-        if entry is not None and key in entry.pages:
-            self.hits += 1
-            self._users[user_id] = self._users.pop(user_id)  # most recently used
-            return entry.pages[key]
+        cached = self.peek(user_id, key, actor)
+        if cached is not None:
+            return cached
+        entry = self._users.get(user_id)
         self.misses += 1
         if entry is None:
             entry = (
@@ -86,6 +82,22 @@ class OrdersCache:
                 del entry.pages[next(iter(entry.pages))]
             entry.pages[key] = body
         return body
+
+    def peek(self, user_id: int, key: Key, actor: Any) -> bytes | None:
+        """The cached answer if there is a valid one (counted as a hit), else ``None``.
+
+        Sync-coloured. Leaves the user's entry ready for :meth:`get`: dropped if its channel
+        ended, or if an actor started since it was cached without one.
+        """
+        entry = self._current(user_id)
+        if entry is not None and entry.receive is None and actor is not None:
+            self.forget(user_id)  # an actor started since: follow it from now on
+            return None
+        if entry is None or key not in entry.pages:
+            return None
+        self.hits += 1
+        self._users[user_id] = self._users.pop(user_id)  # most recently used
+        return entry.pages[key]
 
     def _current(self, user_id: int) -> _UserEntry | None:
         """The user's entry, its pages dropped if anything changed; ``None`` if it ended."""

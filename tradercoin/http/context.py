@@ -63,6 +63,10 @@ class UserCache:
                 self.put(user)
         return user
 
+    def peek(self, user_id: int) -> User | None:
+        """The user if already in memory. Sync-coloured."""
+        return self._users.get(user_id)
+
     def put(self, user: User) -> None:
         if len(self._users) >= self._max:
             del self._users[next(iter(self._users))]

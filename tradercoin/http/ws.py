@@ -34,7 +34,7 @@ from urllib.parse import parse_qs
 
 import trio
 
-from tradercoin.http.auth import COOKIE, origin_allowed
+from tradercoin.http.auth import cookie_value, origin_allowed
 from tradercoin.orders import order_to_wire
 from tradercoin.store.models import User
 
@@ -376,14 +376,6 @@ def _headers(scope: Any) -> dict[str, str]:
     return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
 
 
-def _cookie(header: str, name: str) -> str | None:
-    for part in header.split(";"):
-        key, _, value = part.strip().partition("=")
-        if key == name:
-            return value
-    return None
-
-
 def _since_arg(query: dict[str, list[str]]) -> int | str | None:
     raw = query.get("since", [None])[0]
     if raw is None:
@@ -442,7 +434,7 @@ async def serve_websocket(ctx: HttpContext, scope: Any, socket: AsgiSocket, send
     if refusal is not None:
         await _reject(send, scope, *refusal)
         return
-    token = query.get("token", [None])[0] or _cookie(headers.get("cookie", ""), COOKIE)
+    token = query.get("token", [None])[0] or cookie_value(headers.get("cookie", ""))
     user = await _token_user(ctx, token)
     await send({"type": "websocket.accept"})
     if user is None:
