@@ -214,3 +214,31 @@ async def test_cancel_all_and_statistics(served: Served) -> None:
     assert stats.requests_by_path["/fapi/v1/order"] == 2
     assert stats.requests_by_path["/fapi/v1/allOpenOrders"] == 1
     assert (stats.orders_created, stats.fills, stats.weight_used) == (2, 0, 2)
+
+
+def _async_client_calls(served: Served, key: str, secret: str) -> list[Any]:
+    """python-binance's AsyncClient (aiohttp: needs application/json) in a worker thread."""
+
+    async def main() -> list[Any]:
+        client = AsyncClient(key, secret)
+        client.FUTURES_URL = f"{served.address.rest_url}/fapi"
+        try:
+            placed = await client.futures_create_order(**LIMIT)
+            return [
+                await client.futures_time(),
+                placed,
+                await client.futures_get_order(symbol="BTCUSDT", orderId=placed["orderId"]),
+            ]
+        finally:
+            await client.close_connection()
+
+    return asyncio.run(main())
+
+
+async def test_async_client_rest(served: Served) -> None:
+    key, secret = served.sim.create_account()
+    server_time, placed, got = await trio.to_thread.run_sync(
+        _async_client_calls, served, key, secret
+    )
+    assert set(server_time) == {"serverTime"}
+    assert got["orderId"] == placed["orderId"] and got["status"] == "NEW"
