@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import sqlalchemy as sa
+import trio
 
 from tradercoin.store.db import Database
 from tradercoin.store.migrate import current_revision, head_revision, upgrade
@@ -73,3 +74,20 @@ async def test_migrations_build_what_schema_py_declares(db_url: str) -> None:
         assert await db.write(diff) == []
     finally:
         await db.dispose()
+
+
+async def test_instances_starting_at_once_migrate_once(db_url: str) -> None:
+    databases = [Database(db_url) for _ in range(3)]
+    revisions: list[str | None] = []
+
+    async def migrate(db: Database) -> None:
+        revisions.append(await db.write(upgrade))
+
+    try:
+        async with trio.open_nursery() as nursery:
+            for db in databases:
+                nursery.start_soon(migrate, db)
+        assert revisions == [head_revision()] * 3
+    finally:
+        for db in databases:
+            await db.dispose()

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 __all__ = ["alembic_config", "current_revision", "head_revision", "upgrade"]
 
 log = logging.getLogger(__name__)
+MIGRATION_LOCK = 0x7472_6164  # "trad": the advisory lock key of migrations
 for _name in ("alembic.runtime.plugins", "alembic.runtime.migration"):
     logging.getLogger(_name).setLevel(logging.WARNING)
 
@@ -34,9 +35,15 @@ def alembic_config(connection: sa.Connection | None = None) -> Config:
 
 
 def upgrade(connection: sa.Connection, revision: str = "head") -> str | None:
-    """Upgrade to ``revision`` inside the caller's transaction; returns the new revision."""
+    """Upgrade to ``revision`` inside the caller's transaction; returns the new revision.
+
+    On PostgreSQL a transaction-scoped advisory lock serializes instances that start at once
+    (SQLite's ``BEGIN IMMEDIATE`` already does).
+    """
     from alembic import command
 
+    if connection.dialect.name == "postgresql":
+        connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
     before = current_revision(connection)
     command.upgrade(alembic_config(connection), revision)
     after = current_revision(connection)
