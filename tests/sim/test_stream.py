@@ -210,3 +210,26 @@ async def test_ioc_remainder_is_an_expired_event(
             "EXPIRED",
         )
         assert expired["o"]["er"] == "2" and "n" not in expired["o"]
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        '{"method": "SUBSCRIBE", "params": 5, "id": 1}',
+        "[1, 2]",
+        "not json",
+        '{"method": "SUBSCRIBE", "params": [{"a": 1}], "id": 1}',
+        '{"method": "NOPE", "id": 1}',
+        "[" * 100_000,
+        b"\xff\xfe",
+    ],
+)
+async def test_bad_control_messages_get_an_error_reply(
+    autojump_clock: trio.testing.MockClock, sim: Simulator, message: str | bytes
+) -> None:
+    async with sim.open_websocket("ws://sim/private/stream") as ws:
+        await ws.send_message(message)
+        reply = await _next(ws)
+        assert reply["error"]["code"] == 2
+        await ws.send_message('{"method": "LIST_SUBSCRIPTIONS", "id": 3}')
+        assert await _next(ws) == {"result": [], "id": 3}

@@ -304,13 +304,13 @@ class StreamHub:
             conn.close(1000, "closed by peer")
 
     async def _control(self, conn: _Conn, message: str | bytes) -> None:
-        """Stream-mode requests: SUBSCRIBE / UNSUBSCRIBE / LIST_SUBSCRIPTIONS."""
-        try:
-            request = json.loads(message)
-            method, params, req_id = request["method"], request.get("params", []), request["id"]
-        except (ValueError, TypeError, KeyError):
+        """Stream-mode requests: SUBSCRIBE / UNSUBSCRIBE / LIST_SUBSCRIPTIONS; anything else
+        gets an error reply, never an exception."""
+        parsed = _parse_control(message)
+        if parsed is None:
             await conn.ws.send_message('{"error":{"code":2,"msg":"Invalid request"},"id":null}')
             return
+        method, params, req_id = parsed
         result: Any = None
         if method == "SUBSCRIBE":
             for key in params:
@@ -320,9 +320,28 @@ class StreamHub:
         elif method == "UNSUBSCRIBE":
             for key in params:
                 self._unsubscribe(conn, key)
-        elif method == "LIST_SUBSCRIPTIONS":
+        else:
             result = sorted(conn.keys)
         await conn.ws.send_message(json.dumps({"result": result, "id": req_id}))
+
+
+_METHODS = frozenset({"SUBSCRIBE", "UNSUBSCRIBE", "LIST_SUBSCRIPTIONS"})
+
+
+def _parse_control(message: str | bytes) -> tuple[str, list[str], Any] | None:
+    """``(method, keys, id)`` of a well-formed control request, else ``None``."""
+    try:
+        request = json.loads(message)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(request, dict):
+        return None
+    method, params, req_id = request.get("method"), request.get("params", []), request.get("id")
+    if method not in _METHODS or not isinstance(params, list):
+        return None
+    if not all(isinstance(p, str) for p in params) or not isinstance(req_id, int | str | None):
+        return None
+    return method, params, req_id
 
 
 def _parse_route(target: str) -> tuple[set[str], bool, frozenset[str] | None] | None:
