@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -222,3 +223,21 @@ async def test_admin_routes(
     assert stats["orders_created"] == 1 and stats["fills"] == 1
     orders = (await http.get(f"/sim/admin/orders?api_key={client.key}")).json()
     assert orders[0]["status"] == "FILLED"
+
+
+async def test_admin_rejects_nonsense_values(
+    autojump_clock: trio.testing.MockClock, sim: Simulator, http: httpx.AsyncClient
+) -> None:
+    for body in (
+        {"kind": "latency", "seconds": "nan"},
+        {"kind": "latency", "seconds": -1},
+        {"kind": "unavailable", "count": "x"},
+    ):
+        response = await http.post("/sim/admin/faults", json=body)
+        assert response.status_code == 400 and response.json()["code"] == -1102
+    for price in ("Infinity", "NaN", "-5", "abc"):
+        response = await http.post("/sim/admin/price", json={"symbol": "BTCUSDT", "price": price})
+        assert response.status_code == 400, price
+    assert sim.mark("BTCUSDT") == Decimal("50000")
+    unknown = await http.post("/sim/admin/fill", json={"symbol": "BTCUSDT", "orderId": 1})
+    assert unknown.status_code == 400

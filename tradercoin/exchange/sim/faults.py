@@ -8,6 +8,7 @@ may be ``None`` for "any". ``count`` is how many requests (or stream events) it 
 from __future__ import annotations
 
 import enum
+import math
 from dataclasses import dataclass
 
 __all__ = ["Fault", "FaultKind", "FaultTable"]
@@ -65,9 +66,15 @@ class Fault:
     kind: FaultKind
     seconds: float = 0.0
 
+    def __post_init__(self) -> None:
+        if not math.isfinite(self.seconds) or (
+            self.seconds < 0 and self.kind is not FaultKind.CLOCK_SKEW
+        ):
+            raise ValueError(f"seconds must be finite and >= 0, not {self.seconds}")
+
     @classmethod
     def parse(cls, kind: str, seconds: float = 0.0) -> Fault:
-        """Raises ValueError for an unknown kind."""
+        """Raises ValueError for an unknown kind or bad seconds."""
         return cls(FaultKind(kind), float(seconds))
 
 

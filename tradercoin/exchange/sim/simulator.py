@@ -289,7 +289,13 @@ class Simulator:
     # --- test and fault hooks ------------------------------------------------------------
 
     def set_price(self, symbol: str, price: Decimal) -> None:
-        """Move ``symbol``'s mark now; crossed orders fill at once. KeyError: unknown symbol."""
+        """Move ``symbol``'s mark now; crossed orders fill at once.
+
+        Raises:
+            KeyError: unknown symbol; ValueError: a price that is not finite and positive.
+        """
+        if not price.is_finite() or price <= 0:
+            raise ValueError(f"price must be finite and positive, not {price}")
         self.mark(symbol)
         self._walks[symbol].set(price)
         self.engine.marks[symbol] = self._walks[symbol].price
