@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import sqlalchemy as sa
 import trio
@@ -88,6 +90,19 @@ async def test_instances_starting_at_once_migrate_once(db_url: str) -> None:
             for db in databases:
                 nursery.start_soon(migrate, db)
         assert revisions == [head_revision()] * 3
+    finally:
+        for db in databases:
+            await db.dispose()
+
+
+async def test_different_databases_migrate_at_once_in_one_process(tmp_path: Path) -> None:
+    databases = [Database(f"sqlite:///{tmp_path / f'db{n}.sqlite'}") for n in range(4)]
+    try:
+        async with trio.open_nursery() as nursery:
+            for db in databases:
+                nursery.start_soon(db.write, upgrade)
+        for db in databases:
+            assert await db.read(current_revision) == head_revision()
     finally:
         for db in databases:
             await db.dispose()

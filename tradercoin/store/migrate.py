@@ -9,6 +9,7 @@ runs in one transaction on PostgreSQL and on SQLite alike (the engine emits an e
 from __future__ import annotations
 
 import logging
+import threading
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
@@ -20,6 +21,9 @@ __all__ = ["alembic_config", "current_revision", "head_revision", "upgrade"]
 
 log = logging.getLogger(__name__)
 MIGRATION_LOCK = 0x7472_6164  # "trad": the advisory lock key of migrations
+# Alembic keeps the running migration in module globals (``alembic.context``): two upgrades in
+# one process at once, even of different databases, would run on each other's connections.
+_ALEMBIC = threading.Lock()
 for _name in ("alembic.runtime.plugins", "alembic.runtime.migration"):
     logging.getLogger(_name).setLevel(logging.WARNING)
 
@@ -38,15 +42,17 @@ def upgrade(connection: sa.Connection, revision: str = "head") -> str | None:
     """Upgrade to ``revision`` inside the caller's transaction; returns the new revision.
 
     On PostgreSQL a transaction-scoped advisory lock serializes instances that start at once
-    (SQLite's ``BEGIN IMMEDIATE`` already does).
+    (SQLite's ``BEGIN IMMEDIATE`` already does); within one process a lock serializes
+    Alembic itself, which is not thread-safe.
     """
     from alembic import command
 
     if connection.dialect.name == "postgresql":
         connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
-    before = current_revision(connection)
-    command.upgrade(alembic_config(connection), revision)
-    after = current_revision(connection)
+    with _ALEMBIC:
+        before = current_revision(connection)
+        command.upgrade(alembic_config(connection), revision)
+        after = current_revision(connection)
     if after != before:
         log.info("database migrated from revision %s to %s", before, after)
     return after
