@@ -110,6 +110,15 @@ async def replace(user: TestUser) -> None:
     await user.place(SYMBOL, "BUY", "LIMIT", "0.2", price="999")
 
 
+async def drain(population: list[Any], plans: list[Planned], patience: float) -> None:
+    """After the window, wait (at most ``patience`` s) until every fill reached its session:
+    a fill missed only because the run ended is late, not lost."""
+    sessions = {user.user_id: session for user, session, _ in population}
+    with trio.move_on_after(patience):
+        for plan in plans:
+            await sessions[plan.user.user_id].wait_for_status(plan.order_id, "filled")
+
+
 def detection(population: list[Any], plans: list[Planned]) -> dict[str, Any]:
     sessions = {user.user_id: session for user, session, _ in population}
     latencies, lost, duplicates = [], 0, 0
@@ -166,6 +175,7 @@ async def run_strategy(args: argparse.Namespace, strategy: str) -> dict[str, Any
         weight = system.sim.statistics().weight_used - weight0
         gov = system.governor.statistics()
         intervals = sorted(s.effective_interval or 0.0 for s in system.supervisor.statuses())
+        await drain(population, plans, patience=3 * max(intervals, default=0.0) + 60)
         user_minutes = args.users * args.duration / 60
         return {
             "strategy": strategy,

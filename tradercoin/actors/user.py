@@ -118,8 +118,9 @@ OPEN_ORDERS_WEIGHT = 1
 GET_ORDER_WEIGHT = 1
 USER_TRADES_WEIGHT = 5
 CANCEL_WEIGHT = 1
-EVENTS_PAGE = 1000
-TICK_EPSILON = 1e-6  # the store's default page of events_since
+EVENTS_PAGE = 1000  # the store's default page of events_since
+TICK_EPSILON = 1e-6
+CYCLE_WEIGHT_SMOOTHING = 0.2  # weight of the newest cycle in the running average
 
 
 def next_tick(after: float, interval: float, phase: float) -> float:
@@ -179,6 +180,8 @@ class UserActor:
         self._by_client_id: dict[str, int] = {}
         self._missing: dict[int, int] = {}
         self._next_at = math.inf  # trio time of the next poll, fixed when it is scheduled
+        self._spent_this_cycle = 0
+        self._cycle_weight = 0.0
         self._poll_now = False
         self._stopping = False
         self._stream_scope: trio.CancelScope | None = None
@@ -310,11 +313,22 @@ class UserActor:
             self._governor.set_demand(self.user_id, None)
             return
         if self._config.strategy == "per-order":
-            weight = len(self._pending) * GET_ORDER_WEIGHT
+            planned = len(self._pending) * GET_ORDER_WEIGHT
         else:
-            weight = len({o.symbol for o in self._pending.values()}) * OPEN_ORDERS_WEIGHT
+            planned = len({o.symbol for o in self._pending.values()}) * OPEN_ORDERS_WEIGHT
+        weight = max(planned, self._cycle_weight)  # what cycles really cost (fills included)
         fast = self._has_fast() and self.stream_state != "healthy"
         self._governor.set_demand(self.user_id, Demand(weight, self._base_interval(), fast))
+
+    async def _spend(self, weight: int) -> None:
+        """Wait for the governor's leave to spend ``weight``, and count it for this cycle."""
+        self._spent_this_cycle += weight
+        await self._governor.spend(weight)
+
+    def _note_cycle_weight(self) -> None:
+        """Fold this cycle's weight into the running average that demand declares."""
+        spent, self._spent_this_cycle = self._spent_this_cycle, 0
+        self._cycle_weight += CYCLE_WEIGHT_SMOOTHING * (spent - self._cycle_weight)
 
     # ------------------------------------------------------------ orders in memory
 
@@ -435,12 +449,12 @@ class UserActor:
 
     async def _get(self, order: Order, *, with_fills: bool = True) -> ExchangeUpdate:
         """``GET order`` by client id, plus ``userTrades`` when it has executed."""
-        await self._governor.spend(GET_ORDER_WEIGHT)
+        await self._spend(GET_ORDER_WEIGHT)
         update: ExchangeUpdate = await self._client.get_order(
             order.symbol, client_order_id=order.client_order_id
         )
         if with_fills and update.status.terminal and update.executed_qty > 0:
-            await self._governor.spend(USER_TRADES_WEIGHT)
+            await self._spend(USER_TRADES_WEIGHT)
             fills = await self._client.user_trades(order.symbol, order_id=update.exchange_order_id)
             update = dataclasses.replace(update, fills=tuple(fills))
         return update
@@ -458,7 +472,7 @@ class UserActor:
             return order
         self._check_usable()
         try:
-            await self._governor.spend(CANCEL_WEIGHT)
+            await self._spend(CANCEL_WEIGHT)
             update = await self._client.cancel_order(
                 order.symbol, client_order_id=order.client_order_id
             )
@@ -541,6 +555,8 @@ class UserActor:
             return
         finally:
             self.last_poll = self.now()
+            self._note_cycle_weight()
+            self._declare_demand()
             self._schedule()  # from the end: a poll held up by the governor moves the next
         await self._commit(changes)
         log.info(
@@ -552,7 +568,7 @@ class UserActor:
     async def _poll_batched(self, pending: list[Order]) -> list[OrderChange | None]:
         seen: dict[str, ExchangeUpdate] = {}
         for symbol in sorted({o.symbol for o in pending}):
-            await self._governor.spend(OPEN_ORDERS_WEIGHT)
+            await self._spend(OPEN_ORDERS_WEIGHT)
             for update in await self._client.open_orders(symbol):
                 seen[update.client_order_id] = update
         now = self.now()
