@@ -153,3 +153,14 @@ async def test_withdrawn_demand_no_longer_counts() -> None:
         gov.set_demand(user, None)
     assert gov.stretch() == (1.0, 1.0)
     assert gov.statistics().effective_intervals == {}
+
+
+async def test_room_at_says_when_a_spend_would_not_wait(autojump_clock: trio.abc.Clock) -> None:
+    gov = governor(budget_per_minute=10, safety_margin=0.0)
+    start = trio.current_time()
+    assert gov.room_at(1) == start
+    await gov.spend(10)
+    assert gov.room_at(1) == start + 60
+    assert gov.statistics().used_weight == 10  # asking records nothing
+    gov.rate_limited(90)
+    assert gov.room_at(1) == start + 90

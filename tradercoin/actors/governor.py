@@ -120,6 +120,21 @@ class RateGovernor:
             self._waits += 1
             await trio.sleep_until(self._next_room(now))
 
+    def room_at(self, weight: int) -> float:
+        """The trio time from which ``weight`` could be spent without waiting (now, if now).
+
+        Sync-coloured and recording nothing: an actor asks before starting a poll, and while
+        the answer is later it keeps serving its mailbox instead of queueing in :meth:`spend`.
+        """
+        now = trio.current_time()
+        if self._paused_until > now:
+            return self._paused_until
+        self._expire(now)
+        used = self._used(now)
+        if not self._queue.locked() and (used + weight <= self.limit or used == 0):
+            return now
+        return self._next_room(now)
+
     async def wait_unpaused(self) -> None:
         """Return once no 429 pause or ban is running (at once if none is)."""
         # a loop, not an Event: another 429 may extend the pause while we sleep

@@ -180,6 +180,7 @@ class UserActor:
         self._by_client_id: dict[str, int] = {}
         self._missing: dict[int, int] = {}
         self._next_at = math.inf  # trio time of the next poll, fixed when it is scheduled
+        self._defer_until = -math.inf  # no room at the governor until then
         self._spent_this_cycle = 0
         self._cycle_weight = 0.0
         self._poll_now = False
@@ -234,9 +235,19 @@ class UserActor:
                 except trio.EndOfChannel:
                     return
             if message is None:
-                await self.poll()
+                await self._poll_when_room()
             else:
                 await self._handle(message)
+
+    async def _poll_when_room(self) -> None:
+        """Poll, unless the governor has no room now: then defer and keep serving messages
+        (stream events, places) until it has."""
+        ready = self._governor.room_at(OPEN_ORDERS_WEIGHT)
+        if ready > trio.current_time():
+            self._defer_until = ready
+            return
+        self._defer_until = -math.inf
+        await self.poll()
 
     async def _handle(self, message: Message) -> None:
         match message:
@@ -297,9 +308,8 @@ class UserActor:
         """Trio time of the next poll (``inf`` when nothing is pending or the actor is parked)."""
         if self.state == "parked" or not self._pending:
             return math.inf
-        if self._poll_now:
-            return max(trio.current_time(), self._governor.paused_until)
-        return max(self._next_at, self._governor.paused_until)
+        due = trio.current_time() if self._poll_now else self._next_at
+        return max(due, self._defer_until, self._governor.paused_until)
 
     def _schedule(self) -> None:
         """Fix the next poll: the next tick of this actor's grid at the interval in force now.
