@@ -165,3 +165,24 @@ async def test_an_actor_crashing_mid_request_fails_that_request_only(
         assert alice.status().state == "running"
         again = await alice.place("BTCUSDT", "BUY", "LIMIT", "0.2", price="1000")
         assert again.status == "new"
+
+
+async def test_an_ip_ban_pauses_every_actor_until_it_ends(
+    autojump_clock: trio.abc.Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    sim_options = {"limits": Limits(weight_per_minute=10, ban_after=0)}
+    async with open_test_system(budget_per_minute=100_000, sim_options=sim_options) as system:
+        policy = PollPolicy(interval=1.0)
+        users = [await system.add_user(policy=policy) for _ in range(2)]
+        for user in users:
+            await user.place("BTCUSDT", "BUY", "LIMIT", "0.2", price="1000")
+        await trio.sleep(30)
+        [ban] = [r for r in system.requests if r.status == 418][:1]
+        banned_until = system.governor.statistics().banned_until
+        assert banned_until is not None
+        ends = trio.current_time() + (banned_until - system.clock.now_ms()) / 1000
+        await trio.sleep_until(ends + 5)
+        assert [r for r in system.requests if ban.time < r.time < ends - 0.001] == []
+        assert any("IP BANNED" in r.message for r in caplog.records)
+        for user in users:
+            assert any(ends <= t <= ends + 5 for t in poll_times(user))

@@ -131,7 +131,7 @@ class RateGovernor:
             return self._paused_until
         self._expire(now)
         used = self._used(now)
-        if not self._queue.locked() and (used + weight <= self.limit or used == 0):
+        if used + weight <= self.limit or used == 0:
             return now
         return self._next_room(now)
 
