@@ -140,3 +140,22 @@ async def test_a_silent_connection_is_rotated_by_the_watchdog(
         system.sim.fill("BTCUSDT", order.exchange_order_id)
         got = await tab.wait_for_status(order.id, "filled")
         assert got.time == filled_at
+
+
+async def test_a_stream_event_is_not_held_up_by_a_poll_waiting_for_budget(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    async with open_test_system(stream=True, budget_per_minute=100) as system:
+        alice = await system.add_user("alice")
+        tab = await alice.open_session()
+        await alice.wait_stream()
+        order = await alice.place("BTCUSDT", "BUY", "LIMIT", "0.2", price="1000")
+        await trio.sleep(61)
+        await system.governor.spend(system.governor.limit)  # others took the whole minute
+        system.supervisor.wake(alice.user_id)  # a poll is due now, but has to wait
+        await trio.sleep(1)
+        filled_at = trio.current_time()
+        system.sim.fill("BTCUSDT", order.exchange_order_id)
+        got = await tab.wait_for_status(order.id, "filled")
+        assert got.time == filled_at
+        assert polls(alice, after=filled_at - 1) == []

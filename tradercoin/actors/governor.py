@@ -120,6 +120,15 @@ class RateGovernor:
             self._waits += 1
             await trio.sleep_until(self._next_room(now))
 
+    def try_spend(self, weight: int) -> bool:
+        """Record ``weight`` and return ``True`` if it may be spent now without waiting
+        (nobody queued ahead, no pause); else record nothing and return ``False``."""
+        now = trio.current_time()
+        if self._queue.locked() or self.room_at(weight) > now:
+            return False
+        self._record(now, weight)
+        return True
+
     def room_at(self, weight: int) -> float:
         """The trio time from which ``weight`` could be spent without waiting (now, if now).
 

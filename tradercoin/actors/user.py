@@ -123,6 +123,14 @@ TICK_EPSILON = 1e-6
 CYCLE_WEIGHT_SMOOTHING = 0.2  # weight of the newest cycle in the running average
 
 
+class _NoRoom(Exception):
+    """A poll's request found the weight budget spent: the cycle is deferred."""
+
+    def __init__(self, weight: int) -> None:
+        super().__init__(f"no room for weight {weight}")
+        self.weight = weight
+
+
 def next_tick(after: float, interval: float, phase: float) -> float:
     """The first instant later than ``after`` on the grid ``(phase + k) * interval``.
 
@@ -181,6 +189,7 @@ class UserActor:
         self._missing: dict[int, int] = {}
         self._next_at = math.inf  # trio time of the next poll, fixed when it is scheduled
         self._defer_until = -math.inf  # no room at the governor until then
+        self._polling = False
         self._spent_this_cycle = 0
         self._cycle_weight = 0.0
         self._poll_now = False
@@ -331,9 +340,15 @@ class UserActor:
         self._governor.set_demand(self.user_id, Demand(weight, self._base_interval(), fast))
 
     async def _spend(self, weight: int) -> None:
-        """Wait for the governor's leave to spend ``weight``, and count it for this cycle."""
+        """Get the governor's leave to spend ``weight`` and count it for this cycle.
+
+        Places and cancels wait for it; a poll does not (:class:`_NoRoom`).
+        """
+        if not self._polling:
+            await self._governor.spend(weight)
+        elif not self._governor.try_spend(weight):
+            raise _NoRoom(weight)
         self._spent_this_cycle += weight
-        await self._governor.spend(weight)
 
     def _note_cycle_weight(self) -> None:
         """Fold this cycle's weight into the running average that demand declares."""
@@ -548,32 +563,49 @@ class UserActor:
     # ------------------------------------------------------------ poll
 
     async def poll(self) -> None:
-        """One cycle: learn the state of every pending order, merge, store, push."""
+        """One cycle: learn the state of every pending order, merge, store, push.
+
+        A cycle that meets a full budget is abandoned and deferred until there is room, so
+        the actor never sits in the governor's queue while messages wait.
+        """
         started = trio.current_time()
         self._poll_now = False
         self.polls += 1
         pending = list(self._pending.values())
         log.info("user %d cycle start: checking %d pending orders", self.user_id, len(pending))
         try:
-            if self._config.strategy == "per-order":
-                changes = await self._poll_per_order(pending)
-            else:
-                changes = await self._poll_batched(pending)
+            changes = await self._poll_cycle(pending)
+        except _NoRoom as no_room:
+            self._defer_until = self._governor.room_at(no_room.weight)
+            log.info("user %d cycle deferred: the weight budget is spent", self.user_id)
+            return
         except ExchangeError as exc:
+            self._after_cycle()
             self._note_error(exc)
             await self._on_exchange_error(exc)
             return
-        finally:
-            self.last_poll = self.now()
-            self._note_cycle_weight()
-            self._declare_demand()
-            self._schedule()  # from the end: a poll held up by the governor moves the next
+        self._after_cycle()
         await self._commit(changes)
         log.info(
             "user %d cycle done in %.0fms",
             self.user_id,
             (trio.current_time() - started) * 1000,
         )
+
+    async def _poll_cycle(self, pending: list[Order]) -> list[OrderChange | None]:
+        self._polling = True
+        try:
+            if self._config.strategy == "per-order":
+                return await self._poll_per_order(pending)
+            return await self._poll_batched(pending)
+        finally:
+            self._polling = False
+
+    def _after_cycle(self) -> None:
+        self.last_poll = self.now()
+        self._note_cycle_weight()
+        self._declare_demand()
+        self._schedule()  # from the end of the cycle
 
     async def _poll_batched(self, pending: list[Order]) -> list[OrderChange | None]:
         seen: dict[str, ExchangeUpdate] = {}
