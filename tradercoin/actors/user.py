@@ -190,6 +190,8 @@ class UserActor:
         self._next_at = math.inf  # trio time of the next poll, fixed when it is scheduled
         self._defer_until = -math.inf  # no room at the governor until then
         self._polling = False
+        self._prepaid = 0  # weight a cycle paid for up front and has not used yet
+        self._unsettled: set[int] = set()  # left the open set, not yet asked about
         self._spent_this_cycle = 0
         self._cycle_weight = 0.0
         self._poll_now = False
@@ -249,13 +251,14 @@ class UserActor:
                 await self._handle(message)
 
     async def _poll_when_room(self) -> None:
-        """Poll, unless the governor has no room now: then defer and keep serving messages
-        (stream events, places) until it has."""
-        ready = self._governor.room_at(OPEN_ORDERS_WEIGHT)
-        if ready > trio.current_time():
-            self._defer_until = ready
+        """Poll with the cycle's planned weight paid up front; when the governor has no room
+        for it, defer and keep serving messages (stream events, places) until it has."""
+        weight = self._planned_weight()
+        if not self._governor.try_spend(weight):
+            self._defer_until = self._governor.room_at(weight)
             return
         self._defer_until = -math.inf
+        self._prepaid = weight
         await self.poll()
 
     async def _handle(self, message: Message) -> None:
@@ -331,21 +334,30 @@ class UserActor:
         if not self._pending or self.state == "parked":
             self._governor.set_demand(self.user_id, None)
             return
-        if self._config.strategy == "per-order":
-            planned = len(self._pending) * GET_ORDER_WEIGHT
-        else:
-            planned = len({o.symbol for o in self._pending.values()}) * OPEN_ORDERS_WEIGHT
-        weight = max(planned, self._cycle_weight)  # what cycles really cost (fills included)
+        # what cycles really cost, fill fetches included
+        weight = max(self._planned_weight(), self._cycle_weight)
         fast = self._has_fast() and self.stream_state != "healthy"
         self._governor.set_demand(self.user_id, Demand(weight, self._base_interval(), fast))
+
+    def _planned_weight(self) -> int:
+        """The weight a cycle pays up front: openOrders per symbol plus the settling of orders
+        a budget-short cycle left unsettled (or, per-order, a GET per order)."""
+        if self._config.strategy == "per-order":
+            return len(self._pending) * GET_ORDER_WEIGHT
+        symbols = len({o.symbol for o in self._pending.values()})
+        unsettled = len(self._unsettled & self._pending.keys())
+        return symbols * OPEN_ORDERS_WEIGHT + unsettled * (GET_ORDER_WEIGHT + USER_TRADES_WEIGHT)
 
     async def _spend(self, weight: int) -> None:
         """Get the governor's leave to spend ``weight`` and count it for this cycle.
 
-        Places and cancels wait for it; a poll does not (:class:`_NoRoom`).
+        Places and cancels wait for it; a poll uses what it paid up front, then asks
+        without waiting (:class:`_NoRoom`).
         """
         if not self._polling:
             await self._governor.spend(weight)
+        elif self._prepaid >= weight:
+            self._prepaid -= weight
         elif not self._governor.try_spend(weight):
             raise _NoRoom(weight)
         self._spent_this_cycle += weight
@@ -600,6 +612,7 @@ class UserActor:
             return await self._poll_batched(pending)
         finally:
             self._polling = False
+            self._prepaid = 0
 
     def _after_cycle(self) -> None:
         self.last_poll = self.now()
@@ -634,6 +647,10 @@ class UserActor:
             update = await self._get(order, with_fills=with_fills)
         except OrderNotFound:
             return self._vanish_check(order)
+        except _NoRoom:
+            self._unsettled.add(order.id or 0)  # the next cycle pays for it up front
+            return None
+        self._unsettled.discard(order.id or 0)
         self._missing.pop(order.id or 0, None)
         return merge(order, update, now=self.now())
 
