@@ -186,3 +186,19 @@ async def test_an_ip_ban_pauses_every_actor_until_it_ends(
         assert any("IP BANNED" in r.message for r in caplog.records)
         for user in users:
             assert any(ends <= t <= ends + 5 for t in poll_times(user))
+
+
+async def test_under_a_spent_budget_every_fill_still_arrives(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    async with open_test_system(budget_per_minute=20) as system:
+        users = [await system.add_user() for _ in range(6)]
+        tabs = [await user.open_session() for user in users]
+        orders = [await u.place("BTCUSDT", "BUY", "LIMIT", "0.2", price="1000") for u in users]
+        await trio.sleep(90)
+        for order in orders:
+            system.sim.fill("BTCUSDT", order.exchange_order_id)
+        with trio.fail_after(600):
+            for tab, order in zip(tabs, orders, strict=True):
+                await tab.wait_for_status(order.id, "filled")
+        assert all(r.status == 200 for r in system.requests)
