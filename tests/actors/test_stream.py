@@ -8,9 +8,18 @@ import logging
 import pytest
 import trio
 
-from tradercoin.testing import TestUser, open_test_system
+from tradercoin.orders import Order
+from tradercoin.testing import TestSession, TestSystem, TestUser, open_test_system
 
 POLLS = ("/fapi/v1/openOrders", "/fapi/v1/order")
+
+
+async def fill_arrives_at_once(system: TestSystem, tab: TestSession, order: Order) -> None:
+    """Fill ``order`` now; the session must get ``filled`` at this very instant (the stream)."""
+    filled_at = trio.current_time()
+    system.sim.fill("BTCUSDT", order.exchange_order_id)
+    got = await tab.wait_for_status(order.id, "filled")
+    assert got.time == filled_at
 
 
 def polls(user: TestUser, after: float) -> list[float]:
@@ -29,10 +38,7 @@ async def test_a_stream_event_reaches_the_session_with_no_poll(
         order = await alice.place("BTCUSDT", "BUY", "LIMIT", "0.2", price="1000")
         placed_at = trio.current_time()
         await trio.sleep(7)
-        filled_at = trio.current_time()
-        system.sim.fill("BTCUSDT", order.exchange_order_id)
-        got = await tab.wait_for_status(order.id, "filled")
-        assert got.time == filled_at
+        await fill_arrives_at_once(system, tab, order)
         assert polls(alice, after=placed_at) == []
 
 
@@ -86,10 +92,7 @@ async def test_an_expired_listen_key_is_recreated_and_events_flow_again(
         await alice.wait_stream()
         assert len(alice.requests("/fapi/v1/listenKey")) > created
         await trio.sleep(120)
-        filled_at = trio.current_time()
-        system.sim.fill("BTCUSDT", order.exchange_order_id)
-        got = await tab.wait_for_status(order.id, "filled")
-        assert got.time == filled_at
+        await fill_arrives_at_once(system, tab, order)
 
 
 async def test_the_listen_key_is_kept_alive_every_30_minutes(
@@ -136,10 +139,7 @@ async def test_a_silent_connection_is_rotated_by_the_watchdog(
         rotations = [r for r in caplog.records if "silent for 120s: rotated" in r.message]
         assert 3 <= len(rotations) <= 5  # every 120-150 s (silence is checked every 30 s)
         assert alice.status().stream_state == "healthy"
-        filled_at = trio.current_time()
-        system.sim.fill("BTCUSDT", order.exchange_order_id)
-        got = await tab.wait_for_status(order.id, "filled")
-        assert got.time == filled_at
+        await fill_arrives_at_once(system, tab, order)
 
 
 async def test_a_stream_event_is_not_held_up_by_a_poll_waiting_for_budget(
@@ -154,8 +154,5 @@ async def test_a_stream_event_is_not_held_up_by_a_poll_waiting_for_budget(
         await system.governor.spend(system.governor.limit)  # others took the whole minute
         system.supervisor.wake(alice.user_id)  # a poll is due now, but has to wait
         await trio.sleep(1)
-        filled_at = trio.current_time()
-        system.sim.fill("BTCUSDT", order.exchange_order_id)
-        got = await tab.wait_for_status(order.id, "filled")
-        assert got.time == filled_at
-        assert polls(alice, after=filled_at - 1) == []
+        await fill_arrives_at_once(system, tab, order)
+        assert polls(alice, after=trio.current_time() - 1) == []
