@@ -524,11 +524,17 @@ class UserActor:
         return await self._merge_one(order, update)
 
     async def _cancel_missed(self, order: Order, exc: OrderNotFound) -> ExchangeUpdate:
-        """The order is not open any more: learn what it became (filled, most likely)."""
+        """The order is not open any more: learn what it became (filled, most likely).
+
+        Raises:
+            ActorUnavailable: the exchange does not know it either (retry later).
+        """
         try:
             return await self._get(order)
         except OrderNotFound:
-            raise OrderRejected(exc.code, exc.msg) from None
+            # pending here, unknown there: not visible yet (a place just acknowledged), or
+            # gone, which polls confirm and record; either way the answer is "not now"
+            raise ActorUnavailable("the exchange does not show this order yet; try again") from None
         except ExchangeError as inner:
             self._note_error(inner)
             await self._on_exchange_error(inner)

@@ -8,10 +8,12 @@ may be ``None`` for "any". ``count`` is how many requests (or stream events) it 
 from __future__ import annotations
 
 import enum
+import json
 import math
 from dataclasses import dataclass
+from typing import Any
 
-__all__ = ["Fault", "FaultKind", "FaultTable"]
+__all__ = ["Fault", "FaultKind", "FaultTable", "garble"]
 
 
 class FaultKind(enum.StrEnum):
@@ -21,11 +23,18 @@ class FaultKind(enum.StrEnum):
     WAF_HTML = "waf_html"  # 403 with an HTML body
     LATENCY = "latency"  # sleep ``seconds`` on the simulator's clock, then process
     DROP_REQUEST = "drop_request"  # the connection drops; nothing processed
+    RATE_LIMITED = "rate_limited"  # 429 -1003, Retry-After ``seconds`` (at least 1)
+    BANNED = "banned"  # 418 -1003, "banned until" now + ``seconds``
     # REST, answered after the request was really processed
     UNKNOWN_ERROR = "unknown_error"  # 503 "Unknown error, please check your request..."
     TIMEOUT = "timeout"  # 408 -1007
     NO_CODE_5XX = "no_code_5xx"  # 503 JSON without ``code``
     DROP_RESPONSE = "drop_response"  # processed, then the connection drops
+    # REST, processed, then the 200 answer is mangled (a broken proxy or a bug upstream)
+    GARBLED_HTML = "garbled_html"  # 200 with an HTML page instead of JSON
+    TRUNCATED_JSON = "truncated_json"  # 200 with the JSON cut in half
+    WRONG_TYPES = "wrong_types"  # 200, strings and numbers swapped in every object
+    MISSING_FIELDS = "missing_fields"  # 200, every object keeps only its first field
     VISIBILITY_DELAY = "visibility_delay"  # a new order is -2013 to queries for ``seconds``
     # user stream (matched by account; path is ignored)
     STREAM_DUPLICATE = "stream_duplicate"  # each ORDER_TRADE_UPDATE is sent twice
@@ -45,10 +54,28 @@ BEFORE = frozenset(
         FaultKind.WAF_HTML,
         FaultKind.LATENCY,
         FaultKind.DROP_REQUEST,
+        FaultKind.RATE_LIMITED,
+        FaultKind.BANNED,
     }
 )
-AFTER = frozenset(
-    {FaultKind.UNKNOWN_ERROR, FaultKind.TIMEOUT, FaultKind.NO_CODE_5XX, FaultKind.DROP_RESPONSE}
+GARBLED = frozenset(
+    {
+        FaultKind.GARBLED_HTML,
+        FaultKind.TRUNCATED_JSON,
+        FaultKind.WRONG_TYPES,
+        FaultKind.MISSING_FIELDS,
+    }
+)
+AFTER = (
+    frozenset(
+        {
+            FaultKind.UNKNOWN_ERROR,
+            FaultKind.TIMEOUT,
+            FaultKind.NO_CODE_5XX,
+            FaultKind.DROP_RESPONSE,
+        }
+    )
+    | GARBLED
 )
 STREAM = frozenset(
     {
@@ -124,3 +151,38 @@ def _matches(rule: _Rule, path: str | None, account: str | None) -> bool:
     return (rule.path is None or rule.path == path) and (
         rule.account is None or rule.account == account
     )
+
+
+GARBLED_PAGE = b"<html><body><h1>502 Bad Gateway</h1></body></html>"
+
+
+def garble(kind: FaultKind, payload: Any) -> bytes:
+    """The body a GARBLED fault answers with instead of ``payload`` (a 200 nonetheless)."""
+    if kind is FaultKind.GARBLED_HTML:
+        return GARBLED_PAGE
+    if kind is FaultKind.TRUNCATED_JSON:
+        raw = json.dumps(payload, separators=(",", ":")).encode()
+        return raw[: max(1, len(raw) // 2)]
+    mangle = _swap_types if kind is FaultKind.WRONG_TYPES else _first_field_only
+    return json.dumps(mangle(payload), separators=(",", ":")).encode()
+
+
+def _swap_types(value: Any) -> Any:
+    """Strings become numbers, numbers strings, booleans and null objects, all the way down."""
+    if isinstance(value, dict):
+        return {k: _swap_types(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_swap_types(v) for v in value]
+    if isinstance(value, str):
+        return len(value)
+    if isinstance(value, bool) or value is None:
+        return {}
+    return str(value)
+
+
+def _first_field_only(value: Any) -> Any:
+    if isinstance(value, dict):
+        return dict(list(value.items())[:1])
+    if isinstance(value, list):
+        return [_first_field_only(v) for v in value]
+    return value

@@ -30,7 +30,16 @@ from tradercoin.exchange.sim.auth import check_api_key, check_signature, check_t
 from tradercoin.exchange.sim.engine import Account, Engine, SimOrder, Trade
 from tradercoin.exchange.sim.errors import ApiError
 from tradercoin.exchange.sim.events import account_update, order_trade_update
-from tradercoin.exchange.sim.faults import AFTER, BEFORE, IMMEDIATE, Fault, FaultKind, FaultTable
+from tradercoin.exchange.sim.faults import (
+    AFTER,
+    BEFORE,
+    GARBLED,
+    IMMEDIATE,
+    Fault,
+    FaultKind,
+    FaultTable,
+    garble,
+)
 from tradercoin.exchange.sim.markets import DEFAULT_SYMBOLS, PriceWalk, SymbolSpec
 from tradercoin.exchange.sim.ratelimit import Limits, RateLimiter
 from tradercoin.exchange.sim.rest import Request, Response, RestApp, dropped, json_response
@@ -419,6 +428,8 @@ class Simulator:
             response.headers.append((b"x-mbx-order-count-1m", str(order_counts[1]).encode()))
         if self.faults:
             late = self.faults.take(AFTER, request.path, api_key)
+            if late is not None and late.kind in GARBLED:
+                return _garbled(late.kind, payload)
             if late is not None:
                 return self._fault_response(late, request)
         return response
@@ -458,6 +469,14 @@ class Simulator:
             return dropped()
         if kind is FaultKind.WAF_HTML:
             return Response(403, WAF_PAGE, [(b"content-type", b"text/html")])
+        if kind is FaultKind.RATE_LIMITED:
+            seconds = max(1, math.ceil(fault.seconds))
+            return _error(ApiError(-1003, "Too many requests.", 429, retry_after=seconds))
+        if kind is FaultKind.BANNED:
+            until = self.server_ms() + int(fault.seconds * 1000)
+            message = f"Way too many requests; IP({request.ip}) banned until {until}."
+            retry = max(1, math.ceil(fault.seconds))
+            return _error(ApiError(-1003, message, 418, retry_after=retry))
         if kind is FaultKind.NO_CODE_5XX:
             return json_response(
                 {"timestamp": self.server_ms(), "path": request.path, "msg": UNKNOWN_ERROR_MSG}, 503
@@ -537,6 +556,13 @@ def _raise_single(group: BaseExceptionGroup[BaseException]) -> None:
             leaves.append(exc)
     if len(leaves) == 1:
         raise leaves[0] from None
+
+
+def _garbled(kind: FaultKind, payload: Any) -> Response:
+    response = Response(200, garble(kind, payload))
+    if kind is FaultKind.GARBLED_HTML:
+        response.headers = [(b"content-type", b"text/html")]
+    return response
 
 
 def _error(exc: ApiError) -> Response:

@@ -1,0 +1,226 @@
+"""The trading scenario the reliability suites run under faults, and its checks.
+
+Several users, each with two sessions (one attached from the start, one attached later with
+``since=0``), place MARKET and LIMIT orders that fill, partially fill and get canceled,
+retrying as a browser would when the service says "try again" (``ActorUnavailable``). The
+checks compare our database with the simulator's truth, each session's messages with the
+stored events, and count the simulator's orders per client order id.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+import trio
+
+from tradercoin.actors import ActorUnavailable
+from tradercoin.exchange.sim import OrderTruth
+from tradercoin.orders import Order, OrderStatus, order_to_wire
+from tradercoin.testing import TestSession, TestSystem, TestUser
+
+__all__ = [
+    "Hook",
+    "Trader",
+    "check_no_double_place",
+    "check_sessions",
+    "differences",
+    "run_trading",
+    "wait_converged",
+]
+
+EXCHANGE_STATUS = {
+    "NEW": OrderStatus.NEW,
+    "PARTIALLY_FILLED": OrderStatus.PARTIALLY_FILLED,
+    "FILLED": OrderStatus.FILLED,
+    "CANCELED": OrderStatus.CANCELED,
+    "EXPIRED": OrderStatus.EXPIRED,
+    "EXPIRED_IN_MATCH": OrderStatus.EXPIRED,
+}
+NEVER_PLACED = (OrderStatus.REJECTED, OrderStatus.EXPIRED)  # what an order the exchange
+# never got may end as: refused before it left, or given up on after -2013 confirmations
+ATTEMPTS = 50
+
+Hook = Callable[[TestSystem, "Trader"], Awaitable[None]]
+
+
+async def _nothing(system: TestSystem, trader: Trader) -> None:
+    return None
+
+
+@dataclass
+class Trader:
+    """A user driven by the scenario, with what the service accepted from it."""
+
+    user: TestUser
+    sessions: list[TestSession] = field(default_factory=list)
+    accepted: list[Order] = field(default_factory=list)  # one per logical order
+    skip_cancel: set[int] = field(default_factory=set)  # canceled outside the service
+
+    def truth(self) -> dict[str, OrderTruth]:
+        return {t.client_order_id: t for t in self.user.truth()}
+
+    def exchange_id(self, order: Order) -> int:
+        return self.truth()[order.client_order_id].order_id
+
+
+async def _retry_delay(system: TestSystem) -> None:
+    """What a client does after "try again": wait a second, or out the announced pause."""
+    await trio.sleep(max(1.0, system.governor.paused_until - trio.current_time()))
+
+
+async def place(system: TestSystem, trader: Trader, *args: str, **kw: str) -> Order:
+    """Place until the service takes it (each attempt is a fresh order)."""
+    for _ in range(ATTEMPTS):
+        try:
+            order = await trader.user.place(*args, **kw)
+        except ActorUnavailable:
+            await _retry_delay(system)
+            continue
+        trader.accepted.append(order)
+        return order
+    raise AssertionError(f"the service never took the order {args}")
+
+
+async def cancel(system: TestSystem, trader: Trader, order: Order) -> Order:
+    for _ in range(ATTEMPTS):
+        try:
+            return await trader.user.cancel(order.id or 0)
+        except ActorUnavailable:
+            await _retry_delay(system)
+    raise AssertionError(f"the service never took the cancel of order {order.id}")
+
+
+async def trade(
+    system: TestSystem, trader: Trader, before_fills: Hook, before_cancels: Hook
+) -> None:
+    """One user's part: 5 orders; one MARKET fill, one LIMIT fill, one partial fill left
+    open, one cancel, one partial fill then cancel."""
+    sim = system.sim
+    trader.sessions.append(await trader.user.open_session())
+    market = await place(system, trader, "BTCUSDT", "BUY", "MARKET", "0.010")
+    full = await place(system, trader, "BTCUSDT", "BUY", "LIMIT", "0.200", price="1000")
+    part = await place(system, trader, "ETHUSDT", "BUY", "LIMIT", "0.500", price="100")
+    gone = await place(system, trader, "BTCUSDT", "BUY", "LIMIT", "0.300", price="1000")
+    part_gone = await place(system, trader, "ETHUSDT", "SELL", "LIMIT", "0.400", price="9000")
+    trader.sessions.append(await trader.user.open_session(since=0))
+    del market
+    await before_fills(system, trader)
+    sim.fill("BTCUSDT", trader.exchange_id(full))
+    sim.fill("ETHUSDT", trader.exchange_id(part), Decimal("0.2"))
+    sim.fill("ETHUSDT", trader.exchange_id(part_gone), Decimal("0.1"))
+    await before_cancels(system, trader)
+    for order in (gone, part_gone):
+        if order.id not in trader.skip_cancel:
+            ended = await cancel(system, trader, order)
+            assert ended.status == OrderStatus.CANCELED, ended
+
+
+async def run_trading(
+    system: TestSystem,
+    users: list[TestUser],
+    *,
+    before_fills: Hook = _nothing,
+    before_cancels: Hook = _nothing,
+) -> list[Trader]:
+    """Every user trades at once; returns when all are done."""
+    traders = [Trader(user) for user in users]
+    async with trio.open_nursery() as nursery:
+        for trader in traders:
+            nursery.start_soon(trade, system, trader, before_fills, before_cancels)
+    return traders
+
+
+async def all_orders(system: TestSystem, user: TestUser) -> list[Order]:
+    page = await system.store.list_orders(user.user_id, page_size=1000)
+    return list(page.items)
+
+
+def _matches(order: Order, truth: OrderTruth | None, purged_ok: bool) -> bool:
+    if truth is None:
+        return order.status in NEVER_PLACED
+    if purged_ok and _purged(order, truth):
+        return True
+    return (
+        order.status == EXCHANGE_STATUS[truth.status]
+        and order.filled_quantity == truth.executed_qty
+        and order.exchange_order_id == truth.order_id
+    )
+
+
+def _purged(order: Order, truth: OrderTruth) -> bool:
+    """The exchange purged it (canceled/expired, no fill, > 3 days): all anyone can learn is
+    that it is gone (-2013), which we record as expired with that note."""
+    return (
+        truth.status in ("CANCELED", "EXPIRED")
+        and truth.executed_qty == 0
+        and order.status == OrderStatus.EXPIRED
+        and "-2013" in (order.note or "")
+    )
+
+
+async def differences(
+    system: TestSystem, traders: list[Trader], *, purged_ok: bool = False
+) -> list[str]:
+    """Where our database and the exchange's truth disagree (empty: they agree)."""
+    found = []
+    for trader in traders:
+        truth = trader.truth()
+        ours = await all_orders(system, trader.user)
+        known = {o.client_order_id for o in ours}
+        for order in ours:
+            exchange = truth.get(order.client_order_id)
+            if not _matches(order, exchange, purged_ok):
+                found.append(f"ours {order} / exchange {exchange}")
+        found += [f"not in our db: {t}" for cid, t in truth.items() if cid not in known]
+    return found
+
+
+async def wait_converged(
+    system: TestSystem, traders: list[Trader], bound: float, *, purged_ok: bool = False
+) -> float:
+    """Seconds until our database equals the truth (checked every 0.25 s); fails after
+    ``bound`` seconds of trio time with the remaining differences."""
+    start = trio.current_time()
+    with trio.move_on_after(bound):
+        # polling on purpose: the truth lives in the simulator, which has no event to wait on
+        while await differences(system, traders, purged_ok=purged_ok):  # noqa: ASYNC110
+            await trio.sleep(0.25)
+        return trio.current_time() - start
+    diff = "\n".join(await differences(system, traders, purged_ok=purged_ok))
+    raise AssertionError(f"not converged within {bound} s:\n{diff}")
+
+
+async def check_sessions(system: TestSystem, traders: list[Trader]) -> None:
+    """Each session got every change once, in seq order, exactly as stored, and no resync."""
+    for trader in traders:
+        user_id = trader.user.user_id
+        events = await system.store.events_since(user_id, 0, limit=100_000)
+        stored = {e.seq: order_to_wire(e.order) for e in events}
+        latest = await system.store.latest_seq(user_id)
+        assert sorted(stored) == list(range(1, latest + 1))
+        for session in trader.sessions:
+            assert session.messages("resync") == []
+            updates = session.messages("order_update")
+            seqs = [m["seq"] for m in updates]
+            assert seqs == list(range(1, latest + 1)), f"user {user_id}: {seqs}"
+            for message in updates:
+                assert message["data"] == stored[message["seq"]]
+
+
+def check_no_double_place(traders: list[Trader]) -> None:
+    """The exchange holds only orders the service accepted, each once. (An accepted order
+    whose request was lost on the way is not there: :func:`differences` checks that we
+    recorded it as never placed.)"""
+    for trader in traders:
+        placed = Counter(t.client_order_id for t in trader.user.truth())
+        assert all(n == 1 for n in placed.values()), placed
+        assert set(placed) <= {o.client_order_id for o in trader.accepted}
+
+
+def check_actors_alive(system: TestSystem) -> None:
+    for status in system.supervisor.statuses():
+        assert status.state == "running", status
+        assert status.restarts == 0, status
