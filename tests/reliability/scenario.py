@@ -13,23 +13,18 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
 
 import trio
 
 from tradercoin.actors import ActorUnavailable
-from tradercoin.exchange.sim import OrderTruth
+from tradercoin.actors.user import ActorConfig
+from tradercoin.config import PollPolicy
+from tradercoin.exchange.sim import Fault, FaultKind, OrderTruth
 from tradercoin.orders import Order, OrderStatus, order_to_wire
-from tradercoin.testing import TestSession, TestSystem, TestUser
+from tradercoin.testing import TestSession, TestSystem, TestUser, open_test_system
 
-__all__ = [
-    "Hook",
-    "Trader",
-    "check_no_double_place",
-    "check_sessions",
-    "differences",
-    "run_trading",
-    "wait_converged",
-]
+__all__ = ["Case", "Hook", "Trader", "both", "fault", "run_case", "run_trading"]
 
 EXCHANGE_STATUS = {
     "NEW": OrderStatus.NEW,
@@ -224,3 +219,116 @@ def check_actors_alive(system: TestSystem) -> None:
     for status in system.supervisor.statuses():
         assert status.state == "running", status
         assert status.restarts == 0, status
+
+
+# ------------------------------------------------------------------ cases
+
+USERS = 3
+POLL_INTERVAL = 5.0  # PollPolicy() default, polling mode
+RECONCILE = 60.0  # PollPolicy() default reconcile interval while the stream is healthy
+FILL_LATENCY = 2.0  # the simulator's MARKET fill latency
+RESOLVE = sum(ActorConfig().resolve_delays)  # an unknown outcome's queries by client id
+VANISH = 3 * POLL_INTERVAL  # three -2013 confirmations, one per poll
+QUIET = 180.0  # watched after convergence: nothing may change any more
+ORDER = "/fapi/v1/order"
+OPEN_ORDERS = "/fapi/v1/openOrders"
+
+Arm = Callable[[TestSystem, TestUser], None]
+
+
+def fault(
+    kind: FaultKind,
+    seconds: float = 0.0,
+    path: str | None = None,
+    count: int = 1,
+    *,
+    anyone: bool = False,
+) -> Arm:
+    """Arm ``kind`` for this user's keys (``count`` hits on ``path``, any path if ``None``),
+    or with ``anyone`` for whoever comes first."""
+
+    def arm(system: TestSystem, user: TestUser) -> None:
+        account = None if anyone else user.api_key
+        system.sim.inject(Fault(kind, seconds), path=path, account=account, count=count)
+
+    return arm
+
+
+def both(*arms: Arm) -> Arm:
+    def arm(system: TestSystem, user: TestUser) -> None:
+        for one in arms:
+            one(system, user)
+
+    return arm
+
+
+def skew(seconds: float) -> Arm:
+    def arm(system: TestSystem, user: TestUser) -> None:
+        system.sim.inject(Fault(FaultKind.CLOCK_SKEW, seconds))
+
+    return arm
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    recovery: float  # seconds the fault may add to POLL_INTERVAL + FILL_LATENCY
+    at_start: Arm | None = None  # armed per user before any order
+    once: Arm | None = None  # armed once (for the first user) before any order
+    before_cancels: Arm | None = None  # armed per user after the fills, before the cancels
+    stream: bool = False
+    purge: bool = False  # an order may end purged by the exchange (see _purged)
+    during: Hook | None = None  # awaited for the first user after the fills, before cancels
+    fills_at: float | None = None  # trio seconds from the start: fills wait until then
+    sim_options: dict[str, Any] = field(default_factory=dict)
+    stream_options: dict[str, Any] = field(default_factory=dict)
+    hit: Callable[[TestSystem], bool] = lambda system: system.sim.statistics().faults_hit > 0
+
+
+async def run_case(case: Case) -> None:
+    """The scenario under ``case``, then every check (see the module doc of the matrix)."""
+    async with open_test_system(
+        stream=case.stream,
+        sim_options={"volatility_scale": 0, **case.sim_options},
+        stream_options=case.stream_options or None,
+        market_fill_latency=FILL_LATENCY,
+        poll=PollPolicy(),
+    ) as system:
+        start = trio.current_time()
+        users = [await system.add_user() for _ in range(USERS)]
+        if case.stream:
+            for user in users:
+                await user.wait_stream()
+        for user in users:
+            if case.at_start is not None:
+                case.at_start(system, user)
+        if case.once is not None:
+            case.once(system, users[0])
+
+        async def before_fills(system: TestSystem, trader: Trader) -> None:
+            if case.fills_at is not None:
+                await trio.sleep_until(start + case.fills_at)
+
+        async def before_cancels(system: TestSystem, trader: Trader) -> None:
+            if case.before_cancels is not None:
+                case.before_cancels(system, trader.user)
+            if case.during is not None and trader.user is users[0]:
+                await case.during(system, trader)
+
+        traders = await run_trading(
+            system, users, before_fills=before_fills, before_cancels=before_cancels
+        )
+        await _check(system, case, traders)
+
+
+async def _check(system: TestSystem, case: Case, traders: list[Trader]) -> None:
+    bound = POLL_INTERVAL + FILL_LATENCY + case.recovery
+    await wait_converged(system, traders, bound, purged_ok=case.purge)
+    await trio.sleep(QUIET)
+    assert await differences(system, traders, purged_ok=case.purge) == []
+    await check_sessions(system, traders)
+    check_no_double_place(traders)
+    check_actors_alive(system)
+    assert case.hit(system), "the fault never hit"
+    if case.stream:
+        assert {t.user.status().stream_state for t in traders} == {"healthy"}

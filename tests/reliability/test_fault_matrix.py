@@ -6,94 +6,47 @@ For every fault, after the scenario's last action:
   ``bound = POLL_INTERVAL + FILL_LATENCY + recovery`` (``recovery``: what the fault may add,
   stated per case);
 - every session got each change exactly once, in seq order, as stored;
-- the exchange holds exactly one order per order the service accepted (nothing placed twice);
+- the exchange holds only orders the service accepted, each once (nothing placed twice);
 - every actor is running and never restarted;
 and nothing changes any more during a further quiet period (no late duplicate, no undo).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
-
 import pytest
 import trio
 
 from tests.reliability.scenario import (
+    OPEN_ORDERS,
+    ORDER,
+    RECONCILE,
+    RESOLVE,
+    VANISH,
+    Case,
     Trader,
-    check_actors_alive,
-    check_no_double_place,
-    check_sessions,
-    differences,
-    run_trading,
-    wait_converged,
+    both,
+    fault,
+    run_case,
+    skew,
 )
-from tradercoin.actors.user import ActorConfig
-from tradercoin.config import PollPolicy
 from tradercoin.exchange.sim import Fault, FaultKind, StreamConfig
-from tradercoin.testing import TestSystem, TestUser, open_test_system
+from tradercoin.testing import TestSystem
 
-USERS = 3
-POLL_INTERVAL = 5.0  # PollPolicy() default, polling mode
-RECONCILE = 60.0  # PollPolicy() default reconcile interval while the stream is healthy
-FILL_LATENCY = 2.0  # the simulator's MARKET fill latency
-RESOLVE = sum(ActorConfig().resolve_delays)  # an unknown outcome's queries by client id
-VANISH = 3 * POLL_INTERVAL  # three -2013 confirmations, one per poll
-QUIET = 180.0  # watched after convergence: nothing may change any more
-ORDER = "/fapi/v1/order"
-OPEN_ORDERS = "/fapi/v1/openOrders"
 THREE_DAYS = 3 * 86_400
 
-Arm = Callable[[TestSystem, TestUser], None]
 
-
-def fault(
-    kind: FaultKind,
-    seconds: float = 0.0,
-    path: str | None = None,
-    count: int = 1,
-    *,
-    anyone: bool = False,
-) -> Arm:
-    """Arm ``kind`` for this user's keys (``count`` hits on ``path``, any path if ``None``),
-    or with ``anyone`` for whoever comes first."""
-
-    def arm(system: TestSystem, user: TestUser) -> None:
-        account = None if anyone else user.api_key
-        system.sim.inject(Fault(kind, seconds), path=path, account=account, count=count)
-
-    return arm
-
-
-def both(*arms: Arm) -> Arm:
-    def arm(system: TestSystem, user: TestUser) -> None:
-        for one in arms:
-            one(system, user)
-
-    return arm
-
-
-def skew(seconds: float) -> Arm:
-    def arm(system: TestSystem, user: TestUser) -> None:
-        system.sim.inject(Fault(FaultKind.CLOCK_SKEW, seconds))
-
-    return arm
-
-
-@dataclass(frozen=True)
-class Case:
-    name: str
-    recovery: float  # seconds the fault may add to POLL_INTERVAL + FILL_LATENCY
-    at_start: Arm | None = None  # armed per user before any order
-    once: Arm | None = None  # armed once (for the first user) before any order
-    before_cancels: Arm | None = None  # armed per user after the fills, before the cancels
-    stream: bool = False
-    purge: bool = False  # the scenario's blackout of 3 days (see _blackout)
-    fills_at: float | None = None  # trio seconds from the start: fills wait until then
-    sim_options: dict[str, Any] = field(default_factory=dict)
-    stream_options: dict[str, Any] = field(default_factory=dict)
-    hit: Callable[[TestSystem], bool] = lambda system: system.sim.statistics().faults_hit > 0
+async def _blackout(system: TestSystem, trader: Trader) -> None:
+    """Cancel the user's first LIMIT order on the exchange's own site during a 3-day ban: when
+    the ban ends the exchange has purged it (canceled, no fill, > 3 days) and answers -2013."""
+    system.sim.inject(Fault(FaultKind.BANNED, THREE_DAYS + 60), path=OPEN_ORDERS, count=1)
+    system.supervisor.wake(trader.user.user_id)
+    await trio.sleep(0.5)
+    assert system.governor.paused_until > trio.current_time() + THREE_DAYS
+    gone = trader.accepted[3]
+    engine = system.sim.engine
+    engine.cancel(engine.orders[("BTCUSDT", trader.exchange_id(gone))])
+    trader.skip_cancel.add(gone.id or 0)  # canceled by the user, outside the service
+    await trio.sleep_until(system.governor.paused_until + 0.1)
 
 
 CASES = [
@@ -140,64 +93,10 @@ CASES = [
     Case("stream-disconnect", RECONCILE, stream=True,
          before_cancels=fault(FaultKind.DISCONNECT), hit=lambda system: True),
     # a 3-day ban, during which one order is canceled on the exchange's own site: purged
-    Case("purge", VANISH, purge=True, hit=lambda system: True),
+    Case("purge", VANISH, purge=True, during=_blackout, hit=lambda system: True),
 ]  # fmt: skip
-
-
-async def _blackout(system: TestSystem, trader: Trader) -> None:
-    """Cancel the user's first LIMIT order on the exchange's own site during a 3-day ban: when
-    the ban ends the exchange has purged it (canceled, no fill, > 3 days) and answers -2013."""
-    system.sim.inject(Fault(FaultKind.BANNED, THREE_DAYS + 60), path=OPEN_ORDERS, count=1)
-    system.supervisor.wake(trader.user.user_id)
-    await trio.sleep(0.5)
-    assert system.governor.paused_until > trio.current_time() + THREE_DAYS
-    gone = trader.accepted[3]
-    engine = system.sim.engine
-    engine.cancel(engine.orders[("BTCUSDT", trader.exchange_id(gone))])
-    trader.skip_cancel.add(gone.id or 0)  # canceled by the user, outside the service
-    await trio.sleep_until(system.governor.paused_until + 0.1)
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 async def test_fault(case: Case, autojump_clock: trio.abc.Clock) -> None:
-    async with open_test_system(
-        stream=case.stream,
-        sim_options={"volatility_scale": 0, **case.sim_options},
-        stream_options=case.stream_options or None,
-        market_fill_latency=FILL_LATENCY,
-        poll=PollPolicy(),
-    ) as system:
-        start = trio.current_time()
-        users = [await system.add_user() for _ in range(USERS)]
-        if case.stream:
-            for user in users:
-                await user.wait_stream()
-        for user in users:
-            if case.at_start is not None:
-                case.at_start(system, user)
-        if case.once is not None:
-            case.once(system, users[0])
-
-        async def before_fills(system: TestSystem, trader: Trader) -> None:
-            if case.fills_at is not None:
-                await trio.sleep_until(start + case.fills_at)
-
-        async def before_cancels(system: TestSystem, trader: Trader) -> None:
-            if case.before_cancels is not None:
-                case.before_cancels(system, trader.user)
-            if case.purge and trader.user is users[0]:
-                await _blackout(system, trader)
-
-        traders = await run_trading(
-            system, users, before_fills=before_fills, before_cancels=before_cancels
-        )
-        bound = POLL_INTERVAL + FILL_LATENCY + case.recovery
-        await wait_converged(system, traders, bound, purged_ok=case.purge)
-        await trio.sleep(QUIET)
-        assert await differences(system, traders, purged_ok=case.purge) == []
-        await check_sessions(system, traders)
-        check_no_double_place(traders)
-        check_actors_alive(system)
-        assert case.hit(system), "the fault never hit"
-        if case.stream:
-            assert {u.status().stream_state for u in users} == {"healthy"}
+    await run_case(case)

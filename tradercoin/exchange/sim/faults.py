@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Fault", "FaultKind", "FaultTable", "garble"]
+__all__ = ["Fault", "FaultKind", "FaultTable", "garble", "garble_event"]
 
 
 class FaultKind(enum.StrEnum):
@@ -41,6 +41,7 @@ class FaultKind(enum.StrEnum):
     STREAM_DELAY = "stream_delay"  # each ORDER_TRADE_UPDATE is sent ``seconds`` late
     STREAM_DROP = "stream_drop"  # ORDER_TRADE_UPDATE events are not sent
     STREAM_SILENT = "stream_silent"  # no events at all (pings go on)
+    STREAM_GARBLED = "stream_garbled"  # each ORDER_TRADE_UPDATE's order has wrong field types
     # immediate actions (count and path ignored)
     LISTEN_KEY_EXPIRED = "listen_key_expired"  # expire the account's listenKey now
     DISCONNECT = "disconnect"  # close the account's stream connections now
@@ -83,6 +84,7 @@ STREAM = frozenset(
         FaultKind.STREAM_DELAY,
         FaultKind.STREAM_DROP,
         FaultKind.STREAM_SILENT,
+        FaultKind.STREAM_GARBLED,
     }
 )
 IMMEDIATE = frozenset({FaultKind.LISTEN_KEY_EXPIRED, FaultKind.DISCONNECT, FaultKind.CLOCK_SKEW})
@@ -165,6 +167,11 @@ def garble(kind: FaultKind, payload: Any) -> bytes:
         return raw[: max(1, len(raw) // 2)]
     mangle = _swap_types if kind is FaultKind.WRONG_TYPES else _first_field_only
     return json.dumps(mangle(payload), separators=(",", ":")).encode()
+
+
+def garble_event(event: dict[str, Any]) -> dict[str, Any]:
+    """A user-stream event whose order object has every field of the wrong type."""
+    return {**event, "o": _swap_types(event.get("o"))}
 
 
 def _swap_types(value: Any) -> Any:

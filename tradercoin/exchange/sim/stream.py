@@ -31,7 +31,7 @@ import trio_websocket
 
 from tradercoin.exchange.sim.engine import Account
 from tradercoin.exchange.sim.errors import ApiError
-from tradercoin.exchange.sim.faults import STREAM, FaultKind, FaultTable
+from tradercoin.exchange.sim.faults import STREAM, FaultKind, FaultTable, garble_event
 from tradercoin.exchange.sim.scheduler import Scheduler
 
 __all__ = ["StreamConfig", "StreamHub"]
@@ -194,6 +194,8 @@ class StreamHub:
         if fault.kind is FaultKind.STREAM_DUPLICATE:
             self._deliver(key, event)
             return True
+        if fault.kind is FaultKind.STREAM_GARBLED:
+            self._deliver(key, garble_event(event))
         if fault.kind is FaultKind.STREAM_DELAY:
             self._scheduler.call_later(fault.seconds, lambda: self._deliver(key, event))
         return False
