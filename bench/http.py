@@ -535,6 +535,9 @@ def run(args: argparse.Namespace) -> None:
             with _server(db, key, workdir) as (pid, url, _):  # fresh heap for the floor
                 _ws_floor(args, url, key, pid)
     finally:
+        log = workdir / "server.log"
+        if log.exists():
+            shutil.copy(log, Path(tempfile.gettempdir()) / "tradercoin-bench-server.log")
         shutil.rmtree(workdir, ignore_errors=True)
 
 
