@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from tests.fuzzing import random_json
 from tests.http.conftest import bearer, register
 from tradercoin.exchange.protocol import SymbolInfo
 from tradercoin.http.app import MAX_BODY
@@ -176,31 +177,13 @@ async def test_poll_policy_needs_an_operator(client: Any, token: str) -> None:
     assert await _error(response, 403) == "forbidden"
 
 
-def _random_json(rng: random.Random, depth: int = 0) -> Any:
-    kind = rng.randrange(9 if depth < 2 else 7)
-    simple = [
-        None,
-        rng.random() < 0.5,
-        rng.randint(-(2**70), 2**70),
-        rng.uniform(-1e9, 1e9),
-        "".join(rng.choice("0123456789.-eE+aBUYSELLMARKET ") for _ in range(rng.randrange(12))),
-        rng.choice(["BUY", "SELL", "MARKET", "LIMIT", "GTC", "BTCUSDT", "0.01", "1e-9", ""]),
-        "x" * rng.randrange(300),
-    ]
-    if kind < len(simple):
-        return simple[kind]
-    if kind == 7:
-        return [_random_json(rng, depth + 1) for _ in range(rng.randrange(3))]
-    return {str(rng.randrange(5)): _random_json(rng, depth + 1) for _ in range(rng.randrange(3))}
-
-
 async def test_no_order_body_gets_a_server_error(client: Any, token: str) -> None:
     rng = random.Random(5)
     fields = ["symbol", "side", "type", "quantity", "price", "time_in_force", "x"]
     for _ in range(300):
         body = {
             **GOOD,
-            **{rng.choice(fields): _random_json(rng) for _ in range(rng.randrange(1, 4))},
+            **{rng.choice(fields): random_json(rng) for _ in range(rng.randrange(1, 4))},
         }
         response = await _post(client, token, body)
         assert response.status_code < 500, body

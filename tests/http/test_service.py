@@ -17,24 +17,19 @@ import trio
 from click.testing import CliRunner
 from trio_websocket import ConnectionClosed, open_websocket_url
 
+from tests.inproc import next_message, running_service
+from tests.inproc import register as _register
+from tests.inproc import ws_url as _ws_url
 from tradercoin.cli import main as cli
-from tradercoin.config import Settings
-from tradercoin.http.security import Passwords
-from tradercoin.service import Service, open_service
-from tradercoin.store import Role, generate_key
+from tradercoin.service import Service
+from tradercoin.store import Role
 
 LIVE_TIMEOUT = 30  # a MARKET order fills after the simulator's latency; polls every 5 s
 
 
 @pytest.fixture
 async def service(tmp_path: Path) -> AsyncIterator[Service]:
-    settings = Settings(
-        database_url=f"sqlite:///{tmp_path}/service.db",
-        master_key=generate_key(),
-        port=0,
-        sim_port=0,
-    )
-    async with open_service(settings, passwords=Passwords.fast_for_tests()) as running:
+    async with running_service(tmp_path) as running:
         yield running
 
 
@@ -44,27 +39,9 @@ async def http(service: Service) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-async def _register(http: httpx.AsyncClient, name: str) -> dict[str, str]:
-    response = await http.post(
-        "/api/auth/register", json={"username": name, "password": "pass word 1"}
-    )
-    assert response.status_code == 201, response.text
-    http.cookies.clear()
-    return {"Authorization": f"Bearer {response.json()['token']}"}
-
-
-def _ws_url(service: Service, headers: dict[str, str], since: int | None = None) -> str:
-    token = headers["Authorization"].removeprefix("Bearer ")
-    base = service.url.replace("http://", "ws://")
-    return f"{base}/ws?token={token}" + ("" if since is None else f"&since={since}")
-
-
 async def _next(ws: Any, kind: str) -> dict[str, Any]:
     with trio.fail_after(LIVE_TIMEOUT):
-        while True:
-            message: dict[str, Any] = json.loads(await ws.get_message())
-            if message["type"] == kind:
-                return message
+        return await next_message(ws, kind)
 
 
 async def _until_status(ws: Any, order_id: int, status: str) -> list[dict[str, Any]]:
