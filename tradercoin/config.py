@@ -70,6 +70,7 @@ class Settings:
     master_key: str | None = None
     master_key_file: Path = Path("./tradercoin.key")
     exchange: str = "sim"
+    exchange_ws: str | None = None  # the user-stream base of a URL exchange (default: derived)
     host: str = "127.0.0.1"
     port: int = 8080
     sim_host: str = "127.0.0.1"
@@ -90,8 +91,8 @@ class Settings:
             return EXCHANGE_URLS[self.exchange]
         if self.exchange.startswith(("http://", "https://")):
             rest = self.exchange.rstrip("/")
-            ws = "ws" + rest[len("http") :]
-            return rest, ws
+            ws = self.exchange_ws or "ws" + rest[len("http") :]
+            return rest, ws.rstrip("/")
         raise ConfigError(
             f"exchange: {self.exchange!r} is not 'sim', 'binance', 'binance-testnet' or an "
             "http(s) URL; set TRADERCOIN_EXCHANGE or --exchange"

@@ -7,18 +7,16 @@ These touch a real database (worker threads) and sockets, so they run without au
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator, Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
+from tests.procs import free_port, wait_healthy
 from tradercoin.clock import FixedEpochClock
 from tradercoin.config import Settings
 from tradercoin.http.app import create_app
@@ -91,17 +89,10 @@ async def add_orders(store: Store, user: User, count: int, symbol: str = "BTCUSD
 # ----------------------------------------------------------------- a real `tradercoin serve`
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[str]:
     """``tradercoin serve`` in a subprocess; its base URL once /healthz answers."""
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "TRADERCOIN_PORT": str(port),
@@ -113,23 +104,10 @@ def server(tmp_path: Path) -> Iterator[str]:
     process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path)
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_healthy(url, process, tmp_path / "serve.log")
+        wait_healthy(url, process, tmp_path / "serve.log")
         yield url
     finally:
         process.terminate()
         process.wait(timeout=15)
         log.close()
     assert process.returncode == 0, (tmp_path / "serve.log").read_text()[-2000:]
-
-
-def _wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    for _ in range(300):
-        if process.poll() is not None:
-            pytest.fail(f"tradercoin serve exited: {log.read_text()[-2000:]}")
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    pytest.fail("tradercoin serve did not become healthy")
