@@ -72,6 +72,18 @@ async def test_a_body_that_is_not_utf8(client: Any, token: str) -> None:
     assert await _error(response, 400) == "malformed_json"
 
 
+@pytest.mark.parametrize("opener", ["[", '{"a":'])
+async def test_json_nested_too_deeply_is_malformed_not_a_500(
+    client: Any, token: str, opener: str
+) -> None:
+    response = await client.post(
+        "/api/orders",
+        data=opener * (MAX_BODY // len(opener) - 1),  # json.loads hits its recursion limit
+        headers={**bearer(token), "Content-Type": "application/json"},
+    )
+    assert await _error(response, 400) == "malformed_json"
+
+
 async def test_json_that_is_not_an_object(client: Any, token: str) -> None:
     assert await _error(await _post(client, token, [GOOD]), 400) == "malformed_json"
 

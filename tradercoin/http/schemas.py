@@ -138,7 +138,7 @@ async def read_body(model: type[M]) -> M:
     raw = await request.get_data()
     try:
         data = json.loads(raw, parse_float=Decimal)
-    except ValueError:  # UnicodeDecodeError (not UTF-8) is a ValueError too
+    except (ValueError, RecursionError):  # not UTF-8; nested too deeply (RecursionError)
         raise ApiError(400, "malformed_json", "the body is not valid JSON") from None
     if not isinstance(data, dict):
         raise ApiError(400, "malformed_json", "the body must be a JSON object")

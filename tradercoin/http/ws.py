@@ -297,8 +297,8 @@ class WsSession:
 
     async def _handle_message(self, raw: str | bytes) -> None:
         try:
-            message = json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
+            message = parse_frame(raw)
+        except ValueError:
             await self._error("bad_message", "send JSON text frames")
             return
         kind = message.get("type") if isinstance(message, dict) else None
@@ -317,6 +317,19 @@ class WsSession:
 
     async def _error(self, code: str, message: str) -> None:
         await self.send({"type": "error", "code": code, "message": message})
+
+
+def parse_frame(raw: str | bytes) -> Any:
+    """A client frame's JSON.
+
+    Raises:
+        ValueError: not JSON, not UTF-8, or nested too deeply for the parser (its
+            RecursionError, which a 16 KiB frame of ``[`` reaches, is not a ValueError).
+    """
+    try:
+        return json.loads(raw)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
 
 
 def _user(user: User) -> dict[str, Any]:
@@ -402,7 +415,7 @@ async def _token_user(ctx: HttpContext, token: str | None) -> User | None:
 async def _first_message_user(ctx: HttpContext, socket: AsgiSocket) -> User | None:
     with trio.move_on_after(AUTH_TIMEOUT):
         try:
-            message = json.loads(await socket.receive())
+            message = parse_frame(await socket.receive())
         except (ValueError, Disconnected):
             return None
         if isinstance(message, dict) and message.get("type") == "auth":
