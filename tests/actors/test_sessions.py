@@ -100,7 +100,7 @@ async def test_bad_keys_park_the_actor_alert_the_user_and_new_keys_resume_it(
         await system.store.set_credentials(alice.user_id, creds)
         resumed_at = trio.current_time()
         await system.supervisor.credentials_changed(alice.user_id)
-        await trio.sleep(5)
+        await trio.sleep(6)  # the poll at once, then one after the 5 s interval
         assert alice.status().state == "running"
         assert [r.status for r in alice.requests() if r.time >= resumed_at] == [200, 200]
 

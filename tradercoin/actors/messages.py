@@ -25,6 +25,7 @@ __all__ = [
     "ActorStatus",
     "ActorUnavailable",
     "AttachSession",
+    "BudgetGranted",
     "CancelOrder",
     "CredentialsChanged",
     "DetachSession",
@@ -145,7 +146,7 @@ class Stop:
     """Finish the current step and return from ``run``."""
 
 
-# ---------------------------------------------------------------- stream task -> its actor
+# ---------------------------------------------------------------- an actor's own tasks -> it
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +164,13 @@ class StreamChanged:
     reason: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class BudgetGranted:
+    """The governor let the actor's queued poll spend ``weight`` (already recorded)."""
+
+    weight: int
+
+
 Message: TypeAlias = (
     PlaceOrder
     | CancelOrder
@@ -174,6 +182,7 @@ Message: TypeAlias = (
     | Stop
     | StreamUpdates
     | StreamChanged
+    | BudgetGranted
 )
 
 

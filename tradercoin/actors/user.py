@@ -36,6 +36,7 @@ from tradercoin.actors.messages import (
     ActorState,
     ActorUnavailable,
     AttachSession,
+    BudgetGranted,
     CancelOrder,
     CredentialsChanged,
     DetachSession,
@@ -188,7 +189,7 @@ class UserActor:
         self._by_client_id: dict[str, int] = {}
         self._missing: dict[int, int] = {}
         self._next_at = math.inf  # trio time of the next poll, fixed when it is scheduled
-        self._defer_until = -math.inf  # no room at the governor until then
+        self._queued = False  # a task waits in the governor's queue for this actor's poll
         self._polling = False
         self._prepaid = 0  # weight a cycle paid for up front and has not used yet
         self._unsettled: set[int] = set()  # left the open set, not yet asked about
@@ -251,13 +252,24 @@ class UserActor:
                 await self._handle(message)
 
     async def _poll_when_room(self) -> None:
-        """Poll with the cycle's planned weight paid up front; when the governor has no room
-        for it, defer and keep serving messages (stream events, places) until it has."""
+        """Poll with the cycle's planned weight paid up front. When the governor has no room
+        for it, a helper task queues for it (first come, first served) while the actor
+        keeps serving messages (stream events, places); :class:`BudgetGranted` resumes."""
         weight = self._planned_weight()
-        if not self._governor.try_spend(weight):
-            self._defer_until = self._governor.room_at(weight)
-            return
-        self._defer_until = -math.inf
+        if self._governor.try_spend(weight):
+            await self._poll_prepaid(weight)
+        elif not self._queued and self._nursery is not None:
+            self._queued = True
+            self._nursery.start_soon(self._queue_for_budget, weight)
+
+    async def _queue_for_budget(self, weight: int) -> None:
+        await self._governor.spend(weight)
+        await self._inbox.send(BudgetGranted(weight))
+
+    async def _poll_prepaid(self, weight: int) -> None:
+        self._queued = False
+        if self.state == "parked" or not self._pending:
+            return  # things changed while the budget was awaited
         self._prepaid = weight
         await self.poll()
 
@@ -284,6 +296,8 @@ class UserActor:
                 await self._on_stream_updates(updates)
             case StreamChanged(state, reason):
                 self._on_stream_changed(state, reason)
+            case BudgetGranted(weight):
+                await self._poll_prepaid(weight)
 
     async def _answer(
         self, reply: Reply, handler: Callable[..., Awaitable[Any]], *args: Any
@@ -320,15 +334,23 @@ class UserActor:
         """Trio time of the next poll (``inf`` when nothing is pending or the actor is parked)."""
         if self.state == "parked" or not self._pending:
             return math.inf
+        if self._queued:
+            return math.inf  # a poll waits for its budget; BudgetGranted starts it
         due = trio.current_time() if self._poll_now else self._next_at
-        return max(due, self._defer_until, self._governor.paused_until)
+        return max(due, self._governor.paused_until)
 
     def _schedule(self) -> None:
-        """Fix the next poll: the next tick of this actor's grid at the interval in force now.
-
-        Later changes (policy, stretch, fast orders, stream) apply from that deadline on.
-        """
+        """Fix the first poll after idling: the next tick of this actor's phase grid, so that
+        actors spread over the interval. Later changes apply from that deadline on."""
         self._next_at = next_tick(trio.current_time(), self.effective_interval(), self._phase)
+
+    def _schedule_next(self) -> None:
+        """Fix the poll after this one: one interval (in force now) after its end.
+
+        Not the grid: the stretched interval moves whenever any user's demand does, and a
+        grid that keeps moving would put the next tick anywhere in (0, interval].
+        """
+        self._next_at = trio.current_time() + self.effective_interval()
 
     def _declare_demand(self) -> None:
         if not self._pending or self.state == "parked":
@@ -593,9 +615,9 @@ class UserActor:
         log.info("user %d cycle start: checking %d pending orders", self.user_id, len(pending))
         try:
             changes = await self._poll_cycle(pending)
-        except _NoRoom as no_room:
-            self._defer_until = self._governor.room_at(no_room.weight)
-            log.info("user %d cycle deferred: the weight budget is spent", self.user_id)
+        except _NoRoom:  # only unplanned requests raise it, and _settle catches those
+            log.info("user %d cycle cut short: the weight budget is spent", self.user_id)
+            self._after_cycle()
             return
         except ExchangeError as exc:
             self._after_cycle()
@@ -624,7 +646,7 @@ class UserActor:
         self.last_poll = self.now()
         self._note_cycle_weight()
         self._declare_demand()
-        self._schedule()  # from the end of the cycle
+        self._schedule_next()
 
     async def _poll_batched(self, pending: list[Order]) -> list[OrderChange | None]:
         seen: dict[str, ExchangeUpdate] = {}
