@@ -11,6 +11,12 @@ Poll (``strategy="batched"``): one ``GET openOrders`` per symbol with pending or
 that filled. ``strategy="per-order"`` is the seed's worker (``GET order`` for every pending
 order every interval), kept only as the benchmark's baseline.
 
+Scheduling: the first poll after idling falls on the actor's phase of the interval (actors
+spread out); each next one comes one interval (policy, fast orders, stream, governor stretch
+as in force then) after the end of the last. A cycle pays its planned weight up front; when the
+budget is spent, a helper task queues for it at the governor (first come, first served) while
+the actor keeps serving its mailbox, so a stream event or a place never waits behind a budget.
+
 Error handling: exchange errors during a poll are counted and retried at the next deadline;
 429/418 go to the governor, which pauses everyone; bad keys park the actor and alert the
 user's sessions until the keys change. Anything else (a bug, a store failure) escapes
