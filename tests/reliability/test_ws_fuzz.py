@@ -161,3 +161,22 @@ async def test_fuzz_leaves_the_server_and_other_sessions_alive(
                 await _usable(ws)
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert errors == [], [r.getMessage() for r in errors]
+
+
+@pytest.mark.parametrize("since", [10**30, 10**6])
+async def test_a_resume_beyond_the_newest_seq_is_a_resync_and_updates_still_flow(
+    tmp_path: Any, since: int
+) -> None:
+    async with (
+        running_service(tmp_path) as service,
+        httpx.AsyncClient(base_url=service.url) as http,
+    ):
+        alice = await register(http, "alice")
+        with trio.fail_after(LIVE_TIMEOUT):
+            async with open_websocket_url(ws_url(service, alice)) as ws:
+                hello = await next_message(ws, "hello")
+                await ws.send_message(json.dumps({"type": "resume", "since": since}))
+                assert (await next_message(ws, "resync"))["seq"] == hello["seq"]
+                seqs: list[int] = []
+                await _trade_and_ping(http, ws, alice, seqs)
+        assert seqs == list(range(1, len(seqs) + 1))

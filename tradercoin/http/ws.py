@@ -161,10 +161,7 @@ class WsSession:
                 latest = self.last_seq = await self.ctx.store.latest_seq(self.user.id)
                 await self.send({"type": "hello", "seq": latest, "user": _user(self.user)})
                 since = latest if self._since is None else self._since
-                if since > latest:  # the client's seq is from another history (a reset DB)
-                    await self.send({"type": "resync", "seq": latest})
-                    since = latest
-                await self.attach(since)
+                await self.attach(await self._known_seq(since, latest))
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(self._reader)
                     await self._writer()
@@ -309,11 +306,21 @@ class WsSession:
             if type(since) is not int or since < 0:
                 await self._error("bad_message", "resume needs an integer since >= 0")
                 return
-            await self.attach(since)
+            await self.attach(await self._known_seq(since))
         elif kind == "auth":
             await self._error("already_authenticated", "this connection is authenticated")
         else:
             await self._error("unknown_type", "type must be ping or resume")
+
+    async def _known_seq(self, since: int, latest: int | None = None) -> int:
+        """``since``, or the newest seq after a ``resync`` when ``since`` is beyond it (a seq
+        from another history, e.g. a reset DB: kept, it would hide every update up to it)."""
+        if latest is None:
+            latest = await self.ctx.store.latest_seq(self.user.id)
+        if since <= latest:
+            return since
+        await self.send({"type": "resync", "seq": latest})
+        return latest
 
     async def _error(self, code: str, message: str) -> None:
         await self.send({"type": "error", "code": code, "message": message})
