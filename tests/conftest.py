@@ -8,8 +8,12 @@ one is a failure instead.
 from __future__ import annotations
 
 import os
+import uuid
+from collections.abc import Iterator
 
+import psycopg
 import pytest
+from sqlalchemy.engine import make_url
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 PG_URL = os.environ.get(
@@ -22,3 +26,29 @@ def missing(reason: str) -> None:
     if IN_CI:
         pytest.fail(f"required under CI=true: {reason}")
     pytest.skip(reason)
+
+
+def pg_conninfo() -> str:
+    """PG_URL as a libpq connection string (for psycopg without SQLAlchemy)."""
+    return make_url(PG_URL).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+@pytest.fixture
+def pg_schema_url() -> Iterator[str]:
+    """A PostgreSQL URL whose search_path is a fresh, empty schema (dropped afterwards, on a
+    new connection, so a test may restart the server in between)."""
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    try:
+        with psycopg.connect(pg_conninfo(), autocommit=True, connect_timeout=3) as admin:
+            admin.execute(f"CREATE SCHEMA {schema}")
+    except psycopg.OperationalError as error:
+        missing(f"PostgreSQL unreachable at {PG_URL}: {str(error).splitlines()[0]}")
+    try:
+        yield (
+            make_url(PG_URL)
+            .update_query_dict({"options": f"-csearch_path={schema}"})
+            .render_as_string(hide_password=False)
+        )
+    finally:
+        with psycopg.connect(pg_conninfo(), autocommit=True, connect_timeout=10) as admin:
+            admin.execute(f"DROP SCHEMA {schema} CASCADE")

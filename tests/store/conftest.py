@@ -3,45 +3,17 @@ schema per test, dropped afterwards)."""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
 
-import psycopg
 import pytest
-from sqlalchemy.engine import make_url
 
-from tests.conftest import PG_URL, missing
 from tradercoin.clock import FixedEpochClock
 from tradercoin.orders import OrderChange, OrderType, Side, TimeInForce, new_order
 from tradercoin.store import SecretBox, Store, User, generate_key, open_store
 
 EPOCH_MS = 1_750_000_000_000
-
-
-def _pg_conninfo() -> str:
-    return make_url(PG_URL).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
-@pytest.fixture
-def pg_schema_url() -> Iterator[str]:
-    """A PostgreSQL URL whose search_path is a fresh, empty schema (dropped afterwards)."""
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    try:
-        admin = psycopg.connect(_pg_conninfo(), autocommit=True, connect_timeout=3)
-    except psycopg.OperationalError as error:
-        missing(f"PostgreSQL unreachable at {PG_URL}: {str(error).splitlines()[0]}")
-    with admin:
-        admin.execute(f"CREATE SCHEMA {schema}")
-        try:
-            yield (
-                make_url(PG_URL)
-                .update_query_dict({"options": f"-csearch_path={schema}"})
-                .render_as_string(hide_password=False)
-            )
-        finally:
-            admin.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

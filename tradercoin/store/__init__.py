@@ -6,6 +6,7 @@ thread and returns plain frozen dataclasses.
 
 from tradercoin.store.errors import (
     BadDatabaseURL,
+    CommitUnknown,
     CredentialsError,
     DuplicateUser,
     OrderConflict,
@@ -21,6 +22,7 @@ __all__ = [
     "EVENT_RETENTION_S",
     "MAX_PAGE_SIZE",
     "BadDatabaseURL",
+    "CommitUnknown",
     "CredentialInfo",
     "CredentialsError",
     "DuplicateUser",

@@ -23,7 +23,7 @@ from sqlalchemy import event, exc
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.pool import StaticPool
 
-from tradercoin.store.errors import BadDatabaseURL, StoreError
+from tradercoin.store.errors import BadDatabaseURL, CommitUnknown, StoreError
 
 __all__ = ["Database", "create_engine", "is_transient", "one_line"]
 
@@ -41,7 +41,7 @@ class RunSync(Protocol):
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
 SQLITE_CACHE_KIB = 16384  # per connection: the hot index pages of 1M orders stay in memory
-MAX_CONNECTION_RETRIES = 5
+MAX_CONNECTION_RETRIES = 22  # with backoff(): about 15 s, long enough for a server restart
 FIX_URL = "use sqlite:///path/to.db, sqlite:///:memory: or postgresql+psycopg://user@host:5432/db"
 
 
@@ -124,7 +124,22 @@ def is_transient(error: exc.DBAPIError) -> bool:
     if isinstance(error, exc.OperationalError) and "locked" in str(error.orig).lower():
         return True
     sqlstate = getattr(error.orig, "sqlstate", None)
-    return sqlstate in ("40001", "40P01") or bool(error.connection_invalidated)
+    return (
+        sqlstate in ("40001", "40P01") or bool(error.connection_invalidated) or _server_gone(error)
+    )
+
+
+def _server_gone(error: exc.DBAPIError) -> bool:
+    """PostgreSQL is unreachable for now (restarting, shutting down, refusing connections):
+    a connection failure without SQLSTATE, a connection exception (08xxx) or an operator
+    intervention (57P01-57P03). SQLite's errors carry no ``sqlstate`` at all."""
+    if not isinstance(error, exc.OperationalError) or not hasattr(error.orig, "sqlstate"):
+        return False
+    sqlstate: str | None = getattr(error.orig, "sqlstate", None)
+    return sqlstate is None or sqlstate.startswith("08") or sqlstate in _OPERATOR_INTERVENTION
+
+
+_OPERATOR_INTERVENTION = ("57P01", "57P02", "57P03")
 
 
 def _is_lock(error: exc.DBAPIError) -> bool:
@@ -202,10 +217,20 @@ class Database:
             return fn(conn, *args)
 
     def _run_write(self, fn: Callable[..., T], args: Any) -> T:
+        """One transaction. A failure before COMMIT rolls back (safe to retry); a failure of
+        the COMMIT itself may or may not have committed, so it is never retried."""
         with self.engine.connect() as conn:
             conn.execution_options(tradercoin_write=True)
-            with conn.begin():
-                return fn(conn, *args)
+            transaction = conn.begin()
+            result = fn(conn, *args)  # on failure, closing the connection rolls back
+            try:
+                transaction.commit()
+            except exc.DBAPIError as error:
+                raise CommitUnknown(
+                    f"database {self.url}: the connection failed during COMMIT "
+                    f"({one_line(error)}); the write may or may not be stored"
+                ) from None
+            return result
 
     def run_write_sync(self, fn: Callable[..., T], *args: Any) -> T:
         """The thread body of :meth:`write`, for callers already in a worker thread."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 __all__ = [
     "BadDatabaseURL",
+    "CommitUnknown",
     "CredentialsError",
     "DuplicateUser",
     "OrderConflict",
@@ -34,6 +35,13 @@ class OrderConflict(StoreError):
     """A change cannot be stored as given (unknown order id, duplicate client order id, ...).
 
     Only the caller that submitted the change receives it; the rest of its batch commits.
+    """
+
+
+class CommitUnknown(StoreError):
+    """The connection failed while COMMIT was in flight: the write may or may not be stored.
+
+    Never retried (a retry could store it twice); the caller re-reads to learn the outcome.
     """
 
 
