@@ -67,7 +67,7 @@ class PollPolicy:
 @dataclass(frozen=True, slots=True)
 class Settings:
     database_url: str = "sqlite:///./tradercoin.db"
-    master_key: str | None = None
+    master_key: str | None = dataclasses.field(default=None, repr=False)  # never shown
     master_key_file: Path = Path("./tradercoin.key")
     exchange: str = "sim"
     exchange_ws: str | None = None  # the user-stream base of a URL exchange (default: derived)

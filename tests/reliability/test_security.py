@@ -9,21 +9,26 @@ test_row_copied_to_another_user_does_not_decrypt (and tests/store/test_secrets.p
 
 from __future__ import annotations
 
+import base64
+import binascii
+import contextlib
 import json
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 import httpx
 import pytest
 import trio
-from trio_websocket import open_websocket_url
+from trio_websocket import ConnectionRejected, open_websocket_url
 
-from tests.inproc import next_message, register, running_service, ws_url
+from tests.inproc import PASSWORD, next_message, register, running_service, ws_url
 from tradercoin.service import Service
-from tradercoin.store import Role
+from tradercoin.store import Role, generate_key
 
 LIVE_TIMEOUT = 30  # a MARKET order fills after the simulator's latency; polls every 5 s
 Headers = dict[str, str]
@@ -314,3 +319,262 @@ async def test_every_route_and_ws_isolate_users_and_roles(world: World) -> None:
     for check in ROUTES.values():
         await check(world)
     await _ws_isolation(world)
+
+
+# ------------------------------------------------------------------------ secrets stay secret
+
+MASTER_KEY = generate_key()
+PASSWORDS = {"alice": "alice-Pw-q8Zt!2/+", "bob": "bob-Pw-77Xk#&?", "root": "root-Pw-Hh5$s="}
+BOGUS_KEY = "carolKeyNotKnownToTheExchange0123456789abcdefABCDEF0123456789xyz"
+BOGUS_SECRET = "carolSecretValue9876543210ZYXWVUTSRQPONMLKJIHGFEDCBAzyxwvutsrqpo"
+AUTH_PATHS = ("/api/auth/register", "/api/auth/login")  # where a token is the answer
+
+
+def encodings(secret: str) -> set[str]:
+    """The value and its obvious encodings (base64, url-safe base64, hex, url-encoding); for
+    the master key also those of the raw key bytes it encodes."""
+    raws = [secret.encode()]
+    with contextlib.suppress(binascii.Error, ValueError):
+        raws.append(base64.urlsafe_b64decode(secret + "=" * (-len(secret) % 4)))
+    found = {secret, quote(secret, safe=""), quote_plus(secret)}
+    for raw in raws:
+        found |= {raw.hex(), raw.hex().upper()}
+        for b64 in (base64.b64encode(raw), base64.urlsafe_b64encode(raw)):
+            found |= {b64.decode(), b64.decode().rstrip("=")}
+    return {f for f in found if len(f) >= 8}
+
+
+@dataclass
+class Capture:
+    """Everything the run showed: (where, text) pairs."""
+
+    seen: list[tuple[str, str]] = field(default_factory=list)
+
+    def add(self, where: str, text: str) -> None:
+        self.seen.append((where, text))
+
+    async def response(self, response: httpx.Response) -> None:
+        await response.aread()
+        request = response.request
+        where = f"{request.method} {request.url.path}"
+        headers = "\n".join(f"{k}: {v}" for k, v in response.headers.multi_items())
+        self.add(where, f"{response.status_code}\n{headers}\n{response.text}")
+
+    def leaks(self, secrets: dict[str, str], tokens: dict[str, str]) -> list[str]:
+        found = []
+        for where, text in self.seen:
+            legit_token = where.removeprefix("POST ") in AUTH_PATHS
+            for name, value in {**secrets, **({} if legit_token else tokens)}.items():
+                for form in encodings(value):
+                    if (at := text.find(form)) >= 0:
+                        found.append(f"{name} in {where}: {text[max(0, at - 200) : at]!r}")
+        return found
+
+
+async def _read_until(
+    ws: Any, capture: Capture, label: str, done: Callable[[dict[str, Any]], bool]
+) -> None:
+    """Capture ``ws``'s messages until one satisfies ``done``."""
+    with trio.fail_after(LIVE_TIMEOUT):
+        while True:
+            text = await ws.get_message()
+            capture.add(f"ws {label}", text)
+            if done(json.loads(text)):
+                return
+
+
+def _is(kind: str, **data: Any) -> Callable[[dict[str, Any]], bool]:
+    def check(message: dict[str, Any]) -> bool:
+        got = message.get("data") or {}
+        return message["type"] == kind and all(got.get(k) == v for k, v in data.items())
+
+    return check
+
+
+async def _session(http: httpx.AsyncClient, name: str, *, register: bool) -> Headers:
+    path = "/api/auth/register" if register else "/api/auth/login"
+    response = await http.post(path, json={"username": name, "password": PASSWORDS[name]})
+    assert response.status_code in (200, 201), response.text
+    http.cookies.clear()
+    return {"Authorization": f"Bearer {response.json()['token']}"}
+
+
+async def _trade(http: httpx.AsyncClient, ws: Any, who: Headers, capture: Capture) -> None:
+    """A MARKET fill, a LIMIT placed then canceled, an order the exchange refuses."""
+    market = {"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "quantity": "0.010"}
+    filled = (await http.post("/api/orders", json=market, headers=who)).json()["data"]
+    limit = {**market, "type": "LIMIT", "price": "30000.0", "time_in_force": "GTC"}
+    resting = (await http.post("/api/orders", json=limit, headers=who)).json()["data"]
+    await _read_until(ws, capture, "alice", _is("order_update", id=resting["id"], status="new"))
+    await http.delete(f"/api/orders/{resting['id']}", headers=who)
+    await _read_until(ws, capture, "alice", _is("order_update", id=filled["id"], status="filled"))
+    refused = {**limit, "price": "99999999.0"}  # outside the exchange's price band
+    await http.post("/api/orders", json=refused, headers=who)
+
+
+async def _bad_keys(http: httpx.AsyncClient, ws: Any, who: Headers, capture: Capture) -> None:
+    """Keys the exchange does not know: the actor parks and the user gets an alert."""
+    body = {"api_key": BOGUS_KEY, "api_secret": BOGUS_SECRET}
+    assert (await http.put("/api/credentials", json=body, headers=who)).status_code == 200
+    await http.get("/api/credentials", headers=who)
+    market = {"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "quantity": "0.010"}
+    await http.post("/api/orders", json=market, headers=who)
+    await _read_until(ws, capture, "bob", _is("alert"))
+
+
+async def _errors(http: httpx.AsyncClient, tokens: dict[str, str]) -> None:
+    """Wrong passwords up to the throttle, a password typed as a username, broken tokens,
+    malformed bodies, unknown orders."""
+    for _ in range(12):
+        wrong = {"username": "alice", "password": PASSWORDS["bob"]}
+        if (await http.post("/api/auth/login", json=wrong)).status_code == 429:
+            break
+    await http.post("/api/auth/login", json={"username": PASSWORDS["root"], "password": "x" * 9})
+    for token in tokens.values():
+        broken = {"Authorization": f"Bearer {token[:-3]}abc"}
+        await http.get("/api/orders", headers=broken)
+        await http.get("/api/orders", headers={"Cookie": f"tc_session={token}x"})
+    who = {"Authorization": f"Bearer {tokens['alice']}", "Content-Type": "application/json"}
+    await http.post("/api/orders", content=b'{"symbol": ', headers=who)
+    await http.delete("/api/orders/987654", headers=who)
+    await http.put("/api/credentials", json={"api_key": PASSWORDS["alice"]}, headers=who)
+
+
+async def _operator_calls(http: httpx.AsyncClient, root: Headers, users: list[int]) -> None:
+    await http.get("/api/admin/actors", headers=root)
+    await http.get("/api/admin/governor", headers=root)
+    for user_id in users:
+        path = f"/api/admin/users/{user_id}/poll-policy"
+        await http.get(path, headers=root)
+        await http.put(path, json={"interval": "2s"}, headers=root)
+    for path in ("/metrics", "/readyz", "/healthz", "/openapi.json", "/api/symbols"):
+        await http.get(path)
+
+
+async def _ws_refusals(service: Service, tokens: dict[str, str], capture: Capture) -> None:
+    """Every token, presented from a foreign Origin: refused, and the refusal says nothing."""
+    base = service.url.replace("http://", "ws://")
+    evil = [("Origin", "https://evil.example")]
+    for token in tokens.values():
+        with pytest.raises(ConnectionRejected) as refused:
+            async with open_websocket_url(f"{base}/ws?token={token}", extra_headers=evil):
+                pass
+        capture.add("ws refused", f"{refused.value!r} {refused.value.body!r}")
+
+
+def _browser_side(record: logging.LogRecord) -> bool:
+    """A DEBUG record of the test's own clients (the browser), which rightly hold tokens:
+    httpcore's trace of a response from the service (its Set-Cookie), trio-websocket's
+    "Connecting to .../ws?token=". (The service's own exchange client and user stream are
+    traced by the same libraries, but never see our cookie or connect to /ws.)"""
+    message = record.getMessage()
+    if record.name.startswith("httpcore"):
+        return "tc_session=" in message
+    return record.name == "trio-websocket" and "/ws?token=" in message
+
+
+async def test_no_seeded_secret_appears_in_anything_a_full_run_shows(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    capture = Capture()
+    hooks = {"response": [capture.response]}
+    async with (
+        running_service(tmp_path, master_key=MASTER_KEY) as service,
+        httpx.AsyncClient(base_url=service.url, event_hooks=hooks) as http,
+    ):
+        tokens: dict[str, str] = {}
+        for name in ("alice", "bob"):
+            tokens[name] = (await _session(http, name, register=True))["Authorization"][7:]
+        hashed = await service.ctx.passwords.hash(PASSWORDS["root"])
+        await service.store.create_user("root", hashed, Role.OPERATOR)
+        root = await _session(http, "root", register=False)
+        tokens["root"] = root["Authorization"][7:]
+        users = [u.id for u in await service.store.list_users()]
+        secrets = {"master key": MASTER_KEY, "bogus api key": BOGUS_KEY}
+        secrets |= {f"password {k}": v for k, v in PASSWORDS.items()}
+        secrets["bogus api secret"] = BOGUS_SECRET
+        for user_id in users:
+            creds = await service.store.get_credentials(user_id)
+            if creds is not None:
+                secrets[f"api key {user_id}"] = creds.api_key
+                secrets[f"api secret {user_id}"] = creds.api_secret
+        base = service.url.replace("http://", "ws://")
+        async with (
+            open_websocket_url(f"{base}/ws") as alice_ws,
+            open_websocket_url(f"{base}/ws") as bob_ws,
+        ):
+            for ws, name in ((alice_ws, "alice"), (bob_ws, "bob")):
+                await ws.send_message(json.dumps({"type": "auth", "token": tokens[name]}))
+                await _read_until(ws, capture, name, _is("hello"))
+            bob = {"Authorization": f"Bearer {tokens['bob']}"}
+            alice = {"Authorization": f"Bearer {tokens['alice']}"}
+            await _trade(http, alice_ws, alice, capture)
+            await _bad_keys(http, bob_ws, bob, capture)
+        await _operator_calls(http, root, users)
+        await _errors(http, tokens)
+        await _ws_refusals(service, tokens, capture)
+        await http.post("/api/auth/logout", headers=alice)
+        for part in (service, service.settings, service.ctx, service.exchange, service.store):
+            capture.add(f"repr {type(part).__name__}", repr(part))
+        for status in service.supervisor.statuses():
+            capture.add("actor status", repr(status))
+        for user_id in users:
+            capture.add("credentials repr", repr(await service.store.get_credentials(user_id)))
+    for record in caplog.records:
+        if not _browser_side(record):
+            capture.add(f"log {record.name}", caplog.handler.format(record))
+    assert len(secrets) >= 10 and len(tokens) == 3
+    everything = "\n".join(text for _, text in capture.seen)
+    for shown in ("credentials_rejected", "order_update", "tradercoin_http_requests", "parked"):
+        assert shown in everything  # the run really did what the scan is about
+    assert "\n429\n" in everything and "retry-after" in everything  # login throttled
+    leaks = capture.leaks(secrets, tokens)
+    assert leaks == [], "\n".join(leaks)
+
+
+# ------------------------------------------------------------------------ sessions
+
+
+async def test_sessions_strict_cookies_throttled_logins_and_ws_origins(tmp_path: Path) -> None:
+    async with (
+        running_service(tmp_path) as service,
+        httpx.AsyncClient(base_url=service.url) as http,
+    ):
+        await register(http, "alice")
+        login = await http.post("/api/auth/login", json={"username": "alice", "password": PASSWORD})
+        cookie = login.headers["set-cookie"]
+        attributes = {part.strip().split("=")[0].lower() for part in cookie.split(";")}
+        assert {"httponly", "path"} <= attributes
+        assert "samesite=strict" in cookie.lower().replace(" ", "")
+        token = login.json()["token"]
+        http.cookies.clear()
+
+        wrong = {"username": "alice", "password": "not the password"}
+        answers = [await http.post("/api/auth/login", json=wrong) for _ in range(20)]
+        statuses = [a.status_code for a in answers]
+        first = statuses.index(429)  # refused as wrong until the throttle, then throttled
+        assert set(statuses[:first]) == {401} and set(statuses[first:]) == {429}
+        assert int(answers[first].headers["Retry-After"]) > 0
+        right = await http.post("/api/auth/login", json={"username": "alice", "password": PASSWORD})
+        assert right.status_code == 429  # even the right password waits out the throttle
+
+        base = service.url.replace("http://", "ws://")
+        by_cookie = [("Cookie", f"tc_session={token}")]
+        for origin in (
+            "https://evil.example",
+            "null",
+            service.url.replace("127.0.0.1", "localhost"),
+        ):
+            for url, headers in ((f"{base}/ws?token={token}", []), (f"{base}/ws", by_cookie)):
+                with pytest.raises(ConnectionRejected) as refused:
+                    async with open_websocket_url(
+                        url, extra_headers=[*headers, ("Origin", origin)]
+                    ):
+                        pass
+                assert refused.value.status_code == 403
+        with trio.fail_after(LIVE_TIMEOUT):
+            async with open_websocket_url(
+                f"{base}/ws", extra_headers=[*by_cookie, ("Origin", service.url)]
+            ) as ws:
+                assert (await next_message(ws, "hello"))["user"]["username"] == "alice"
