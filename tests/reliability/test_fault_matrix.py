@@ -63,8 +63,13 @@ CASES = [
     Case("503-unavailable", RESOLVE, at_start=fault(FaultKind.UNAVAILABLE, count=3)),
     Case("-1008", RESOLVE, at_start=fault(FaultKind.THROTTLED, count=3)),
     Case("408", RESOLVE, at_start=fault(FaultKind.TIMEOUT, path=ORDER, count=2)),
-    # +3 s is inside recvWindow (5 s): accepted as it is; -3 s: -1021, resync, sent again
-    Case("skew+3s", 0.0, at_start=skew(3.0), hit=lambda system: True),
+    # the server 3 s ahead: our timestamps are 3 s old, inside recvWindow (5 s): accepted as
+    # they are (no -1021, no resync); 6 s ahead, or 3 s behind (ours 1 s+ in its future):
+    # -1021, one resync of the offset, the request sent once more
+    Case("skew+3s", 0.0, at_start=skew(3.0),
+         hit=lambda system: system.exchange.statistics().resync_retries == 0),
+    Case("skew+6s", 0.0, at_start=skew(6.0),
+         hit=lambda system: system.exchange.statistics().resync_retries > 0),
     Case("skew-3s", 0.0, at_start=skew(-3.0),
          hit=lambda system: system.exchange.statistics().resync_retries > 0),
     Case("403-html", RESOLVE, at_start=fault(FaultKind.WAF_HTML, count=3)),
