@@ -355,10 +355,21 @@ def serve(
     settings = Settings.from_env(host=host, port=port, exchange=exchange, database_url=database_url)
     try:
         trio.run(serve_until_signalled, settings)
-    except StoreError as exc:
-        fail(str(exc))
-    except OSError as exc:
-        fail(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}")
+    except (StoreError, OSError, BaseExceptionGroup) as exc:
+        error = _sole_error(exc)
+        if isinstance(error, StoreError):
+            fail(str(error))
+        if isinstance(error, OSError):
+            where = f"{settings.host}:{settings.port}"
+            fail(f"cannot listen on {where}: {error.strerror or error}; is it taken? try --port")
+        raise
+
+
+def _sole_error(exc: BaseException) -> BaseException:
+    """The one exception inside nested single-member exception groups (else ``exc``)."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc
 
 
 _URL = click.option(

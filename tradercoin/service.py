@@ -147,6 +147,33 @@ async def _start_simulator(
     return simulator, address.rest_url, address.ws_url
 
 
+async def _restore_sim_accounts(simulator: Any, store: Store) -> int:
+    """Make the fresh embedded simulator know the keys it gave users in earlier runs.
+
+    Its book starts empty: orders still pending in the store are then unknown to it, and the
+    actors settle them as vanished (expired, with a note). Returns how many were restored.
+    """
+    from tradercoin.exchange.sim.engine import Account
+    from tradercoin.store import CredentialsError
+
+    restored = 0
+    for user_id in await store.users_with_credentials():
+        try:
+            creds = await store.get_credentials(user_id)
+        except CredentialsError as error:
+            log.warning("user %d: %s", user_id, error)
+            continue
+        if creds is None or creds.api_secret.startswith("-----"):
+            continue  # only the simulator's own HMAC keys
+        accounts = simulator._accounts  # no public way yet to re-admit a known key pair
+        if creds.api_key not in accounts:
+            accounts[creds.api_key] = Account(creds.api_key, secret=creds.api_secret.encode())
+            restored += 1
+    if restored:
+        log.info("simulator: restored the accounts of %d users from the store", restored)
+    return restored
+
+
 async def _load_symbols(exchange: BinanceFutures, required: bool) -> dict[str, SymbolInfo]:
     """The exchange's symbols (for validating orders); empty if a real exchange is down."""
     try:
@@ -225,6 +252,7 @@ async def _start(
     simulator = None
     if settings.uses_simulator:
         simulator, rest_url, ws_url = await _start_simulator(nursery, settings, clock)
+        await _restore_sim_accounts(simulator, store)
     else:
         rest_url, ws_url = settings.exchange_urls()
     service = await _build(settings, clock, store, pool, simulator, rest_url, ws_url, passwords)

@@ -22,7 +22,7 @@ from tests.inproc import register as _register
 from tests.inproc import ws_url as _ws_url
 from tradercoin.cli import main as cli
 from tradercoin.service import Service
-from tradercoin.store import Role
+from tradercoin.store import Role, generate_key
 
 LIVE_TIMEOUT = 30  # a MARKET order fills after the simulator's latency; polls every 5 s
 
@@ -209,3 +209,20 @@ async def test_shutdown_closes_sessions_with_1001_and_stops_serving(
     assert codes == [1001]
     with pytest.raises(httpx.TransportError):
         await http.get("/healthz")
+
+
+async def test_a_restart_keeps_sim_users_trading(tmp_path: Path) -> None:
+    key = generate_key()  # the same master key (and database) in both runs
+    async with (
+        running_service(tmp_path, master_key=key) as first,
+        httpx.AsyncClient(base_url=first.url) as client,
+    ):
+        alice = await _register(client, "alice")
+    async with (
+        running_service(tmp_path, master_key=key) as second,
+        httpx.AsyncClient(base_url=second.url) as client,
+        open_websocket_url(_ws_url(second, alice)) as ws,
+    ):
+        await _next(ws, "hello")
+        order = await _place(client, alice)  # the stored keys still sign with the new simulator
+        await _until_status(ws, order["id"], "filled")
