@@ -11,6 +11,7 @@ from quart_trio import QuartTrio
 
 from tradercoin.http import admin, auth, orders, ws
 from tradercoin.http.context import HttpContext, context
+from tradercoin.http.drain import DrainBody
 from tradercoin.http.errors import error_response, install_error_handlers, json_response
 from tradercoin.http.fast import OrdersFastPath
 
@@ -45,7 +46,8 @@ def create_app(ctx: HttpContext) -> QuartTrio:
     for module in (auth, orders, admin):
         module.register_routes(app)
     # In front of Quart, on ASGI: /ws, and cached GET /api/orders pages (both fall back to it).
-    app.asgi_app = OrdersFastPath(ws.WsEndpoint(app.asgi_app, ctx), ctx)  # type: ignore[method-assign]
+    # Every request body is read before its response ends (drain.py; the fast path too).
+    app.asgi_app = OrdersFastPath(DrainBody(ws.WsEndpoint(app.asgi_app, ctx)), ctx)  # type: ignore[method-assign]
     app.add_url_rule("/", view_func=index, methods=["GET"])
     app.add_url_rule("/healthz", view_func=healthz, methods=["GET"])
     app.add_url_rule("/readyz", view_func=readyz, methods=["GET"])

@@ -18,6 +18,7 @@ import trio
 
 from tradercoin.http.auth import cookie_value
 from tradercoin.http.context import HttpContext
+from tradercoin.http.drain import read_to_end
 from tradercoin.http.errors import ApiError
 from tradercoin.http.orders import parse_orders_query
 
@@ -40,6 +41,7 @@ class OrdersFastPath:
             started = trio.current_time()
             body = self.cached(scope)
             if body is not None:
+                await read_to_end(receive)  # before answering: see tradercoin/http/drain.py
                 await self._answer(send, body)
                 elapsed = trio.current_time() - started
                 self.ctx.metrics.observe(PATH, "GET", 200, elapsed)
