@@ -48,6 +48,7 @@ import trio  # noqa: E402
 import trio.testing  # noqa: E402
 
 from tradercoin.config import PollPolicy  # noqa: E402
+from tradercoin.exchange.sim import Limits  # noqa: E402
 from tradercoin.testing import TestSystem, TestUser, open_test_system  # noqa: E402
 
 STRATEGIES = ("per-order", "batched", "stream")
@@ -161,6 +162,7 @@ async def run_strategy(args: argparse.Namespace, strategy: str) -> dict[str, Any
         poll=policy,
         budget_per_minute=args.budget,
         seed=args.seed,
+        sim_options={"limits": Limits(weight_per_minute=args.budget)},  # one IP's budget
     ) as system:
         population = await setup(system, args)
         await trio.sleep(WARMUP)

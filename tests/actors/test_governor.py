@@ -164,3 +164,12 @@ async def test_room_at_says_when_a_spend_would_not_wait(autojump_clock: trio.abc
     assert gov.statistics().used_weight == 10  # asking records nothing
     gov.rate_limited(90)
     assert gov.room_at(1) == start + 90
+
+
+async def test_a_ban_reported_by_many_requests_is_logged_once(
+    autojump_clock: trio.abc.Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    gov = governor()
+    for _ in range(50):
+        gov.banned(EPOCH + 120_000)
+    assert sum("IP BANNED" in r.message for r in caplog.records) == 1

@@ -168,7 +168,9 @@ class RateGovernor:
     def banned(self, until_ms: int) -> None:
         """A 418 came back: the IP is banned until ``until_ms`` (epoch ms). Loud on purpose."""
         until = trio.current_time() + max(until_ms - self._clock.now_ms(), 0) / 1000
-        self._banned_until = max(self._banned_until, until)
+        if until <= self._banned_until:
+            return  # the ban we know of (every actor in flight reports it)
+        self._banned_until = until
         self._paused_until = max(self._paused_until, until)
         log.error(
             "IP BANNED BY THE EXCHANGE until %d (epoch ms, %.0fs from now): ALL polling paused",
