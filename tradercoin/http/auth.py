@@ -201,9 +201,7 @@ async def put_credentials() -> Response:
     ctx = context()
     creds = Credentials(api_key=body.api_key, api_secret=body.api_secret)
     await ctx.store.set_credentials(user.id, creds, testnet=body.testnet)
-    ctx.orders_cache.forget(user.id)
-    if ctx.supervisor is not None:
-        await ctx.supervisor.credentials_changed(user.id)
+    await _keys_changed(ctx, user.id)
     return await _credentials_answer(user)
 
 
@@ -220,10 +218,15 @@ async def delete_credentials() -> Response:
     user = await authenticate()
     ctx = context()
     await ctx.store.delete_credentials(user.id)
-    ctx.orders_cache.forget(user.id)
-    if ctx.supervisor is not None:
-        await ctx.supervisor.credentials_changed(user.id)
+    await _keys_changed(ctx, user.id)
     return await _credentials_answer(user)
+
+
+async def _keys_changed(ctx: HttpContext, user_id: int) -> None:
+    """Start, reload or stop the user's actor; their cached pages follow it from now on."""
+    ctx.orders_cache.forget(user_id)
+    if ctx.supervisor is not None:
+        await ctx.supervisor.credentials_changed(user_id)
 
 
 async def _credentials_answer(user: User) -> Response:
