@@ -9,6 +9,7 @@ import pytest
 import trio
 
 from tradercoin.actors import OrderNotFoundError, OrderRejected
+from tradercoin.actors.user import UserActor
 from tradercoin.testing import open_test_system
 
 
@@ -167,3 +168,17 @@ async def test_logs_tell_the_story_and_never_show_a_secret(
     assert "checking 1 pending orders" in text
     assert f"notifications sent to user {alice.user_id}" in text
     assert "cycle done in" in text
+
+
+async def test_actor_statistics_count_polls_and_sessions(autojump_clock: trio.abc.Clock) -> None:
+    async with open_test_system() as system:
+        alice = await system.add_user("alice")
+        await alice.open_session()
+        await alice.place("BTCUSDT", "BUY", "LIMIT", "0.2", price="1000")
+        await trio.sleep(20)
+        actor = alice.actor.actor
+        assert isinstance(actor, UserActor)
+        stats = actor.statistics()
+        assert (stats.pending_orders, stats.sessions, stats.state) == (1, 1, "running")
+        assert stats.polls == len(alice.requests("/fapi/v1/openOrders")) == 4
+        assert stats.cycle_weight > 0 and not stats.waiting_for_budget

@@ -83,7 +83,7 @@ from tradercoin.orders import (
     new_order,
 )
 
-__all__ = ["ActorConfig", "ActorStore", "UserActor"]
+__all__ = ["ActorConfig", "ActorStatistics", "ActorStore", "UserActor", "next_tick"]
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +128,19 @@ CANCEL_WEIGHT = 1
 EVENTS_PAGE = 1000  # the store's default page of events_since
 TICK_EPSILON = 1e-6
 CYCLE_WEIGHT_SMOOTHING = 0.2  # weight of the newest cycle in the running average
+
+
+@dataclass(frozen=True, slots=True)
+class ActorStatistics:
+    user_id: int
+    state: ActorState
+    stream_state: StreamState
+    pending_orders: int
+    polls: int
+    errors: int
+    cycle_weight: float
+    waiting_for_budget: bool
+    sessions: int
 
 
 class _NoRoom(Exception):
@@ -414,6 +427,19 @@ class UserActor:
     @property
     def pending_count(self) -> int:
         return len(self._pending)
+
+    def statistics(self) -> ActorStatistics:
+        return ActorStatistics(
+            user_id=self.user_id,
+            state=self.state,
+            stream_state=self.stream_state,
+            pending_orders=len(self._pending),
+            polls=self.polls,
+            errors=self.error_count,
+            cycle_weight=round(self._cycle_weight, 3),
+            waiting_for_budget=self._queued,
+            sessions=len(self._sessions),
+        )
 
     def now(self) -> int:
         return self._clock.now_ms()
