@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import math
 import random
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -13,6 +14,8 @@ import trio
 from tradercoin.actors import ActorUnavailable
 from tradercoin.actors.messages import ActorState, StreamState
 from tradercoin.actors.supervisor import ActorHandle, backoff_delay
+from tradercoin.actors.user import UserActor
+from tradercoin.orders import OrderChange, OrderEvent
 from tradercoin.testing import open_test_system
 
 
@@ -144,3 +147,30 @@ async def test_shutdown_fails_queued_requests_and_closes_every_channel(
         await alice.actor.attach(send)
     with pytest.raises(trio.EndOfChannel):
         await receive.receive()
+
+
+async def test_an_event_stored_by_an_actor_that_crashed_before_pushing_still_arrives_once(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    crashed: list[float] = []
+
+    class CrashAfterStoring(UserActor):
+        async def _commit(self, changes: Sequence[OrderChange | None]) -> list[OrderEvent]:
+            real = [c for c in changes if c is not None]
+            if not crashed and any(c.after.status == "filled" for c in real):
+                crashed.append(trio.current_time())
+                await self._store.apply(real)  # stored, then the bug: never pushed
+                raise RuntimeError("injected bug between store and push")
+            return await super()._commit(changes)
+
+    async with open_test_system(supervisor_options={"actor_class": CrashAfterStoring}) as system:
+        alice = await system.add_user("alice")
+        tab = await alice.open_session()
+        order = await alice.place("BTCUSDT", "BUY", "LIMIT", "0.2", price="1000")
+        system.sim.fill("BTCUSDT", order.exchange_order_id)
+        got = await tab.wait_for_status(order.id, "filled")
+        assert crashed and got.time - crashed[0] <= 1.25  # the restart caught the tab up
+        await trio.sleep(30)
+        assert [u["status"] for u in tab.updates(order.id)].count("filled") == 1
+        seqs = [m["seq"] for m in tab.messages("order_update")]
+        assert seqs == sorted(set(seqs))
