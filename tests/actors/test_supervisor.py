@@ -12,7 +12,7 @@ import pytest
 import trio
 
 from tradercoin.actors import ActorUnavailable
-from tradercoin.actors.messages import ActorState, StreamState
+from tradercoin.actors.messages import ActorState, Stop, StreamState
 from tradercoin.actors.supervisor import ActorHandle, backoff_delay
 from tradercoin.actors.user import UserActor
 from tradercoin.orders import OrderChange, OrderEvent
@@ -174,3 +174,19 @@ async def test_an_event_stored_by_an_actor_that_crashed_before_pushing_still_arr
         assert [u["status"] for u in tab.updates(order.id)].count("filled") == 1
         seqs = [m["seq"] for m in tab.messages("order_update")]
         assert seqs == sorted(set(seqs))
+
+
+async def test_new_keys_restart_an_actor_that_stopped_by_itself(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    async with open_test_system() as system:
+        alice = await system.add_user("alice")
+        old = alice.actor
+        old.tell(Stop())
+        await old.done.wait()
+        assert alice.status().state == "stopped"
+        await system.supervisor.credentials_changed(alice.user_id)
+        assert alice.actor is not old
+        assert alice.status().state == "running"
+        order = await alice.place("BTCUSDT", "BUY", "LIMIT", "0.2", price="1000")
+        assert order.status == "new"

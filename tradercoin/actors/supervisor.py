@@ -393,6 +393,9 @@ class Supervisor:
             if handle is not None:
                 await self._stop(handle)
             return
+        if handle is not None and handle.done.is_set():
+            handle.close()  # an actor that stopped by itself: start afresh
+            handle = None
         if handle is None:
             await self._start(user_id).up.wait()
         elif handle.state == "backoff" and handle.backoff_scope is not None:
