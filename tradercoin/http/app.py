@@ -14,6 +14,7 @@ from tradercoin.http.context import HttpContext, context
 from tradercoin.http.drain import DrainBody
 from tradercoin.http.errors import error_response, install_error_handlers, json_response
 from tradercoin.http.fast import OrdersFastPath
+from tradercoin.http.responses import DocumentedResponses
 
 __all__ = ["MAX_BODY", "create_app"]
 
@@ -39,6 +40,7 @@ def create_app(ctx: HttpContext) -> QuartTrio:
             "cookie": {"type": "apiKey", "in_": "cookie", "name": auth.COOKIE},
         },
         security=[{"bearer": []}, {"cookie": []}],
+        openapi_provider_class=DocumentedResponses,
     )
     install_error_handlers(app)
     app.before_request(_start_timer)
