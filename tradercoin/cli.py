@@ -48,6 +48,8 @@ def main(log_level: str) -> None:
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
         stream=sys.stderr,
     )
+    # httpx logs every exchange request (signed URL included) at INFO: noise, not operations.
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger().level))
 
 
 # --- store: db, users, keys ---------------------------------------------------------------
