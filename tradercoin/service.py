@@ -99,6 +99,7 @@ def hypercorn_config(settings: Settings) -> HypercornConfig:
     config.bind = [f"{settings.host}:{settings.port}"]
     config.websocket_max_message_size = MAX_MESSAGE_SIZE
     config.graceful_timeout = 3.0
+    config.backlog = 2048  # thousands of tabs reconnect at once after a restart (SYN drops)
     config.accesslog = None
     config.errorlog = logging.getLogger("hypercorn.error")
     config.include_server_header = False

@@ -4,6 +4,7 @@ WebSocket session that resumes from its last seq (the processes are in tests/pro
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +39,10 @@ class ResumingSession:
     problems: list[str] = field(default_factory=list)
     connects: int = 0
     changed: trio.Event = field(default_factory=trio.Event)
+    greeted: trio.Event = field(default_factory=trio.Event)  # the first hello arrived
+    keep: bool = True  # False: count updates without keeping them (long benchmarks)
+    on_update: Callable[[dict[str, Any]], None] | None = None
+    received: int = 0
 
     def url(self) -> str:
         since = "" if self.last is None else f"&since={self.last}"
@@ -57,6 +62,7 @@ class ResumingSession:
     def _take(self, message: dict[str, Any]) -> None:
         kind = message.get("type")
         if kind == "hello":
+            self.greeted.set()
             if self.last is None:
                 self.last = message["seq"]
             elif message["seq"] < self.last:
@@ -65,7 +71,11 @@ class ResumingSession:
             if self.last is not None and message["seq"] != self.last + 1:
                 self.problems.append(f"seq {message['seq']} after {self.last}")
             self.last = message["seq"]
-            self.updates.append(message)
+            self.received += 1
+            if self.keep:
+                self.updates.append(message)
+            if self.on_update is not None:
+                self.on_update(message)
             self.changed.set()
             self.changed = trio.Event()
         elif kind in ("resync", "error", "alert"):
