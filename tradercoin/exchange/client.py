@@ -54,6 +54,7 @@ import httpx
 import trio
 
 from tradercoin.clock import WallClock
+from tradercoin.config import EXCHANGE_URLS
 from tradercoin.exchange import parsing
 from tradercoin.exchange.errors import (
     ExchangeError,
@@ -90,10 +91,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-LIVE_REST_URL: Final = "https://fapi.binance.com"
-LIVE_WS_URL: Final = "wss://fstream.binance.com"
-TESTNET_REST_URL: Final = "https://testnet.binancefuture.com"
-TESTNET_WS_URL: Final = "wss://fstream.binancefuture.com"
+# One source for the venues' addresses: config.EXCHANGE_URLS (what --exchange accepts).
+LIVE_REST_URL, LIVE_WS_URL = EXCHANGE_URLS["binance"]
+TESTNET_REST_URL, TESTNET_WS_URL = EXCHANGE_URLS["binance-testnet"]
 
 DEFAULT_RETRY_AFTER: Final = 60.0
 DEFAULT_BAN_MS: Final = 120_000  # bans start at 2 minutes
