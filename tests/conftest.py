@@ -13,7 +13,16 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
+from hypothesis import settings
 from sqlalchemy.engine import make_url
+
+# Hypothesis budgets: "ci" (the default) runs a fixed, derandomized set of examples that keeps
+# the model-based test (tests/reliability/test_model.py) within a minute or two of CPU;
+# TRADERCOIN_HYPOTHESIS_PROFILE=long runs 5,000 fresh ones. Tests with their own
+# ``@settings(max_examples=...)`` keep it under both.
+settings.register_profile("ci", max_examples=100, deadline=None, derandomize=True, print_blob=True)
+settings.register_profile("long", max_examples=5000, deadline=None, print_blob=True)
+settings.load_profile(os.environ.get("TRADERCOIN_HYPOTHESIS_PROFILE", "ci"))
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 PG_URL = os.environ.get(

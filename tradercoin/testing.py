@@ -60,6 +60,7 @@ __all__ = [
 
 T = TypeVar("T")
 EPOCH_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z: the harness's wall clock at t=0
+_MASTER_KEY = generate_key()  # one per process: a reopened database's keys still decrypt
 
 
 async def run_inline(fn: Callable[..., T], /, *args: Any, limiter: Any = None) -> T:
@@ -96,6 +97,16 @@ class _RequestLog:
     def __init__(self) -> None:
         self.records: list[RecordedRequest] = []
         self.users_by_key: dict[str, int] = {}
+        self.stream_connects: list[tuple[float, str]] = []
+
+    def connecting(self, sim: Simulator) -> Callable[[str], Any]:
+        """``sim.open_websocket``, noting each connection's trio time and URL first."""
+
+        def connect(url: str) -> Any:
+            self.stream_connects.append((trio.current_time(), url))
+            return sim.open_websocket(url)
+
+        return connect
 
     async def record(self, response: httpx.Response) -> None:
         request = response.request
@@ -286,6 +297,14 @@ class TestSystem:
         test_user = self.users[user.id] = TestUser(self, user.id, api_key)
         return test_user
 
+    async def _adopt_users(self) -> None:
+        """The users a reopened database already holds (with keys), as :class:`TestUser`."""
+        for user_id in await self.store.users_with_credentials():
+            creds = await self.store.get_credentials(user_id)
+            if creds is not None and user_id not in self.users:
+                self._log.users_by_key[creds.api_key] = user_id
+                self.users[user_id] = TestUser(self, user_id, creds.api_key)
+
     def inject(
         self,
         kind: str | FaultKind,
@@ -300,6 +319,12 @@ class TestSystem:
         self.sim.inject(
             fault, path=path, account=None if user is None else user.api_key, count=count
         )
+
+    @property
+    def stream_connects(self) -> list[tuple[float, str]]:
+        """Every user-stream connection the service opened: (trio time, URL with the
+        listenKey), in order."""
+        return self._log.stream_connects
 
     @property
     def requests(self) -> list[RecordedRequest]:
@@ -324,6 +349,8 @@ async def open_test_system(
     stream_options: dict[str, Any] | None = None,
     supervisor_options: dict[str, Any] | None = None,
     sim_options: dict[str, Any] | None = None,
+    database: str = "sqlite:///:memory:",
+    sim: Simulator | None = None,
 ) -> AsyncIterator[TestSystem]:
     """Run the simulator, store, governor and supervisor in-process; yield a TestSystem.
 
@@ -336,18 +363,34 @@ async def open_test_system(
         seed: seeds the simulator and the supervisor's restart jitter.
         stream_options, supervisor_options, sim_options: extra keyword arguments for
             the stream task, the :class:`Supervisor` and the :class:`Simulator`.
+        database: the store's URL. A temp-file SQLite URL (``sqlite:///{tmp_path}/t.db``)
+            outlives the system, so a second ``open_test_system`` on it restarts the service
+            on the same database (its users, with keys, are in :attr:`TestSystem.users`).
+        sim: a running simulator to use instead of a new one (its clock too; ``seed``,
+            ``market_fill_latency`` and ``sim_options`` are then ignored): the exchange
+            outlives a restart of the service. The caller owns its ``run``.
 
-    Resource handling: everything is cancelled and closed on exit.
+    Resource handling: everything is cancelled and closed on exit (but a given ``sim``).
     """
-    clock = FixedEpochClock(EPOCH_MS)
-    sim = Simulator(
-        clock=clock, seed=seed, market_fill_latency=market_fill_latency, **(sim_options or {})
-    )
+    own_sim = sim is None
+    if sim is None:
+        sim = Simulator(
+            clock=FixedEpochClock(EPOCH_MS),
+            seed=seed,
+            market_fill_latency=market_fill_latency,
+            **(sim_options or {}),
+        )
+    clock = sim.clock
+    assert isinstance(clock, FixedEpochClock)
     governor = RateGovernor(budget_per_minute=budget_per_minute, clock=clock)
     log = _RequestLog()
     async with trio.open_nursery() as nursery:
-        await nursery.start(sim.run)
-        async with _open_exchange_and_store(sim, clock, governor, log) as (exchange, store):
+        if own_sim:
+            await nursery.start(sim.run)
+        async with _open_exchange_and_store(sim, clock, governor, log, database) as (
+            exchange,
+            store,
+        ):
             supervisor = Supervisor(
                 store=store,
                 exchange=exchange,
@@ -355,7 +398,7 @@ async def open_test_system(
                 clock=clock,
                 poll_defaults=poll or PollPolicy(),
                 stream_ws_url="ws://sim" if stream else None,
-                connect_ws=sim.open_websocket,
+                connect_ws=log.connecting(sim),
                 strategy=strategy,
                 seed=seed,
                 stream_options=stream_options,
@@ -373,6 +416,7 @@ async def open_test_system(
             )
             async with trio.open_nursery() as inner:
                 await inner.start(supervisor.run)
+                await system._adopt_users()
                 try:
                     yield system
                 finally:
@@ -382,17 +426,15 @@ async def open_test_system(
 
 @asynccontextmanager
 async def _open_exchange_and_store(
-    sim: Simulator, clock: FixedEpochClock, governor: RateGovernor, log: _RequestLog
+    sim: Simulator, clock: FixedEpochClock, governor: RateGovernor, log: _RequestLog, url: str
 ) -> AsyncIterator[tuple[BinanceFutures, Store]]:
-    """The exchange client on the simulator's ASGI app, and an in-memory store run inline."""
-    secrets = SecretBox.parse(generate_key())
+    """The exchange client on the simulator's ASGI app, and the store at ``url`` run inline."""
+    secrets = SecretBox.parse(_MASTER_KEY)
     transport = httpx.ASGITransport(app=sim.asgi_app)
     hooks = {"response": [log.record]}
     async with (
         httpx.AsyncClient(transport=transport, base_url="http://sim", event_hooks=hooks) as http,
-        open_store(
-            "sqlite:///:memory:", secrets=secrets, clock=clock, run_sync=run_inline
-        ) as store,
+        open_store(url, secrets=secrets, clock=clock, run_sync=run_inline) as store,
     ):
         exchange = BinanceFutures(
             http, clock=clock, on_usage=governor.on_usage, rest_url="http://sim"

@@ -7,6 +7,7 @@ from decimal import Decimal
 
 import pytest
 import trio
+from trio_websocket import ConnectionClosed
 
 from tradercoin.exchange.errors import Unavailable
 from tradercoin.exchange.stream import (
@@ -133,10 +134,18 @@ async def test_server_close_is_disconnected_and_run_returns(
 
 
 async def test_consumer_gone_ends_the_reader(peer: WsPeer, autojump_clock: object) -> None:
-    async with trio.open_nursery() as nursery:
-        _, events, server = await _start(peer, nursery, ["K1"])
-        await events.aclose()
-        await server.send_message(json.dumps(STREAM_NEW))  # type: ignore[attr-defined]
+    """The consumer closes its end: the next frame ends ``run`` at once (not its next
+    silence report, 60 s later), quietly, and the connection is closed."""
+    with trio.fail_after(1):  # trio time, under autojump: a reader that waits on fails here
+        async with trio.open_nursery() as nursery:
+            stream, events, server = await _start(peer, nursery, ["K1"])
+            await events.aclose()
+            await server.send_message(json.dumps(STREAM_NEW))  # type: ignore[attr-defined]
+        # the nursery closed: run returned by itself, without raising
+    assert not stream.statistics().connected
+    assert stream.statistics().order_updates == 1  # the frame was read, then found no one
+    with pytest.raises(ConnectionClosed):
+        await server.get_message()  # type: ignore[attr-defined]
 
 
 async def test_refused_connection_is_unavailable() -> None:

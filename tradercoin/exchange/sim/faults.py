@@ -113,6 +113,7 @@ class _Rule:
     path: str | None
     account: str | None
     remaining: int | None
+    hits: int = 0
 
 
 class FaultTable:
@@ -133,6 +134,10 @@ class FaultTable:
     def __bool__(self) -> bool:
         return bool(self._rules)
 
+    def never_hit(self) -> list[Fault]:
+        """The armed faults that have not hit anything yet (tests check that theirs fired)."""
+        return [rule.fault for rule in self._rules if rule.hits == 0]
+
     def take(
         self, kinds: frozenset[FaultKind], path: str | None, account: str | None
     ) -> Fault | None:
@@ -140,6 +145,7 @@ class FaultTable:
         for rule in self._rules:
             if rule.fault.kind not in kinds or not _matches(rule, path, account):
                 continue
+            rule.hits += 1
             if rule.remaining is not None:
                 rule.remaining -= 1
                 if rule.remaining <= 0:
