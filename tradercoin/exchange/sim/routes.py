@@ -11,7 +11,7 @@ import trio
 
 from tradercoin.exchange.sim.engine import Account, SimOrder
 from tradercoin.exchange.sim.errors import ApiError, one_of_mandatory
-from tradercoin.exchange.sim.events import order_wire, user_trade
+from tradercoin.exchange.sim.events import ack_wire, order_wire, user_trade
 from tradercoin.exchange.sim.validate import parse_int, parse_order, symbol_of
 
 if TYPE_CHECKING:
@@ -99,7 +99,7 @@ def new_order(sim: Simulator, call: Call) -> Any:
     spec = symbol_of(call.params, sim.specs)
     request = parse_order(call.params, sim.specs, sim.mark(spec.symbol), call.now_ms)
     order = sim.place(call.account, request, call.visible_after)
-    return order_wire(order, placed=True)
+    return order_wire(order, placed=True) if request.respond_result else ack_wire(order)
 
 
 def get_order(sim: Simulator, call: Call) -> Any:
