@@ -357,6 +357,7 @@ class Simulator:
 
     def clear_faults(self) -> None:
         self.faults.clear()
+        self.streams.flush_bursts()
         self._skew_ms = 0
 
     def orders(self, api_key: str) -> list[OrderTruth]:
