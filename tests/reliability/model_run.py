@@ -37,6 +37,7 @@ from tests.reliability.model_steps import (
     Inject,
     Mark,
     Match,
+    OrderLimit,
     Place,
     Restart,
     Resume,
@@ -62,6 +63,7 @@ FILL_LATENCY = 2.0  # the simulator's MARKET fill latency
 RESOLVE = sum(ActorConfig().resolve_delays)  # an unknown outcome's queries by client id
 VANISH = 3 * POLL_INTERVAL  # three -2013 confirmations, one per poll
 RESTART_BACKOFF = 1.25  # the supervisor's first restart delay, jitter included
+ORDER_WINDOW = 10.0  # an account's order-rate limit is counted over 10 s (and a minute)
 QUIET = 90.0  # watched after convergence: nothing may change any more
 ACTION_LIMIT = 900.0  # a place or cancel that takes longer than this (trio time) is a hang
 
@@ -170,6 +172,10 @@ class World:
                 self.sim.set_price(symbol, self._tick(symbol, price))
             case Inject():
                 self._inject(step)
+            case OrderLimit(u, per_10s):
+                api_key = self.user(u).api_key
+                self.sim.set_order_limits(api_key, per_10s=per_10s, per_minute=10 * per_10s)  # type: ignore[attr-defined]
+                self.recovery = max(self.recovery, ORDER_WINDOW)
             case Advance(seconds):
                 await trio.sleep(seconds)
             case DropStream(u, expire):

@@ -15,7 +15,7 @@ from typing import Literal
 
 from hypothesis import strategies as st
 
-from tradercoin.exchange.sim import FaultKind
+from tradercoin.exchange.sim import FaultKind, Simulator
 from tradercoin.testing import TestUser
 
 __all__ = [
@@ -31,6 +31,7 @@ __all__ = [
     "Inject",
     "Mark",
     "Match",
+    "OrderLimit",
     "Place",
     "Restart",
     "Resume",
@@ -46,6 +47,7 @@ QUANTITIES = {"BTCUSDT": ("0.010", "0.500", "3.000"), "ETHUSDT": ("0.100", "50.0
 ORDER = "/fapi/v1/order"
 OPEN_ORDERS = "/fapi/v1/openOrders"
 HAS_CANCEL_ALL = hasattr(TestUser, "cancel_all")
+HAS_ORDER_LIMITS = hasattr(Simulator, "set_order_limits")
 
 
 @dataclass(frozen=True)
@@ -114,6 +116,15 @@ class Inject:
 
 
 @dataclass(frozen=True)
+class OrderLimit:
+    """The exchange gives ``user``'s account its own order-rate limit: ``per_10s`` new
+    orders per 10 s (and 10 times that per minute); beyond it places get -1015 (429)."""
+
+    user: int
+    per_10s: int
+
+
+@dataclass(frozen=True)
 class Advance:
     seconds: float
 
@@ -165,7 +176,7 @@ class Resume:
 
 
 Step = (
-    Place | Cancel | CancelAll | Fill | Match | Mark | Inject | Advance | DropStream
+    Place | Cancel | CancelAll | Fill | Match | Mark | Inject | OrderLimit | Advance | DropStream
     | CrashActor | Restart | Attach | Detach | Resume
 )  # fmt: skip
 
@@ -263,6 +274,7 @@ def steps() -> st.SearchStrategy[Step]:
         st.builds(Mark, st.sampled_from(SYMBOLS), st.sampled_from([-3, -1, 1, 3])),
         st.builds(DropStream, _user, st.booleans()),
         st.builds(CrashActor, _user),
+        *([st.builds(OrderLimit, _user, st.integers(1, 3))] if HAS_ORDER_LIMITS else []),
         st.just(Restart()),
         st.builds(Attach, _user),
         st.builds(Detach, _user, _index),

@@ -104,9 +104,10 @@ REGRESSIONS = [
         Schedule(stream=False, steps=(
             Place(user=0, symbol="BTCUSDT", side="BUY", kind="LIMIT", qty="0.010", offset=0),
         )),
+        # found with the simulator of the time, whose ACK said FILLED: the service took the
+        # place answer as final and never fetched the trades (defect 9); it passes since
+        # the simulator answers ACK with NEW as Binance does, and stays as a guard
         id="limit-filled-on-place-has-no-fills",
-        marks=_defect(2, "an order filled by the place answer never gets its trades",
-                      FillsDisagree),
     ),
     pytest.param(
         Schedule(stream=True, steps=(
