@@ -13,7 +13,10 @@ each tab received; never our own stored events.
   the same (status, executed quantity), nothing after a terminal status; every tab that
   saw an order and is open at the end ends at the exchange's final state of it; the first
   tab of each user (open from the start, resumed across restarts) saw every order we hold;
-  two tabs never disagree about the same seq.
+  two tabs never disagree about the same seq;
+- a user with no fault, order-rate limit or crash of its own (and no fault armed for
+  everyone, nor a 429/418, which are the IP's) is never refused a place: one account's
+  trouble does not stop another.
 """
 
 from __future__ import annotations
@@ -91,6 +94,7 @@ class Observed:
     recovery: float  # the convergence bound used
     converged_after: float | None  # seconds to convergence (None: never within the bound)
     hangs: list[str]  # actions that never returned
+    refused: list[str]  # places of users untouched by any fault that were refused
 
 
 def _truth_state(t: OrderTruth) -> tuple[str, Decimal, Decimal | None, int]:
@@ -272,6 +276,7 @@ def violations(o: Observed) -> dict[str, list[str]]:
     """Everything the oracle objects to, as sentences by kind (empty: the run is correct)."""
     found = {
         "hang": [f"action hung: {h}" for h in o.hangs],
+        "refused": o.refused,
         "store": store_differences(o),
         "fills": fill_differences(o),
         "double place": double_places(o),

@@ -108,6 +108,9 @@ class World:
         self.recovery = 0.0
         self.crashes = 0
         self.hangs: list[str] = []
+        self.refused: list[str] = []
+        self.touched: set[int] = set()  # users with a fault, a limit or a crash of their own
+        self.shared = False  # a fault for anyone (or the IP's: 429/418) was armed
 
     # ------------------------------------------------------------ the service
 
@@ -175,6 +178,7 @@ class World:
             case OrderLimit(u, per_10s):
                 api_key = self.user(u).api_key
                 self.sim.set_order_limits(api_key, per_10s=per_10s, per_minute=10 * per_10s)  # type: ignore[attr-defined]
+                self.touched.add(u)
                 self.recovery = max(self.recovery, ORDER_WINDOW)
             case Advance(seconds):
                 await trio.sleep(seconds)
@@ -201,6 +205,7 @@ class World:
         lands while the service shuts down is a different story: see the report)."""
         handle = self.user(u).actor
         crashes = handle.crashes
+        self.touched.add(u)
         event.set()
         self.crashes += 1
         self.recovery = max(self.recovery, RESTART_BACKOFF * 2 ** (self.crashes - 1))
@@ -208,14 +213,20 @@ class World:
             await trio.sleep(0.01)
 
     async def _act(self, what: str, action: Any) -> Any:
-        """Await a user's request as a browser does: refusals are answers, not failures."""
+        """Await a user's request as a browser does: refusals are answers, not failures
+        (returned as the exception)."""
         with trio.move_on_after(ACTION_LIMIT):
             try:
                 return await action
-            except (ActorUnavailable, OrderRejected, OrderNotFoundError):
-                return None
+            except (ActorUnavailable, OrderRejected, OrderNotFoundError) as refused:
+                return refused
         self.hangs.append(f"{what} did not return within {ACTION_LIMIT} s")
         return None
+
+    def _untouched(self, u: int) -> bool:
+        """Nothing of this schedule so far may keep ``u`` from placing: no fault armed for
+        it or for anyone, no order-rate limit of its own, no crash of its actor."""
+        return u not in self.touched and not self.shared
 
     async def _place(self, step: Place | Match) -> None:
         if isinstance(step, Match):
@@ -231,11 +242,14 @@ class World:
                 mark = self.sim.mark(symbol)
                 price = self._tick(symbol, mark * (1 + Decimal(step.offset) / 1000))
         kind = "MARKET" if price is None else "LIMIT"
+        untouched = self._untouched(u)
         order = await self._act(
             f"{step}", self.user(u).place(symbol, side, kind, qty, price, time_in_force=tif)
         )
         if isinstance(order, Order) and order.id is not None:
             self.returned[u].append(order.id)
+        elif isinstance(order, ActorUnavailable | OrderRejected) and untouched:
+            self.refused.append(f"{step}: user {u} (no fault of its own) was refused: {order}")
 
     def _match_args(self, step: Match) -> tuple[int, str, str, Decimal, Decimal, str] | None:
         maker = self._open_at_exchange(step.maker, limit_only=True)
@@ -271,6 +285,10 @@ class World:
 
     def _inject(self, step: Inject) -> None:
         account = None if step.user is None else self.user(step.user).api_key
+        if step.user is None or step.kind in ("rate_limited", "banned"):
+            self.shared = True  # 429/418 are the IP's: every user pauses, as Binance wants
+        else:
+            self.touched.add(step.user)
         fault = Fault(FaultKind(step.kind), FAULT_SECONDS[step.kind])
         self.sim.inject(fault, path=step.path, account=account, count=step.count)
         self.recovery = max(self.recovery, step.count * max(FAULT_SECONDS[step.kind], RESOLVE))
@@ -335,7 +353,9 @@ class World:
                 for o in ours[u]
                 if o.exchange_order_id is not None
             }
-        return Observed(truth, trades, ours, fills, self.tabs, bound, converged, self.hangs)
+        return Observed(
+            truth, trades, ours, fills, self.tabs, bound, converged, self.hangs, self.refused
+        )
 
 
 async def our_fills(store: Store, user_id: int, order: Order) -> list[dict[str, Any]]:

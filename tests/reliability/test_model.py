@@ -35,7 +35,17 @@ from hypothesis import HealthCheck, Phase, example, given, settings
 
 from tests.reliability.model_checks import violations
 from tests.reliability.model_run import run_schedule
-from tests.reliability.model_steps import Advance, Fill, Place, Schedule, schedules
+from tests.reliability.model_steps import (
+    ORDER,
+    Advance,
+    Fill,
+    Inject,
+    Match,
+    OrderLimit,
+    Place,
+    Schedule,
+    schedules,
+)
 
 
 class StoreDisagrees(AssertionError):
@@ -58,10 +68,15 @@ class Hung(AssertionError):
     """A place or cancel never returned."""
 
 
+class Interfered(AssertionError):
+    """A user was refused a place because of another account's trouble."""
+
+
 # one exception type per kind, so that hypothesis shrinks and reports each kind of
 # failure on its own instead of stopping at the first schedule that breaks anything
 FAILURES: dict[str, type[AssertionError]] = {
     "hang": Hung,
+    "refused": Interfered,
     "double place": PlacedTwice,
     "store": StoreDisagrees,
     "fills": FillsDisagree,
@@ -120,6 +135,43 @@ REGRESSIONS = [
         )),
         id="stream-partial-fills-lose-the-first-trade",
         marks=_defect(2, "the first trade of a stream-filled order is dropped", FillsDisagree),
+    ),
+    pytest.param(
+        Schedule(stream=False, steps=(
+            Place(user=0, symbol="BTCUSDT", side="BUY", kind="LIMIT", qty="0.010", offset=-10),
+            Match(maker=0, order=0),
+        )),
+        id="two-users-trade-and-one-loses-its-fill",
+        marks=_defect(3, "fills unique per (symbol, trade id): the other side's fill is dropped",
+                      FillsDisagree),
+    ),
+    pytest.param(
+        Schedule(stream=False, steps=(
+            Inject(kind="http_500", user=0, path=ORDER, count=1),
+            Place(user=0, symbol="BTCUSDT", side="BUY", kind="LIMIT", qty="0.010", offset=-10),
+        )),
+        id="500-on-place-marks-a-live-order-rejected",
+        marks=_defect(4, "a 500 on a place is taken as not sent: rejected, yet live",
+                      StoreDisagrees),
+    ),
+    pytest.param(
+        Schedule(stream=False, steps=(
+            Inject(kind="http_502", user=None, path=ORDER, count=1),
+            Place(user=0, symbol="BTCUSDT", side="BUY", kind="MARKET", qty="0.010", offset=0),
+        )),
+        id="502-on-place-marks-a-filled-order-rejected",
+        marks=_defect(4, "a 502 on a place is taken as not sent: rejected, yet filled",
+                      StoreDisagrees),
+    ),
+    pytest.param(
+        Schedule(stream=False, steps=(
+            OrderLimit(user=0, per_10s=1),
+            Place(user=0, symbol="BTCUSDT", side="BUY", kind="LIMIT", qty="0.010", offset=-10),
+            Place(user=0, symbol="BTCUSDT", side="BUY", kind="LIMIT", qty="0.010", offset=-10),
+            Place(user=1, symbol="BTCUSDT", side="BUY", kind="LIMIT", qty="0.010", offset=-10),
+        )),
+        id="one-accounts-1015-pauses-another-user",
+        marks=_defect(5, "user 0's -1015 pauses user 1's places", Interfered),
     ),
 ]  # fmt: skip
 
