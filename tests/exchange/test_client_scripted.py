@@ -261,10 +261,18 @@ WRITE_AND_READ_CASES = [
         Unavailable,
         Unavailable,
     ),
-    (502, "<html>Bad Gateway</html>", Unavailable, Unavailable),
-    (500, "", Unavailable, Unavailable),
+    # issue 9, defect 4: a 5xx or a code-less 408 on a write may have been executed
+    (502, "<html>Bad Gateway</html>", UnknownOutcome, Unavailable),
+    (500, "", UnknownOutcome, Unavailable),
+    (504, "", UnknownOutcome, Unavailable),
+    (
+        500,
+        _err(-1000, "An unknown error occured while processing the request."),
+        UnknownOutcome,
+        Unavailable,
+    ),
     (403, HTML, Unavailable, Unavailable),
-    (408, "", Unavailable, Unavailable),
+    (408, "", UnknownOutcome, Unavailable),
     (400, _err(-1121, "Invalid symbol."), InvalidRequest, InvalidRequest),
     (
         400,

@@ -62,6 +62,7 @@ from tradercoin.exchange.errors import (
     InvalidRequest,
     IPBanned,
     OrderNotFound,
+    OrderRateLimited,
     RateLimited,
     Unavailable,
     UnknownOutcome,
@@ -69,6 +70,7 @@ from tradercoin.exchange.errors import (
 from tradercoin.exchange.protocol import (
     Credentials,
     ExchangeClient,
+    OrderCounts,
     PlaceOrder,
     SymbolInfo,
     Usage,
@@ -102,7 +104,10 @@ _CREDENTIAL_CODES = frozenset({-2014, -2015, -1022})
 _NOT_FOUND_CODES = frozenset({-2013, -2011})
 _UNKNOWN_OUTCOME_CODES = frozenset({-1006, -1007})
 _UNAVAILABLE_CODES = frozenset({-1001, -1008})
-_RATE_CODES = frozenset({-1003, -1015})
+_RATE_CODES = frozenset({-1003})
+_ORDER_RATE_CODE: Final = -1015
+_WRITE_UNKNOWN_STATUSES = frozenset({500, 502, 503, 504})
+_ORDER_LIMIT = re.compile(r"(\d+)\s+orders?\s+per\s+(\d*)\s*(second|minute|sec|min|s|m)", re.I)
 _BANNED_UNTIL = re.compile(r"banned until (\d+)")
 
 T = TypeVar("T")
@@ -174,14 +179,45 @@ def _is_unknown_503(status: int, msg: str) -> bool:
     return status == 503 and msg.lower().startswith("unknown error")
 
 
+def _write_outcome_unknown(status: int, code: int | None, msg: str) -> bool:
+    """Binance: a write answered with a 5xx, or timed out (408 without a code), may have
+    been executed; only a query tells. The exceptions are the 5xx answers Binance documents
+    as certain failures (reference §4, 503 variants B-D): -1001 "Internal error; unable to
+    process your request", -1008 "Request throttled", and "Service Unavailable."."""
+    if code in _UNKNOWN_OUTCOME_CODES or _is_unknown_503(status, msg):
+        return True
+    if code in _UNAVAILABLE_CODES or msg.strip().lower() == "service unavailable.":
+        return False
+    return status in _WRITE_UNKNOWN_STATUSES or (status == 408 and code is None)
+
+
+def _order_rate_limited(
+    msg: str, headers: Mapping[str, str], now_ms: int, **kw: Any
+) -> OrderRateLimited:
+    """-1015. The message states the limit ("... current limit is 300 orders per 10
+    SECOND."); the wait is Retry-After, else the rest of that window on the exchange's grid."""
+    limit = window = None
+    match = _ORDER_LIMIT.search(msg)
+    if match is not None:
+        unit = 60.0 if match.group(3).lower().startswith("m") else 1.0
+        limit, window = int(match.group(1)), unit * int(match.group(2) or 1)
+    after = _retry_after(headers)
+    if after is None:
+        span = int((window or 10.0) * 1000)
+        after = (span - now_ms % span) / 1000
+    return OrderRateLimited(msg, retry_after=after, limit=limit, window=window, **kw)
+
+
 def error_from_response(
     status: int, headers: Mapping[str, str], body: bytes, *, write: bool, now_ms: int
 ) -> ExchangeError:
     """The typed error for a non-2xx answer; never raises.
 
-    ``write`` says the request placed or cancelled an order: only then can "unknown error"
-    (503, -1006, -1007) mean it may have happened (:class:`UnknownOutcome`); on a read those are
-    :class:`Unavailable`. ``headers`` must look names up case-insensitively (httpx does).
+    ``write`` says the request placed or cancelled orders: only then can a 500, 502, 503 or
+    504 (with or without a code), -1006, -1007 or a code-less 408 mean it may have happened
+    (:class:`UnknownOutcome`); on a read those are :class:`Unavailable`. -1015 is the
+    account's order rate (:class:`OrderRateLimited`), not the IP's weight. ``headers`` must
+    look names up case-insensitively (httpx does).
     """
     text = body.decode("utf-8", "replace")
     code, msg = _error_body(text)
@@ -191,14 +227,18 @@ def error_from_response(
     message = msg if msg is not None else f"HTTP {status}: {text[:200]}"
     if status == 418:
         return _ip_banned(message, headers, now_ms, **kw)
+    if code == _ORDER_RATE_CODE:
+        return _order_rate_limited(message, headers, now_ms, **kw)
     if status == 429 or code in _RATE_CODES:
         return _rate_limited(message, headers, now_ms, **kw)
     if code in _CREDENTIAL_CODES:
         return InvalidCredentials(message, **kw)
     if code in _NOT_FOUND_CODES:
         return OrderNotFound(message, **kw)
-    if code in _UNKNOWN_OUTCOME_CODES or _is_unknown_503(status, msg or ""):
-        return (UnknownOutcome if write else Unavailable)(message, **kw)
+    if write and _write_outcome_unknown(status, code, msg or ""):
+        return UnknownOutcome(message, **kw)
+    if code in _UNKNOWN_OUTCOME_CODES:
+        return Unavailable(message, **kw)
     if code in _UNAVAILABLE_CODES or status >= 500 or status in (403, 408):
         return Unavailable(message, **kw)
     if code is not None:
@@ -379,8 +419,10 @@ class BinanceFutures:
         weight: int,
         api_key: str | None = None,
         write: bool = False,
+        observe: UsageCallback | None = None,
     ) -> T:
-        """Send one request, report its usage, and return ``parse`` of its decoded JSON.
+        """Send one request, report its usage (to the process's callback and to
+        ``observe``), and return ``parse`` of its decoded JSON.
 
         ``query`` is sent byte for byte (already encoded and, if needed, signed).
 
@@ -396,7 +438,7 @@ class BinanceFutures:
                 response = await self._http.request(method, url, headers=headers)
         except httpx.HTTPError as exc:
             raise self._count(_transport_error(exc, write=write)) from None
-        self._report_usage(path, weight, response.headers)
+        self._report_usage(path, weight, response.headers, observe)
         if not response.is_success:
             raise self._count(
                 error_from_response(
@@ -420,18 +462,21 @@ class BinanceFutures:
         self._errors[type(error).__name__] += 1
         return error
 
-    def _report_usage(self, path: str, weight: int, headers: httpx.Headers) -> None:
-        if self._on_usage is None:
+    def _report_usage(
+        self, path: str, weight: int, headers: httpx.Headers, observe: UsageCallback | None
+    ) -> None:
+        if self._on_usage is None and observe is None:
             return
-        self._on_usage(
-            Usage(
-                path=path,
-                weight=weight,
-                used_weight_1m=_header_int(headers, "x-mbx-used-weight-1m"),
-                order_count_10s=_header_int(headers, "x-mbx-order-count-10s"),
-                order_count_1m=_header_int(headers, "x-mbx-order-count-1m"),
-            )
+        usage = Usage(
+            path=path,
+            weight=weight,
+            used_weight_1m=_header_int(headers, "x-mbx-used-weight-1m"),
+            order_count_10s=_header_int(headers, "x-mbx-order-count-10s"),
+            order_count_1m=_header_int(headers, "x-mbx-order-count-1m"),
         )
+        for callback in (self._on_usage, observe):
+            if callback is not None:
+                callback(usage)
 
     async def signed(
         self,
@@ -444,6 +489,7 @@ class BinanceFutures:
         signer: Signer,
         weight: int,
         write: bool = False,
+        observe: UsageCallback | None = None,
     ) -> T:
         """A signed request; on -1021 resyncs the offset and sends it once more (see module)."""
         for attempt in (1, 2):
@@ -458,7 +504,14 @@ class BinanceFutures:
             query = f"{query}&signature={signer.sign(query)}"
             try:
                 return await self.request(
-                    method, path, query, parse, weight=weight, api_key=api_key, write=write
+                    method,
+                    path,
+                    query,
+                    parse,
+                    weight=weight,
+                    api_key=api_key,
+                    write=write,
+                    observe=observe,
                 )
             except InvalidRequest as exc:
                 if exc.code != -1021 or attempt == 2:
@@ -518,12 +571,23 @@ def _optional(**values: int | None) -> list[tuple[str, str]]:
 class AccountClient:
     """One account's :class:`~tradercoin.exchange.protocol.ExchangeClient` (keys inside)."""
 
-    __slots__ = ("_api_key", "_exchange", "_signer")
+    __slots__ = ("_api_key", "_exchange", "_order_counts", "_signer")
 
     def __init__(self, exchange: BinanceFutures, api_key: str, signer: Signer) -> None:
         self._exchange = exchange
         self._api_key = api_key
         self._signer = signer
+        self._order_counts: OrderCounts | None = None
+
+    def order_counts(self) -> OrderCounts | None:
+        """The account's new-order counts from the last answer that stated them."""
+        return self._order_counts
+
+    def _observe(self, usage: Usage) -> None:
+        if usage.order_count_10s is not None or usage.order_count_1m is not None:
+            self._order_counts = OrderCounts(
+                usage.order_count_10s, usage.order_count_1m, self._exchange.timestamp()
+            )
 
     def __repr__(self) -> str:
         return f"AccountClient(api_key=...{self._api_key[-4:]})"
@@ -550,6 +614,7 @@ class AccountClient:
             signer=self._signer,
             weight=weight,
             write=write,
+            observe=self._observe,
         )
 
     async def _order(
@@ -565,7 +630,8 @@ class AccountClient:
         return await self._signed("GET", path, params, _order_list, weight)
 
     async def place_order(self, order: PlaceOrder) -> ExchangeUpdate:
-        """``POST /fapi/v1/order`` (ACK). A timeout or 503 "unknown" -> UnknownOutcome."""
+        """``POST /fapi/v1/order`` (ACK: ``NEW`` whatever happens next; nothing may take it as
+        final). A timeout or a 5xx -> UnknownOutcome; -1015 -> OrderRateLimited."""
         return await self._order("POST", _order_params(order), 0, write=True)
 
     async def get_order(
@@ -582,6 +648,12 @@ class AccountClient:
         """``DELETE /fapi/v1/order``. -2011 (not open) -> OrderNotFound."""
         params = [("symbol", symbol), *_id_params(order_id, client_order_id)]
         return await self._order("DELETE", params, 1, write=True)
+
+    async def cancel_all_orders(self, symbol: str) -> None:
+        """``DELETE /fapi/v1/allOpenOrders`` (weight 1): every open order of ``symbol``.
+        Binance answers ``{"code": 200, "msg": ...}``; the orders' new states come by query
+        or stream. A 5xx or timeout -> UnknownOutcome."""
+        await self._signed("DELETE", "/fapi/v1/allOpenOrders", [("symbol", symbol)], _any, 1, True)
 
     async def open_orders(self, symbol: str | None = None) -> list[ExchangeUpdate]:
         """``GET /fapi/v1/openOrders`` for one symbol (weight 1) or all (weight 40)."""
