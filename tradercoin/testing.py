@@ -36,14 +36,13 @@ import trio
 
 from tradercoin.actors import ActorStatus, PlaceOrderRequest, RateGovernor, Supervisor
 from tradercoin.actors.supervisor import ActorHandle
-from tradercoin.actors.user import Strategy
 from tradercoin.clock import FixedEpochClock
 from tradercoin.config import PollPolicy
 from tradercoin.exchange.client import BinanceFutures
 from tradercoin.exchange.protocol import Credentials
 from tradercoin.exchange.sim import Simulator
 from tradercoin.exchange.sim.faults import Fault, FaultKind
-from tradercoin.orders import Order, OrderType, Side, TimeInForce
+from tradercoin.orders import Fill, Order, OrderType, Side, TimeInForce
 from tradercoin.store import Store, open_store
 from tradercoin.store.secrets import SecretBox, generate_key
 
@@ -215,6 +214,14 @@ class TestUser:
     async def cancel(self, order_id: int) -> Order:
         return await self.actor.cancel(order_id)
 
+    async def cancel_all(self, symbol: str) -> int:
+        """Cancel every open order of ``symbol`` (as ``DELETE /api/orders?symbol=`` does)."""
+        return await self.actor.cancel_all(symbol)
+
+    async def fills(self, order_id: int) -> list[Fill]:
+        """The fills we hold of one of this user's orders (the store's, oldest first)."""
+        return await self.system.store.order_fills(self.user_id, order_id)
+
     async def open_session(self, *, since: int | None = None, capacity: int = 256) -> TestSession:
         """Attach a fake tab (a channel of ``capacity``), replaying after ``since`` if given."""
         send, receive = trio.open_memory_channel[dict[str, Any]](capacity)
@@ -317,7 +324,6 @@ async def open_test_system(
     *,
     stream: bool = False,
     poll: PollPolicy | None = None,
-    strategy: Strategy = "batched",
     budget_per_minute: int = 2400,
     market_fill_latency: float = 2.0,
     seed: int = 0,
@@ -330,7 +336,6 @@ async def open_test_system(
     Args:
         stream: give actors the simulator's user-data stream (else they only poll).
         poll: the default poll policy (``PollPolicy()``: 5 s / 1 s / 60 s).
-        strategy: ``"batched"`` or the seed's ``"per-order"`` (benchmark baseline).
         budget_per_minute: the governor's weight budget.
         market_fill_latency: seconds before the simulator fills a MARKET order.
         seed: seeds the simulator and the supervisor's restart jitter.
@@ -356,7 +361,6 @@ async def open_test_system(
                 poll_defaults=poll or PollPolicy(),
                 stream_ws_url="ws://sim" if stream else None,
                 connect_ws=sim.open_websocket,
-                strategy=strategy,
                 seed=seed,
                 stream_options=stream_options,
                 **(supervisor_options or {}),
