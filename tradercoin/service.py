@@ -13,6 +13,7 @@ what it holds before the database is closed.
 
 from __future__ import annotations
 
+import functools
 import gc
 import logging
 from collections.abc import AsyncIterator, Callable
@@ -266,6 +267,9 @@ async def _start(
             service._supervisor_scope,
             service._supervisor_done,
         )
+    keep = settings.event_retention
+    retention = functools.partial(store.run_retention, keep=keep, every=min(3600, keep / 10))
+    await nursery.start(retention)
     binds = await nursery.start(
         _serve_http, service.app, hypercorn_config(settings), service._stop_http, service._http_done
     )
