@@ -17,7 +17,7 @@ from hypothesis import settings
 from sqlalchemy.engine import make_url
 
 # Hypothesis budgets: "ci" (the default) runs a fixed, derandomized set of examples that keeps
-# the model-based test (tests/reliability/test_model.py) within a minute or two of CPU;
+# the model-based test (tests/model/test_model.py) within a minute or two of CPU;
 # TRADERCOIN_HYPOTHESIS_PROFILE=long runs 5,000 fresh ones. Tests with their own
 # ``@settings(max_examples=...)`` keep it under both.
 settings.register_profile("ci", max_examples=100, deadline=None, derandomize=True, print_blob=True)

@@ -18,7 +18,7 @@ from typing import Any
 
 import trio
 
-from tests.reliability.model_checks import (
+from tests.model.checks import (
     EXCHANGE_STATUS,
     NEVER_PLACED,
     exchange_final,

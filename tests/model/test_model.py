@@ -6,11 +6,11 @@ mark; simulator faults are armed for a count; time advances; the stream drops; a
 crashes and is restarted by the supervisor, or the whole service restarts on the same
 temp-file database while the exchange runs on; tabs attach, detach and resume from an old
 seq. After the last step every fault is cleared and the pipeline gets its recovery bound
-(see ``World.bound`` in model_run.py: one poll or reconciliation interval, a MARKET fill,
+(see ``World.bound`` in run.py: one poll or reconciliation interval, a MARKET fill,
 an unknown outcome's resolution, three -2013 confirmations, plus what each armed fault,
 crash and restart may add) to agree with the exchange, then 90 s more during which nothing
 may change. The invariants, checked against the simulator's record and what the tabs
-received (never our stored events), are listed in model_checks.py.
+received (never our stored events), are listed in checks.py.
 
 Why a generated schedule and not hypothesis's ``RuleBasedStateMachine`` runner: the pipeline
 lives in one trio nursery on a MockClock, while the stateful runner calls rules
@@ -30,12 +30,14 @@ of CPU) and ``TRADERCOIN_HYPOTHESIS_PROFILE=long`` (5,000 examples).
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from hypothesis import HealthCheck, Phase, example, given, settings
 
-from tests.reliability.model_checks import violations
-from tests.reliability.model_run import run_schedule
-from tests.reliability.model_steps import (
+from tests.model.checks import violations
+from tests.model.run import run_schedule
+from tests.model.steps import (
     ORDER,
     Advance,
     Fill,
@@ -44,6 +46,7 @@ from tests.reliability.model_steps import (
     OrderLimit,
     Place,
     Schedule,
+    Step,
     schedules,
 )
 
@@ -96,7 +99,6 @@ def check(schedule: Schedule) -> None:
 LONG = settings().max_examples > 1000  # TRADERCOIN_HYPOTHESIS_PROFILE=long
 
 
-@pytest.mark.xfail(reason="issue 9: finds the defects of the regressions below until fixed")
 @pytest.mark.timeout(0 if LONG else 1800)  # shrinking a failure takes a while
 @settings(suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(schedules())
@@ -105,74 +107,41 @@ def test_the_pipeline_agrees_with_the_exchange(schedule: Schedule) -> None:
 
 
 # ------------------------------------------------------------------ regressions
-# Each schedule below was found and shrunk by the test above; it is replayed exactly
-# (hypothesis seeds trio's scheduler for it). ``xfail(strict=True)``: it fails on main as
-# this was written; remove the mark with the fix.
+# Each schedule below was found by the test above (or built by hand to isolate what it
+# found) and fails on main as of 145c5dd with branch sim9's simulator; all pass since the
+# fixes of issue 9. ``_defect`` marks one that still fails: ``xfail(strict=True)``, removed
+# with its fix. A schedule replays exactly: hypothesis seeds trio's scheduler for it.
 
 
 def _defect(n: int, what: str, raises: type[AssertionError]) -> pytest.MarkDecorator:
     return pytest.mark.xfail(strict=True, raises=raises, reason=f"issue 9 defect {n}: {what}")
 
 
+def _found(defect: int, what: str, *steps: Step, stream: bool = False) -> Any:
+    """A regression of issue 9's ``defect``; ``what`` is how it failed on 145c5dd."""
+    return pytest.param(Schedule(stream, steps), id=f"defect{defect}-{what}")
+
+
+def _buy(user: int, kind: str = "LIMIT", qty: str = "0.010", offset: int = -10) -> Place:
+    return Place(user, "BTCUSDT", "BUY", kind, qty, offset)  # type: ignore[arg-type]
+
+
 REGRESSIONS = [
-    pytest.param(
-        Schedule(stream=False, steps=(
-            Place(user=0, symbol="BTCUSDT", side="BUY", kind="LIMIT", qty="0.010", offset=0),
-        )),
-        # found with the simulator of the time, whose ACK said FILLED: the service took the
-        # place answer as final and never fetched the trades (defect 9); it passes since
-        # the simulator answers ACK with NEW as Binance does, and stays as a guard
-        id="limit-filled-on-place-has-no-fills",
-    ),
-    pytest.param(
-        Schedule(stream=True, steps=(
-            Place(user=0, symbol="BTCUSDT", side="BUY", kind="LIMIT", qty="3.000", offset=-10),
-            Fill(user=0, order=0, quarters=1),
-            Advance(seconds=2.0),
-            Fill(user=0, order=0, quarters=1),
-            Advance(seconds=2.0),
-            Fill(user=0, order=0, quarters=0),
-        )),
-        id="stream-partial-fills-lose-the-first-trade",
-        marks=_defect(2, "the first trade of a stream-filled order is dropped", FillsDisagree),
-    ),
-    pytest.param(
-        Schedule(stream=False, steps=(
-            Place(user=0, symbol="BTCUSDT", side="BUY", kind="LIMIT", qty="0.010", offset=-10),
-            Match(maker=0, order=0),
-        )),
-        id="two-users-trade-and-one-loses-its-fill",
-        marks=_defect(3, "fills unique per (symbol, trade id): the other side's fill is dropped",
-                      FillsDisagree),
-    ),
-    pytest.param(
-        Schedule(stream=False, steps=(
-            Inject(kind="http_500", user=0, path=ORDER, count=1),
-            Place(user=0, symbol="BTCUSDT", side="BUY", kind="LIMIT", qty="0.010", offset=-10),
-        )),
-        id="500-on-place-marks-a-live-order-rejected",
-        marks=_defect(4, "a 500 on a place is taken as not sent: rejected, yet live",
-                      StoreDisagrees),
-    ),
-    pytest.param(
-        Schedule(stream=False, steps=(
-            Inject(kind="http_502", user=None, path=ORDER, count=1),
-            Place(user=0, symbol="BTCUSDT", side="BUY", kind="MARKET", qty="0.010", offset=0),
-        )),
-        id="502-on-place-marks-a-filled-order-rejected",
-        marks=_defect(4, "a 502 on a place is taken as not sent: rejected, yet filled",
-                      StoreDisagrees),
-    ),
-    pytest.param(
-        Schedule(stream=False, steps=(
-            OrderLimit(user=0, per_10s=1),
-            Place(user=0, symbol="BTCUSDT", side="BUY", kind="LIMIT", qty="0.010", offset=-10),
-            Place(user=0, symbol="BTCUSDT", side="BUY", kind="LIMIT", qty="0.010", offset=-10),
-            Place(user=1, symbol="BTCUSDT", side="BUY", kind="LIMIT", qty="0.010", offset=-10),
-        )),
-        id="one-accounts-1015-pauses-another-user",
-        marks=_defect(5, "user 0's -1015 pauses user 1's places", Interfered),
-    ),
+    # with the simulator of 145c5dd, whose ACK said FILLED, the service took the place
+    # answer as final and never fetched the trades; passes on 145c5dd with sim9's simulator
+    # (ACK is NEW, as on Binance) and stays as the guard that nothing trusts the ACK
+    _found(9, "limit-filled-on-place-has-no-fills", _buy(0, offset=0)),
+    _found(2, "stream-partial-fills-lose-the-first-trade",
+           _buy(0, qty="3.000"), Fill(0, 0, quarters=1), Advance(2.0),
+           Fill(0, 0, quarters=1), Advance(2.0), Fill(0, 0), stream=True),
+    _found(3, "two-users-trade-and-the-second-fill-is-dropped",
+           _buy(0), Match(maker=0, order=0)),
+    _found(4, "500-on-place-is-rejected-yet-live",
+           Inject("http_500", user=0, path=ORDER), _buy(0)),
+    _found(4, "502-on-place-is-rejected-yet-filled",
+           Inject("http_502", path=ORDER), _buy(0, kind="MARKET", offset=0)),
+    _found(5, "one-accounts-1015-refuses-another-users-place",
+           OrderLimit(0, per_10s=1), _buy(0), _buy(0), _buy(1)),
 ]  # fmt: skip
 
 

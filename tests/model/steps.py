@@ -1,5 +1,5 @@
 """The model-based test's vocabulary: the steps of a schedule and the strategies that draw
-them (see tests/reliability/test_model.py for how they run and what is checked).
+them (see tests/model/test_model.py for how they run and what is checked).
 
 A step names users by index (0 or 1) and orders by index modulo what exists when it runs
 (the exchange's open orders of that user, or the ids the service returned), so every list
@@ -152,9 +152,11 @@ class Restart:
 
 @dataclass(frozen=True)
 class Attach:
-    """``user`` opens another tab (live, no replay)."""
+    """``user`` opens another tab (live, no replay): through ``/ws`` of the app with
+    ``ws``, else a session attached to the actor directly."""
 
     user: int
+    ws: bool = False
 
 
 @dataclass(frozen=True)
@@ -173,6 +175,7 @@ class Resume:
     user: int
     tab: int
     back: int
+    ws: bool = False
 
 
 Step = (
@@ -276,9 +279,9 @@ def steps() -> st.SearchStrategy[Step]:
         st.builds(CrashActor, _user),
         *([st.builds(OrderLimit, _user, st.integers(1, 3))] if HAS_ORDER_LIMITS else []),
         st.just(Restart()),
-        st.builds(Attach, _user),
+        st.builds(Attach, _user, st.booleans()),
         st.builds(Detach, _user, _index),
-        st.builds(Resume, _user, _index, st.integers(0, 6)),
+        st.builds(Resume, _user, _index, st.integers(0, 6), st.booleans()),
     ]
     if HAS_CANCEL_ALL:
         options.append(st.builds(CancelAll, _user, st.sampled_from(SYMBOLS)))

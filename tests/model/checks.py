@@ -4,8 +4,8 @@ each tab received; never our own stored events.
 - our store equals the exchange: status, executed quantity, average price, exchange id, for
   every order; an order the exchange never got ended ``rejected`` or ``expired``;
 - every terminal order's fills equal the exchange's trades for that account and order
-  (trade id, price, quantity, commission; realized PnL and maker once our fills carry
-  them); an open order's fills are some of them (polls fetch trades when an order ends);
+  (trade id, price, quantity, commission, realized PnL, maker); an open order's fills
+  are some of them (polls fetch trades when an order ends);
 - nothing was placed twice (client order ids unique per account on the exchange, exchange
   ids unique in our store);
 - every tab got each change once, gap-free in seq order, without a resync; per order, no
@@ -55,8 +55,7 @@ EXCHANGE_STATUS = {
 NEVER_PLACED = (OrderStatus.REJECTED, OrderStatus.EXPIRED)
 SPECS = {s.symbol: s for s in DEFAULT_SYMBOLS}
 TERMINAL = {s.value for s in OrderStatus if s.terminal}
-# the fields of a trade we compare with our fills; realized_pnl and maker join when our
-# fills carry them (model_run.our_fills is the one place that reads them)
+# the fields of a trade we compare with our fills (run.our_fills reads ours)
 FILL_FIELDS = ("trade_id", "price", "qty", "commission", "realized_pnl", "maker")
 
 
@@ -70,6 +69,7 @@ class Tab:
     sessions: list[TestSession] = field(default_factory=list)
     open: bool = True
     permanent: bool = False
+    ws: bool = False  # through the app's /ws (else attached to the actor directly)
 
     def messages(self) -> list[dict[str, Any]]:
         return [r.message for s in self.sessions for r in s.received]
@@ -140,7 +140,7 @@ def fill_differences(o: Observed) -> list[str]:
             if order.exchange_order_id is None:
                 continue
             mine = o.our_fills[u].get(order.exchange_order_id, [])
-            fields = [f for f in FILL_FIELDS if all(f in m for m in mine)] if mine else ["trade_id"]
+            fields = FILL_FIELDS
             theirs = sorted(
                 (
                     _trade_dict(t, fields)
@@ -157,7 +157,7 @@ def fill_differences(o: Observed) -> list[str]:
     return found
 
 
-def _trade_dict(t: Trade, fields: list[str]) -> dict[str, Any]:
+def _trade_dict(t: Trade, fields: tuple[str, ...]) -> dict[str, Any]:
     return {f: getattr(t, "id" if f == "trade_id" else f) for f in fields}
 
 

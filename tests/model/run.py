@@ -21,8 +21,8 @@ from typing import Any
 import trio
 import trio.testing
 
-from tests.reliability.model_checks import Observed, Tab, store_differences
-from tests.reliability.model_steps import (
+from tests.model.checks import Observed, Tab, store_differences
+from tests.model.steps import (
     FAULT_SECONDS,
     HAS_CANCEL_ALL,
     USERS,
@@ -52,7 +52,7 @@ from tradercoin.config import PollPolicy
 from tradercoin.exchange.sim import Fault, FaultKind, OrderTruth, Simulator
 from tradercoin.orders import Order
 from tradercoin.store import Store
-from tradercoin.store import schema as tables
+from tradercoin.store.secrets import generate_key
 from tradercoin.testing import EPOCH_MS, TestSystem, TestUser, open_test_system
 
 __all__ = ["our_fills", "run_schedule"]
@@ -65,6 +65,7 @@ VANISH = 3 * POLL_INTERVAL  # three -2013 confirmations, one per poll
 RESTART_BACKOFF = 1.25  # the supervisor's first restart delay, jitter included
 ORDER_WINDOW = 10.0  # an account's order-rate limit is counted over 10 s (and a minute)
 QUIET = 90.0  # watched after convergence: nothing may change any more
+MASTER_KEY = generate_key()  # one for every run: a restarted service decrypts the keys
 ACTION_LIMIT = 900.0  # a place or cancel that takes longer than this (trio time) is a hang
 
 
@@ -103,6 +104,7 @@ class World:
         self.system: TestSystem | None = None
         self.stack = contextlib.AsyncExitStack()
         self.user_ids: list[int] = []
+        self.keys: dict[int, str] = {}
         self.tabs: list[Tab] = []
         self.returned: dict[int, list[int]] = {u: [] for u in range(USERS)}
         self.recovery = 0.0
@@ -120,17 +122,22 @@ class World:
                 stream=self.schedule.stream,
                 poll=PollPolicy(),
                 sim=self.sim,
-                database=self.db_url,
+                database_url=self.db_url,
+                settings={"master_key": MASTER_KEY},
                 supervisor_options={"actor_class": _crashable(self.crash_requests)},
             )
         )
+        for user_id, api_key in self.keys.items():  # after a restart: the same users
+            system.users[user_id] = TestUser(system, user_id, api_key)
         self.system = system
         return system
 
     async def start(self) -> None:
         system = await self.open()
         for _ in range(USERS):
-            self.user_ids.append((await system.add_user()).user_id)
+            user = await system.add_user()
+            self.user_ids.append(user.user_id)
+            self.keys[user.user_id] = user.api_key
         for u in range(USERS):
             tab = Tab(u, 0, permanent=True)
             self.tabs.append(tab)
@@ -141,8 +148,22 @@ class World:
         return self.system.users[self.user_ids[u]]
 
     async def _connect(self, tab: Tab, since: int | None) -> None:
+        user = self.user(tab.user)
+        if tab.ws:
+            try:
+                session = await user.open_ws(since=since)
+            except EOFError:  # the app closed it before hello (the actor is restarting)
+                tab.open = False
+                return
+            hello = session.messages("hello")
+            if since is None and tab.since is None and hello:
+                tab.since = hello[0]["seq"]  # live from the newest seq the app announced
+            if session.messages("error"):
+                tab.open = False
+            tab.sessions.append(session)
+            return
         try:
-            tab.sessions.append(await self.user(tab.user).open_session(since=since))
+            tab.sessions.append(await user.open_session(since=since))
         except ActorUnavailable:
             tab.open = False  # the browser gives up on this tab
 
@@ -191,14 +212,14 @@ class World:
                     await self._crash(u, event)
             case Restart():
                 await self.restart()
-            case Attach(u):
-                tab = Tab(u, None)
+            case Attach(u, ws):
+                tab = Tab(u, None, ws=ws)
                 self.tabs.append(tab)
                 await self._connect(tab, None)
             case Detach(u, k):
                 await self._detach(u, k)
-            case Resume(u, k, back):
-                await self._resume(u, k, back)
+            case Resume(u, k, back, ws):
+                await self._resume(u, k, back, ws)
 
     async def _crash(self, u: int, event: trio.Event) -> None:
         """Crash ``u``'s actor and wait until the supervisor has seen it (a crash that
@@ -299,13 +320,16 @@ class World:
             return
         tab = extra[k % len(extra)]
         tab.open = False
+        if tab.ws:
+            tab.sessions[-1].close()
+            return
         with contextlib.suppress(ActorUnavailable):
             await self.user(u).actor.detach(tab.sessions[-1].session_id)
 
-    async def _resume(self, u: int, k: int, back: int) -> None:
+    async def _resume(self, u: int, k: int, back: int, ws: bool) -> None:
         mine = [t for t in self.tabs if t.user == u]
         last = mine[k % len(mine)].last_seq() or 0
-        tab = Tab(u, max(0, last - back))
+        tab = Tab(u, max(0, last - back), ws=ws)
         self.tabs.append(tab)
         await self._connect(tab, tab.since)
 
@@ -359,38 +383,20 @@ class World:
 
 
 async def our_fills(store: Store, user_id: int, order: Order) -> list[dict[str, Any]]:
-    """The fills we stored for ``order``, as dicts of the fields the exchange's trades
-    have. EXTEND HERE: when ``store.order_fills(user_id, order_id)`` (with realized PnL and
-    maker) lands, it is used and its fields are compared too (see model_checks.FILL_FIELDS)."""
-    reader = getattr(store, "order_fills", None)
-    if reader is not None:
-        return [_fill_dict(f) for f in await reader(user_id, order.id)]
-
-    def read(conn: Any) -> list[dict[str, Any]]:
-        t = tables.fills
-        rows = conn.execute(
-            t.select()
-            .where(t.c.user_id == user_id, t.c.exchange_order_id == order.exchange_order_id)
-            .order_by(t.c.trade_id)
-        ).mappings()
-        return [dict(row) for row in rows]
-
-    return [_fill_dict(row) for row in await store.db.read(read)]
-
-
-def _fill_dict(fill: Any) -> dict[str, Any]:
-    get = fill.get if isinstance(fill, dict) else lambda name: getattr(fill, name, None)
-    out = {
-        "trade_id": get("trade_id"),
-        "price": Decimal(str(get("price"))),
-        "qty": Decimal(str(get("quantity"))),
-        "commission": Decimal(str(get("commission"))),
-    }
-    if get("realized_pnl") is not None:
-        out["realized_pnl"] = Decimal(str(get("realized_pnl")))
-    if get("maker") is not None:
-        out["maker"] = bool(get("maker"))
-    return out
+    """The fills we stored for ``order`` (the store's own read), as dicts of the fields the
+    exchange's trades have (see checks.FILL_FIELDS)."""
+    assert order.id is not None
+    return [
+        {
+            "trade_id": f.trade_id,
+            "price": f.price,
+            "qty": f.quantity,
+            "commission": f.commission,
+            "realized_pnl": f.realized_pnl,
+            "maker": f.maker,
+        }
+        for f in await store.order_fills(user_id, order.id)
+    ]
 
 
 @contextlib.asynccontextmanager
