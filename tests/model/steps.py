@@ -231,10 +231,12 @@ def _inject() -> st.SearchStrategy[Inject]:
             kind=st.just(kind),
             user=st.sampled_from([0, 1, None]),
             path=st.sampled_from(paths),
-            count=st.integers(1, 3),
+            count=st.integers(1, 5),
         )
 
-    return st.sampled_from(KNOWN_FAULTS).flatmap(build)
+    # the stream's faults need the stream, fills and the right user to matter: drawn more
+    stream_kinds = [k for k in KNOWN_FAULTS if k.startswith("stream_")]
+    return st.sampled_from(KNOWN_FAULTS + 3 * stream_kinds).flatmap(build)
 
 
 # ------------------------------------------------------------------ strategies
