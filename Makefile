@@ -5,21 +5,24 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
-INSTALL := $(BIN)/python -m pip install -q --require-hashes --no-deps
-LOCKS := requirements/bootstrap.txt requirements/run.txt requirements/dev.txt
-COMPILE := CUSTOM_COMPILE_COMMAND="make lock" $(BIN)/pip-compile -q --generate-hashes \
-	--allow-unsafe --strip-extras --no-emit-find-links --no-emit-index-url
+# uv (pinned, hashed, installed by the venv's own pip) installs the rest: in parallel, with
+# every file checked against the lock's sha256 (docs/install.md says why uv).
+UV := $(BIN)/uv
+INSTALL := $(UV) pip install -q --python $(BIN)/python --require-hashes --no-deps
+LOCKS := requirements/uv.txt requirements/bootstrap.txt requirements/run.txt requirements/dev.txt
+COMPILE := UV_CUSTOM_COMPILE_COMMAND="make lock" $(UV) pip compile -q --generate-hashes \
+	--python-version 3.11
 
 .PHONY: setup run test lint lock lock-check clean
 
 setup: $(VENV)/.dev
 
-# The runtime set: pip, setuptools and wheel (to build the project), then what it imports.
-$(VENV)/.run: pyproject.toml requirements/bootstrap.txt requirements/run.txt
+# The runtime set: uv; pip, setuptools and wheel (to build the project); what it imports.
+$(VENV)/.run: pyproject.toml $(LOCKS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(INSTALL) -r requirements/bootstrap.txt
-	$(INSTALL) -r requirements/run.txt
-	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
+	$(BIN)/python -m pip install -q --require-hashes --no-deps -r requirements/uv.txt
+	$(INSTALL) -r requirements/bootstrap.txt -r requirements/run.txt
+	$(UV) pip install -q --python $(BIN)/python --no-deps --no-build-isolation -e .
 	touch $@
 
 # The test and lint tools (and the PostgreSQL driver) on top of the same runtime pins.
@@ -39,9 +42,10 @@ lint: $(VENV)/.dev
 	$(BIN)/mypy
 
 # Re-resolve every lock from pyproject.toml (newest versions its ranges allow), keeping
-# run.txt's pins inside dev.txt. Needs the dev set (pip-tools) and the package index.
-lock: $(VENV)/.dev
+# run.txt's pins inside dev.txt. Needs the package index; a few seconds.
+lock: $(VENV)/.run
 	rm -f $(LOCKS)
+	$(COMPILE) -o requirements/uv.txt requirements/uv.in
 	$(COMPILE) -o requirements/bootstrap.txt requirements/bootstrap.in
 	$(COMPILE) -c requirements/bootstrap.txt -o requirements/run.txt pyproject.toml
 	$(COMPILE) -c requirements/bootstrap.txt -c requirements/run.txt \

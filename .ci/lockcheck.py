@@ -4,9 +4,9 @@ Checks, for each lock:
 - every requirement pyproject.toml names for it is pinned there, at a version its range allows;
 - every package the lock says comes from pyproject.toml is still required by it (a dependency
   removed from pyproject.toml without `make lock` fails);
-- every pin has at least one sha256 hash (pip's --require-hashes would refuse it anyway);
-- dev.txt pins each runtime package at the same version as run.txt, and bootstrap.txt
-  satisfies pyproject's [build-system] requires.
+- every pin has at least one sha256 hash (--require-hashes would refuse it anyway);
+- uv.txt pins uv, bootstrap.txt pins pip, setuptools and wheel and satisfies pyproject's
+  [build-system] requires; dev.txt pins each runtime package at run.txt's version.
 
 Run it with the venv's python (`make lock-check`): it needs `packaging`, which the bootstrap
 set installs. Exit 0 when they agree, 1 with one line per disagreement.
@@ -76,13 +76,14 @@ def main() -> int:
     runtime = list(project["project"]["dependencies"])
     extras = project["project"].get("optional-dependencies", {})
     dev_wanted = runtime + [r for extra in DEV_EXTRAS for r in extras.get(extra, [])]
-    names = ("bootstrap.txt", "run.txt", "dev.txt")
+    names = ("uv.txt", "bootstrap.txt", "run.txt", "dev.txt")
     missing = [name for name in names if not (REQS / name).exists()]
     if missing:
         print(f"lockcheck: missing {', '.join(missing)} in requirements/; run `make lock`")
         return 1
-    bootstrap, run, dev = (Lock(REQS / name) for name in names)
+    uv, bootstrap, run, dev = (Lock(REQS / name) for name in names)
     problems = check(run, runtime) + check(dev, dev_wanted)
+    problems += check(uv, ["uv"]) + check(bootstrap, ["pip", "setuptools", "wheel"])
     for text in project["build-system"]["requires"]:
         req = Requirement(text)
         version = bootstrap.pins.get(canonicalize_name(req.name))
