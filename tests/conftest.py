@@ -8,12 +8,25 @@ one is a failure instead.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 
 import psycopg
 import pytest
 from sqlalchemy.engine import make_url
+
+# Every command and child process of the tests finds its data here, never in the developer's
+# data directory (TRADERCOIN_HOME; tradercoin/home.py). Removed when the session ends.
+TEST_HOME = tempfile.mkdtemp(prefix="tradercoin-test-home-")
+os.environ["TRADERCOIN_HOME"] = TEST_HOME
+os.environ.pop("TRADERCOIN_TOKEN", None)
+
+
+def pytest_sessionfinish() -> None:
+    shutil.rmtree(TEST_HOME, ignore_errors=True)
+
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 PG_URL = os.environ.get(
