@@ -46,8 +46,8 @@ DETECTION = Histogram(
 )
 DELIVERY = Histogram(
     "tradercoin_event_delivery_seconds",
-    "Time from an order event being committed to the store to its message being handed to "
-    "a session.",
+    "Time from an order change being submitted to the store to its message being handed to "
+    "a session (the group commit included).",
     buckets=_LATENCY,
     registry=None,
 )
