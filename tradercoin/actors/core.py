@@ -117,7 +117,7 @@ class ActorCore:
         return self._book.has_fast(self._policy.fast_notional)
 
     def _base_interval(self) -> float:
-        if self.stream_state == "healthy" and not self._book.owed():
+        if self.stream_state == "healthy" and not self._book.owed() and not self._book.in_doubt():
             return self._policy.reconcile_interval
         return self._policy.fast_interval if self._has_fast() else self._policy.interval
 
