@@ -339,6 +339,7 @@ class Simulator:
         self.mark(symbol)
         self._walks[symbol].set(price)
         self.engine.marks[symbol] = self._walks[symbol].price
+        self.tapes[symbol].observe(self._walks[symbol].price, self.server_ms())
         self.engine.step(symbol)
         self._poke()
 

@@ -1,0 +1,250 @@
+"""Balances and positions that move with fills, against figures computed by hand.
+
+Fees: maker 0.02 %, taker 0.05 %. Every account starts with 100,000 USDT at 20x leverage.
+One script: buy 0.010 BTC at 49000 (maker), buy 0.020 at the 50000 mark (taker), sell 0.010
+at 51000 (reduce), sell 0.050 at 51000 (close 0.020 and flip to a 0.030 short).
+"""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import Any
+
+import trio
+import trio.testing
+import trio_websocket
+
+from tests.sim.conftest import SignedClient
+from tradercoin.exchange.sim import Simulator
+
+D = Decimal
+
+
+async def _market(client: SignedClient, side: str, quantity: str) -> dict[str, Any]:
+    return await client.order(
+        symbol="BTCUSDT", side=side, type="MARKET", quantity=quantity, newOrderRespType="RESULT"
+    )
+
+
+async def _json(client: SignedClient, path: str, **params: Any) -> Any:
+    response = await client.signed("GET", path, **params)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+async def _risk(client: SignedClient) -> dict[str, Any]:
+    rows = await _json(client, "/fapi/v3/positionRisk", symbol="BTCUSDT")
+    assert len(rows) == 1
+    row: dict[str, Any] = rows[0]
+    return row
+
+
+async def _open_long(sim: Simulator, client: SignedClient) -> None:
+    """0.010 BTC filled at 49000 (maker), then 0.020 at the 50000 mark (taker)."""
+    placed = await client.limit(price="49000", quantity="0.010")
+    sim.fill("BTCUSDT", placed["orderId"])
+    await _market(client, "BUY", "0.020")
+
+
+async def _script(sim: Simulator, client: SignedClient) -> None:
+    await _open_long(sim, client)
+    sim.set_price("BTCUSDT", D("51000"))
+    await _market(client, "SELL", "0.010")
+    await _market(client, "SELL", "0.050")
+
+
+async def test_entry_is_weighted_on_increase(
+    autojump_clock: trio.testing.MockClock, sim: Simulator, client: SignedClient
+) -> None:
+    await _open_long(sim, client)
+    account = sim.account(client.key)
+    # fees 0.010 x 49000 x 0.0002 = 0.098 and 0.020 x 50000 x 0.0005 = 0.5
+    assert account.balance == D("100000") - D("0.098") - D("0.5")
+    risk = await _risk(client)
+    # (0.010 x 49000 + 0.020 x 50000) / 0.030 = 49666.666666666..., kept to 8 places
+    assert (risk["positionAmt"], risk["entryPrice"]) == ("0.030", "49666.66666667")
+    # 0.030 x (50000 - 49666.66666667) = 9.9999999999 -> 10.00000000
+    assert risk["unRealizedProfit"] == "10.00000000"
+    # the open part paid 0.598 of fees: break-even = entry + 0.598 / 0.030
+    assert risk["breakEvenPrice"] == "49686.60000000"
+    trades = await _json(client, "/fapi/v1/userTrades", symbol="BTCUSDT")
+    assert [(t["commission"], t["realizedPnl"], t["maker"]) for t in trades] == [
+        ("0.09800000", "0.00000000", True),
+        ("0.50000000", "0.00000000", False),
+    ]
+
+
+async def test_reduce_keeps_entry_and_realizes(
+    autojump_clock: trio.testing.MockClock, sim: Simulator, client: SignedClient
+) -> None:
+    await _open_long(sim, client)
+    sim.set_price("BTCUSDT", D("51000"))
+    await _market(client, "SELL", "0.010")
+    risk = await _risk(client)
+    assert (risk["positionAmt"], risk["entryPrice"]) == ("0.020", "49666.66666667")
+    # realized (51000 - 49666.66666667) x 0.010 = 13.3333333333 -> 13.33333333; fee 0.255
+    account = sim.account(client.key)
+    assert account.balance == D("99999.402") + D("13.33333333") - D("0.255")
+    trades = await _json(client, "/fapi/v1/userTrades", symbol="BTCUSDT")
+    assert (trades[-1]["realizedPnl"], trades[-1]["commission"]) == ("13.33333333", "0.25500000")
+
+
+async def test_flip_closes_then_opens_at_the_fill(
+    autojump_clock: trio.testing.MockClock, sim: Simulator, client: SignedClient
+) -> None:
+    await _script(sim, client)
+    account = sim.account(client.key)
+    # close 0.020: (51000 - 49666.66666667) x 0.020 = 26.66666667; fee 0.050 x 51000 x 0.0005
+    wallet = D("99999.402") + D("13.33333333") - D("0.255") + D("26.66666667") - D("1.275")
+    assert account.balance == wallet == D("100037.872")
+    sim.set_price("BTCUSDT", D("50000"))
+    risk = await _risk(client)
+    assert (risk["positionAmt"], risk["entryPrice"]) == ("-0.030", "51000.00000000")
+    assert risk["unRealizedProfit"] == "30.00000000"  # -0.030 x (50000 - 51000)
+    assert risk["notional"] == "-1500.00000000"
+    # the new short carries 0.030/0.050 of the flip's fee: 0.765, i.e. 25.5 per BTC
+    assert risk["breakEvenPrice"] == "50974.50000000"
+    assert (risk["positionInitialMargin"], risk["maintMargin"]) == ("75.00000000", "6.00000000")
+    # Binance's one-way cross formula, short, no other position, bracket 1 (0.4 %, cum 0):
+    # (WB + 0.030 x 51000) / (0.030 x 0.004 + 0.030)
+    liquidation = (wallet + D("0.030") * 51000) / (D("0.030") * D("0.004") + D("0.030"))
+    assert risk["liquidationPrice"] == f"{liquidation:.8f}" == "3372107.30411687"
+
+
+async def test_account_and_balance_totals(
+    autojump_clock: trio.testing.MockClock, sim: Simulator, client: SignedClient
+) -> None:
+    await _script(sim, client)
+    sim.set_price("BTCUSDT", D("50000"))
+    await client.limit(side="BUY", price="49000", quantity="0.050")  # 0.030 of it reduces
+    info = await _json(client, "/fapi/v3/account")
+    # open buys 2450 notional, 1500 of which would only close the short: 950 / 20 = 47.5
+    assert info["totalOpenOrderInitialMargin"] == "47.50000000"
+    assert info["totalPositionInitialMargin"] == "75.00000000"
+    assert info["totalInitialMargin"] == "122.50000000"
+    assert info["totalWalletBalance"] == "100037.87200000"
+    assert info["totalUnrealizedProfit"] == "30.00000000"
+    assert info["totalMarginBalance"] == "100067.87200000"
+    assert info["availableBalance"] == "99945.37200000"  # 100067.872 - 122.5
+    assert info["maxWithdrawAmount"] == "99915.37200000"  # the wallet's part: 100037.872 - 122.5
+    assert info["assets"][0]["walletBalance"] == "100037.87200000"
+    [usdt] = await _json(client, "/fapi/v3/balance")
+    assert (usdt["balance"], usdt["crossUnPnl"], usdt["availableBalance"]) == (
+        "100037.87200000",
+        "30.00000000",
+        "99945.37200000",
+    )
+    risk = await _risk(client)
+    assert (risk["bidNotional"], risk["askNotional"]) == ("2450.00000000", "0.00000000")
+
+
+async def test_leverage_changes_margin_and_is_checked(
+    autojump_clock: trio.testing.MockClock, sim: Simulator, client: SignedClient
+) -> None:
+    await _market(client, "BUY", "0.100")  # 5000 notional at the 50000 mark
+    answer = await client.signed("POST", "/fapi/v1/leverage", symbol="BTCUSDT", leverage=125)
+    assert answer.json() == {"leverage": 125, "maxNotionalValue": "50000", "symbol": "BTCUSDT"}
+    assert (await _risk(client))["initialMargin"] == "40.00000000"  # 5000 / 125
+    for bad in (0, 126):
+        refused = await client.signed("POST", "/fapi/v1/leverage", symbol="BTCUSDT", leverage=bad)
+        assert refused.json() == {"code": -4028, "msg": f"Leverage {bad} is not valid"}
+    missing = await client.signed("POST", "/fapi/v1/leverage", symbol="BTCUSDT")
+    assert missing.json()["code"] == -1102
+    # 125x allows 50,000 of notional: 5000 held + 0.910 x 50000 = 50500 is over
+    too_big = await client.signed(
+        "POST", "/fapi/v1/order", symbol="BTCUSDT", side="BUY", type="MARKET", quantity="0.910"
+    )
+    assert too_big.json() == {
+        "code": -2027,
+        "msg": "Exceeded the maximum allowable position at current leverage.",
+    }
+    config = await _json(client, "/fapi/v1/symbolConfig", symbol="BTCUSDT")
+    assert config == [
+        {
+            "symbol": "BTCUSDT",
+            "marginType": "CROSSED",
+            "isAutoAddMargin": False,
+            "leverage": 125,
+            "maxNotionalValue": "50000",
+        }
+    ]
+
+
+async def test_margin_insufficient_for_a_small_wallet(
+    autojump_clock: trio.testing.MockClock, sim: Simulator, http: Any
+) -> None:
+    key, secret = sim.create_account(balance=D("100"))
+    client = SignedClient(http, sim, key, secret)
+    # 0.050 x 49000 / 20 = 122.5 > 100
+    refused = await client.signed(
+        "POST", "/fapi/v1/order", symbol="BTCUSDT", side="BUY", type="LIMIT",
+        timeInForce="GTC", price="49000", quantity="0.050",
+    )  # fmt: skip
+    assert refused.json() == {"code": -2019, "msg": "Margin is insufficient."}
+    assert sim.orders(key) == []
+    await client.limit(price="49000", quantity="0.040")  # 98 <= 100
+    [usdt] = await _json(client, "/fapi/v3/balance")
+    assert usdt["availableBalance"] == "2.00000000"
+
+
+async def test_leverage_brackets_shape(
+    autojump_clock: trio.testing.MockClock, client: SignedClient
+) -> None:
+    one = await _json(client, "/fapi/v1/leverageBracket", symbol="BTCUSDT")
+    assert one["symbol"] == "BTCUSDT"
+    assert one["brackets"][:2] == [
+        {"bracket": 1, "initialLeverage": 125, "notionalCap": 50000, "notionalFloor": 0,
+         "maintMarginRatio": 0.004, "cum": 0.0},
+        {"bracket": 2, "initialLeverage": 100, "notionalCap": 250000, "notionalFloor": 50000,
+         "maintMarginRatio": 0.005, "cum": 50.0},
+    ]  # fmt: skip
+    every = await _json(client, "/fapi/v1/leverageBracket")
+    assert [b["symbol"] for b in every] == ["BTCUSDT", "ETHUSDT", "BNBUSDT", "SOLUSDT", "XRPUSDT"]
+    assert every[2]["brackets"][0]["initialLeverage"] == 75
+
+
+async def _next(ws: trio_websocket.WebSocketConnection) -> dict[str, Any]:
+    message: dict[str, Any] = json.loads(await ws.get_message())
+    return message
+
+
+async def test_account_update_matches_rest_after_each_fill(
+    autojump_clock: trio.testing.MockClock, sim: Simulator, client: SignedClient
+) -> None:
+    listen_key = (await client.keyed("POST", "/fapi/v1/listenKey")).json()["listenKey"]
+    async with sim.open_websocket(f"ws://sim/private/ws?listenKey={listen_key}") as ws:
+        placed = await client.limit(price="49000", quantity="0.010")
+        new = await _next(ws)
+        assert (new["o"]["x"], new["o"]["b"], new["o"]["a"]) == ("NEW", "490", "0")
+        sim.fill("BTCUSDT", placed["orderId"])
+        await _check_events(client, [await _next(ws) for _ in range(2)])
+        sim.set_price("BTCUSDT", D("51000"))
+        for side, quantity in (("BUY", "0.020"), ("SELL", "0.010"), ("SELL", "0.050")):
+            await _market(client, side, quantity)
+            await _check_events(client, [await _next(ws) for _ in range(3)])
+
+
+async def _check_events(client: SignedClient, events: list[dict[str, Any]]) -> None:
+    kinds = [(e["e"], e.get("o", {}).get("x")) for e in events]
+    update = next(e for e in events if e["e"] == "ACCOUNT_UPDATE")
+    trade = next(e for e in events if e.get("o", {}).get("x") == "TRADE")
+    assert ("ACCOUNT_UPDATE", None) in kinds
+    assert trade["o"]["b"] == "0" and trade["o"]["a"] == "0"
+    assert update["a"]["m"] == "ORDER"
+    [balance] = update["a"]["B"]
+    [position] = update["a"]["P"]
+    [usdt] = await _json(client, "/fapi/v3/balance")
+    assert (balance["a"], balance["wb"], balance["cw"]) == (
+        "USDT",
+        usdt["balance"],
+        usdt["balance"],
+    )
+    risk = await _risk(client)
+    assert position["s"] == "BTCUSDT" and position["ps"] == "BOTH"
+    assert (position["pa"], position["ep"], position["bep"], position["up"]) == (
+        risk["positionAmt"],
+        risk["entryPrice"],
+        risk["breakEvenPrice"],
+        risk["unRealizedProfit"],
+    )
