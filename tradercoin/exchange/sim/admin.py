@@ -6,6 +6,8 @@
 - ``POST /sim/admin/faults`` ``{"kind", "seconds"?, "path"?, "account"?, "count"?}``;
   ``DELETE /sim/admin/faults`` clears them
 - ``GET /sim/admin/orders?api_key=...``, ``GET /sim/admin/statistics``
+- ``GET /sim/admin/trades?api_key=...[&symbol=...][&orderId=...]``: the account's side of
+  each trade; ``GET /sim/admin/matches``: the trades between two accounts
 """
 
 from __future__ import annotations
@@ -94,10 +96,28 @@ def _clear(sim: Simulator, body: dict[str, Any]) -> Any:
 
 
 def _orders(sim: Simulator, body: dict[str, Any]) -> Any:
-    return [
-        {k: str(v) if isinstance(v, Decimal) else v for k, v in dataclasses.asdict(o).items()}
-        for o in sim.orders(str(body["api_key"]))
-    ]
+    return [_plain(order) for order in sim.orders(str(body["api_key"]))]
+
+
+def _trades(sim: Simulator, body: dict[str, Any]) -> Any:
+    order_id = body.get("orderId")
+    trades = sim.trades(
+        str(body["api_key"]),
+        symbol=body.get("symbol"),
+        order_id=None if order_id is None else int(order_id),
+    )
+    return [_plain(trade) for trade in trades]
+
+
+def _matches(sim: Simulator, body: dict[str, Any]) -> Any:
+    return [_plain(match) for match in sim.matches()]
+
+
+def _plain(record: Any) -> dict[str, Any]:
+    """A dataclass as JSON: Decimals as strings."""
+    return {
+        k: str(v) if isinstance(v, Decimal) else v for k, v in dataclasses.asdict(record).items()
+    }
 
 
 def _statistics(sim: Simulator, body: dict[str, Any]) -> Any:
@@ -112,5 +132,7 @@ _ADMIN = {
     ("POST", "faults"): _inject,
     ("DELETE", "faults"): _clear,
     ("GET", "orders"): _orders,
+    ("GET", "trades"): _trades,
+    ("GET", "matches"): _matches,
     ("GET", "statistics"): _statistics,
 }

@@ -13,7 +13,7 @@ from tradercoin.exchange.sim import account_api, market_data
 from tradercoin.exchange.sim.account import active_symbols, check_order_margin
 from tradercoin.exchange.sim.engine import Account, SimOrder
 from tradercoin.exchange.sim.errors import ApiError, one_of_mandatory
-from tradercoin.exchange.sim.events import order_wire, user_trade
+from tradercoin.exchange.sim.events import ack_wire, order_wire, user_trade
 from tradercoin.exchange.sim.validate import parse_int, parse_order, symbol_of
 
 if TYPE_CHECKING:
@@ -105,7 +105,7 @@ def new_order(sim: Simulator, call: Call) -> Any:
         marks = {s: sim.mark(s) for s in {spec.symbol, *active_symbols(call.account)}}
         check_order_margin(call.account, spec.symbol, request.side, request.quantity, price, marks)
     order = sim.place(call.account, request, call.visible_after)
-    return order_wire(order, placed=True)
+    return order_wire(order, placed=True) if request.respond_result else ack_wire(order)
 
 
 def get_order(sim: Simulator, call: Call) -> Any:

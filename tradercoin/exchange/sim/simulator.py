@@ -29,7 +29,7 @@ from tradercoin.exchange.sim.account import DEFAULT_STARTING_BALANCE
 from tradercoin.exchange.sim.account_api import account_update
 from tradercoin.exchange.sim.admin import handle_admin
 from tradercoin.exchange.sim.auth import check_api_key, check_signature, check_timestamp
-from tradercoin.exchange.sim.engine import Account, Engine, SimOrder, Trade
+from tradercoin.exchange.sim.engine import Account, Engine, Match, SimOrder, Trade
 from tradercoin.exchange.sim.errors import ApiError
 from tradercoin.exchange.sim.events import order_trade_update
 from tradercoin.exchange.sim.faults import (
@@ -37,10 +37,12 @@ from tradercoin.exchange.sim.faults import (
     BEFORE,
     GARBLED,
     IMMEDIATE,
+    SERVER_ERRORS,
     Fault,
     FaultKind,
     FaultTable,
     garble,
+    server_error,
 )
 from tradercoin.exchange.sim.market_data import Tape
 from tradercoin.exchange.sim.markets import DEFAULT_SYMBOLS, PriceWalk, SymbolSpec
@@ -97,6 +99,8 @@ class OrderTruth:
     status: str
     time: int
     update_time: int
+    avg_price: Decimal = Decimal(0)
+    """As the exchange reports it (``avgPrice``, at the symbol's average precision)."""
 
     @classmethod
     def of(cls, order: SimOrder) -> OrderTruth:
@@ -114,6 +118,7 @@ class OrderTruth:
             order.status,
             order.time,
             order.update_time,
+            Decimal(order.spec.fmt_avg(order.avg_price)),
         )
 
 
@@ -389,8 +394,22 @@ class Simulator:
             for order in account.orders[symbol].values()
         ]
 
-    def trades(self, api_key: str) -> list[Trade]:
-        return [t for ts in self._accounts[api_key].trades.values() for t in ts]
+    def trades(
+        self, api_key: str, *, symbol: str | None = None, order_id: int | None = None
+    ) -> list[Trade]:
+        """The account's trades (its side of each), by symbol then id; only ``symbol``'s and
+        only ``order_id``'s when given. KeyError: unknown key."""
+        return [
+            t
+            for s, ts in sorted(self._accounts[api_key].trades.items())
+            if symbol is None or s == symbol
+            for t in ts
+            if order_id is None or t.order_id == order_id
+        ]
+
+    def matches(self) -> list[Match]:
+        """Every trade between two accounts, oldest first (each side's fill has its id)."""
+        return list(self.engine.matches)
 
     def statistics(self) -> SimStatistics:
         return SimStatistics(
@@ -501,6 +520,9 @@ class Simulator:
             return dropped()
         if kind is FaultKind.WAF_HTML:
             return Response(403, WAF_PAGE, [(b"content-type", b"text/html")])
+        if kind in SERVER_ERRORS:
+            status, content_type, body = server_error(kind)
+            return Response(status, body, [(b"content-type", content_type)])
         if kind is FaultKind.RATE_LIMITED:
             seconds = max(1, math.ceil(fault.seconds))
             return _error(ApiError(-1003, "Too many requests.", 429, retry_after=seconds))
