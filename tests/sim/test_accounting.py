@@ -11,11 +11,15 @@ import json
 from decimal import Decimal
 from typing import Any
 
+import httpx
 import trio
 import trio.testing
 import trio_websocket
+from click.testing import CliRunner
 
-from tests.sim.conftest import SignedClient
+from tests.sim.conftest import EPOCH_MS, SignedClient
+from tradercoin.cli import main
+from tradercoin.clock import FixedEpochClock
 from tradercoin.exchange.sim import Simulator
 
 D = Decimal
@@ -248,3 +252,48 @@ async def _check_events(client: SignedClient, events: list[dict[str, Any]]) -> N
         risk["breakEvenPrice"],
         risk["unRealizedProfit"],
     )
+
+
+async def test_a_trade_between_two_accounts_moves_both_once(
+    autojump_clock: trio.testing.MockClock, sim: Simulator, client: SignedClient, http: Any
+) -> None:
+    key, secret = sim.create_account()
+    other = SignedClient(http, sim, key, secret)
+    await client.limit(side="SELL", price="50100", quantity="0.010")
+    await other.limit(side="BUY", price="50100", quantity="0.010")
+    seller, buyer = sim.account(client.key), sim.account(key)
+    # one trade at the resting price: maker 0.02 %, taker 0.05 % of 501
+    assert seller.balance == D("100000") - D("0.1002")
+    assert buyer.balance == D("100000") - D("0.2505")
+    assert (seller.positions["BTCUSDT"].amount, buyer.positions["BTCUSDT"].amount) == (
+        D("-0.010"),
+        D("0.010"),
+    )
+    assert seller.positions["BTCUSDT"].entry_price == buyer.positions["BTCUSDT"].entry_price
+    ticker = (await http.get("/fapi/v1/ticker/24hr?symbol=BTCUSDT")).json()
+    assert (ticker["volume"], ticker["count"], ticker["quoteVolume"]) == ("0.010", 1, "501.00")
+
+
+async def test_starting_balance_is_configurable(
+    autojump_clock: trio.testing.MockClock, nursery: trio.Nursery
+) -> None:
+    sim = Simulator(clock=FixedEpochClock(EPOCH_MS), starting_balance=D("2500.5"))
+    await nursery.start(sim.run)
+    transport = httpx.ASGITransport(app=sim.asgi_app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://sim") as http:
+        made = (await http.post("/sim/admin/accounts", json={"balance": "750"})).json()
+        bad = await http.post("/sim/admin/accounts", json={"balance": "-1"})
+        assert bad.status_code == 400
+        default_key, default_secret = sim.create_account()
+        for key, secret, wallet in (
+            (made["api_key"], made["api_secret"], "750.00000000"),
+            (default_key, default_secret, "2500.50000000"),
+        ):
+            [usdt] = await _json(SignedClient(http, sim, key, secret), "/fapi/v3/balance")
+            assert usdt["balance"] == usdt["availableBalance"] == wallet
+
+
+def test_cli_refuses_a_bad_starting_balance() -> None:
+    result = CliRunner().invoke(main, ["sim", "--starting-balance", "lots"])
+    assert result.exit_code == 1
+    assert "--starting-balance must be a number of USDT" in result.output

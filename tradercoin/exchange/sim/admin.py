@@ -1,6 +1,7 @@
 """``/sim/admin/...``: the simulator's unauthenticated control routes (JSON in, JSON out).
 
-- ``POST /sim/admin/accounts`` -> ``{"api_key", "api_secret"}``
+- ``POST /sim/admin/accounts`` ``{"balance"?}`` -> ``{"api_key", "api_secret"}`` (the wallet
+  holds ``balance`` USDT, default the simulator's ``starting_balance``)
 - ``GET|POST /sim/admin/price`` ``{"symbol", "price"?}`` -> ``{"symbol", "price"}``
 - ``POST /sim/admin/fill`` ``{"symbol", "orderId", "quantity"?}``
 - ``POST /sim/admin/faults`` ``{"kind", "seconds"?, "path"?, "account"?, "count"?}``;
@@ -54,7 +55,8 @@ def _body(request: Request) -> dict[str, Any]:
 
 
 def _accounts(sim: Simulator, body: dict[str, Any]) -> Any:
-    api_key, api_secret = sim.create_account()
+    balance = body.get("balance")
+    api_key, api_secret = sim.create_account(None if balance is None else Decimal(str(balance)))
     return {"api_key": api_key, "api_secret": api_secret}
 
 
