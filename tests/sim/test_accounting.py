@@ -297,3 +297,18 @@ def test_cli_refuses_a_bad_starting_balance() -> None:
     result = CliRunner().invoke(main, ["sim", "--starting-balance", "lots"])
     assert result.exit_code == 1
     assert "--starting-balance must be a number of USDT" in result.output
+
+
+async def test_leverage_change_reaches_the_stream(
+    autojump_clock: trio.testing.MockClock, sim: Simulator, client: SignedClient
+) -> None:
+    listen_key = (await client.keyed("POST", "/fapi/v1/listenKey")).json()["listenKey"]
+    async with sim.open_websocket(f"ws://sim/private/ws?listenKey={listen_key}") as ws:
+        await client.signed("POST", "/fapi/v1/leverage", symbol="ETHUSDT", leverage=7)
+        event = await _next(ws)
+    assert event == {
+        "e": "ACCOUNT_CONFIG_UPDATE",
+        "E": EPOCH_MS,
+        "T": EPOCH_MS,
+        "ac": {"s": "ETHUSDT", "l": 7},
+    }
