@@ -1,7 +1,8 @@
-"""Two foreign clients, unchanged but for their base URLs, against the simulator served over
-loopback: ccxt's ``binanceusdm`` and Binance's official ``binance-futures-connector``
-(``UMFutures``). Their answers are checked against the simulator's own record (the account's
-wallet and position objects, its orders), never against our own client."""
+"""Foreign clients, unchanged but for their base URLs, against the simulator served over
+loopback: ccxt's ``binanceusdm``, Binance's official ``binance-futures-connector``
+(``UMFutures``) and python-binance (the reference client). Their answers are checked against
+the simulator's own record (the account's wallet and position objects, its orders), never
+against our own client."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any, TypeVar
 import ccxt
 import pytest
 import trio
+from binance.client import Client
 from binance.error import ClientError
 from binance.um_futures import UMFutures
 
@@ -157,3 +159,32 @@ async def test_connector_account_balance_positions_leverage_cancel(served: Serve
     with pytest.raises(ClientError) as bad:
         await call(lambda: um.change_leverage(symbol="BTCUSDT", leverage=126))
     assert (bad.value.status_code, bad.value.error_code) == (400, -4028)
+
+
+async def test_python_binance_account_and_market_calls(served: Served) -> None:
+    key, secret, account = served.new_account()
+    await _long_btc(served, served.um(key, secret))
+    c = Client(key, secret, ping=False)
+    c.FUTURES_URL = f"{served.address.rest_url}/fapi"
+    info = await call(c.futures_account)  # GET /fapi/v2/account
+    assert info["canTrade"] is True and info["totalWalletBalance"] == f"{account.balance:.8f}"
+    rows = {p["symbol"]: p for p in info["positions"]}
+    assert set(rows) == set(served.sim.specs)
+    assert (rows["BTCUSDT"]["positionAmt"], rows["BTCUSDT"]["leverage"]) == ("0.030", "20")
+    assert rows["ETHUSDT"]["positionAmt"] == "0.000"
+    [usdt] = await call(c.futures_account_balance)
+    assert usdt["balance"] == info["totalWalletBalance"]
+    [risk] = await call(lambda: c.futures_position_information(symbol="BTCUSDT"))
+    assert risk["entryPrice"] == f"{account.positions['BTCUSDT'].entry_price:.8f}"
+    changed = await call(lambda: c.futures_change_leverage(symbol="BTCUSDT", leverage=50))
+    assert changed["leverage"] == 50 and account.leverage["BTCUSDT"] == 50
+    brackets = await call(lambda: c.futures_leverage_bracket(symbol="ETHUSDT"))
+    assert brackets["brackets"][0]["initialLeverage"] == 125
+    ticker = await call(lambda: c.futures_ticker(symbol="BTCUSDT"))
+    assert (ticker["lastPrice"], ticker["volume"], ticker["count"]) == ("50000.00", "0.030", 2)
+    book = await call(lambda: c.futures_orderbook_ticker(symbol="BTCUSDT"))
+    assert (book["bidPrice"], book["askPrice"]) == ("50000.00", "50000.10")
+    depth = await call(lambda: c.futures_order_book(symbol="BTCUSDT", limit=5))
+    assert len(depth["bids"]) == len(depth["asks"]) == 5
+    mark = await call(lambda: c.futures_mark_price(symbol="BTCUSDT"))
+    assert mark["markPrice"] == "50000.00000000"

@@ -43,6 +43,7 @@ __all__ = [
     "balance",
     "change_leverage",
     "futures_account",
+    "futures_account_v2",
     "leverage_bracket",
     "position_risk",
     "symbol_config",
@@ -69,7 +70,10 @@ def marks_for(sim: Simulator, symbols: Iterable[str]) -> dict[str, Decimal]:
 
 def futures_account(sim: Simulator, call: Call) -> Any:
     """``GET /fapi/v3/account`` (single-asset mode)."""
-    view = current_view(sim, call.account)
+    return _totals(sim, current_view(sim, call.account))
+
+
+def _totals(sim: Simulator, view: AccountView) -> dict[str, Any]:
     return {
         "totalInitialMargin": s8(view.initial_margin),
         "totalMaintMargin": s8(view.maint_margin),
@@ -84,6 +88,43 @@ def futures_account(sim: Simulator, call: Call) -> Any:
         "maxWithdrawAmount": s8(view.max_withdraw),
         "assets": [_asset(view)],
         "positions": [_account_position(sim, p) for p in view.positions],
+    }
+
+
+def futures_account_v2(sim: Simulator, call: Call) -> Any:
+    """``GET /fapi/v2/account`` (python-binance's ``futures_account``): v3's totals plus the
+    account flags, ``marginAvailable`` per asset, and a row for every symbol."""
+    view = current_view(sim, call.account)
+    body = _totals(sim, view)
+    flags = {"feeTier": 0, "feeBurn": True, "canTrade": True, "canDeposit": True,
+             "canWithdraw": True, "updateTime": 0, "multiAssetsMargin": False,
+             "tradeGroupId": -1}  # fmt: skip
+    body = {**flags, **body}
+    body["assets"] = [{**_asset(view), "marginAvailable": True}]
+    body["positions"] = [_v2_position(sim, call.account, s, view) for s in sim.specs]
+    return body
+
+
+def _v2_position(sim: Simulator, account: Account, symbol: str, view: AccountView) -> Any:
+    row = view.position(symbol)
+    leverage = leverage_of(account, symbol)
+    zero = Decimal(0)
+    return {
+        "symbol": symbol,
+        "initialMargin": s8(row.initial_margin + row.open_order_margin if row else zero),
+        "maintMargin": s8(row.maint_margin if row else zero),
+        "unrealizedProfit": s8(row.unrealized if row else zero),
+        "positionInitialMargin": s8(row.initial_margin if row else zero),
+        "openOrderInitialMargin": s8(row.open_order_margin if row else zero),
+        "leverage": str(leverage),
+        "isolated": False,
+        "entryPrice": s8(row.entry_price if row else zero),
+        "maxNotional": plain(max_notional(symbol, leverage)),
+        "bidNotional": s8(row.bid_notional if row else zero),
+        "askNotional": s8(row.ask_notional if row else zero),
+        "positionSide": "BOTH",
+        "positionAmt": sim.specs[symbol].fmt_qty(row.amount if row else zero),
+        "updateTime": row.update_time if row else 0,
     }
 
 

@@ -266,6 +266,7 @@ ROUTES: dict[tuple[str, str], Route] = {
     ),
     ("GET", "/fapi/v1/depth"): Route(market_data.depth, "NONE", market_data.depth_weight),
     ("GET", "/fapi/v3/account"): Route(account_api.futures_account, "SIGNED", _w(5)),
+    ("GET", "/fapi/v2/account"): Route(account_api.futures_account_v2, "SIGNED", _w(5)),
     ("GET", "/fapi/v3/balance"): Route(account_api.balance, "SIGNED", _w(5)),
     ("GET", "/fapi/v3/positionRisk"): Route(account_api.position_risk, "SIGNED", _w(5)),
     ("GET", "/fapi/v1/leverageBracket"): Route(account_api.leverage_bracket, "SIGNED", _w(1)),
