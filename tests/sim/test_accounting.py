@@ -312,3 +312,22 @@ async def test_leverage_change_reaches_the_stream(
         "T": EPOCH_MS,
         "ac": {"s": "ETHUSDT", "l": 7},
     }
+
+
+async def test_admin_account_is_the_exchange_record(
+    autojump_clock: trio.testing.MockClock,
+    sim: Simulator,
+    client: SignedClient,
+    http: httpx.AsyncClient,
+) -> None:
+    await _open_long(sim, client)
+    truth = (await http.get(f"/sim/admin/account?api_key={client.key}")).json()
+    assert D(truth["wallet"]) == sim.account(client.key).balance == D("99999.402")
+    [position] = truth["positions"]
+    assert (position["symbol"], D(position["amount"]), D(position["unrealized"])) == (
+        "BTCUSDT",
+        D("0.030"),
+        D("10"),
+    )
+    unknown = await http.get("/sim/admin/account?api_key=nope")
+    assert unknown.status_code == 400

@@ -6,6 +6,8 @@
 - ``POST /sim/admin/fill`` ``{"symbol", "orderId", "quantity"?}``
 - ``POST /sim/admin/faults`` ``{"kind", "seconds"?, "path"?, "account"?, "count"?}``;
   ``DELETE /sim/admin/faults`` clears them
+- ``GET /sim/admin/account?api_key=...``: wallet, positions and margins (account.py's
+  ``AccountView``, decimals as strings)
 - ``GET /sim/admin/orders?api_key=...``, ``GET /sim/admin/statistics``
 - ``GET /sim/admin/trades?api_key=...[&symbol=...][&orderId=...]``: the account's side of
   each trade; ``GET /sim/admin/matches``: the trades between two accounts
@@ -122,6 +124,21 @@ def _plain(record: Any) -> dict[str, Any]:
     }
 
 
+def _account(sim: Simulator, body: dict[str, Any]) -> Any:
+    return _jsonable(dataclasses.asdict(sim.account_view(str(body["api_key"]))))
+
+
+def _jsonable(value: Any) -> Any:
+    """Decimals as strings, all the way down."""
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value
+
+
 def _statistics(sim: Simulator, body: dict[str, Any]) -> Any:
     return dataclasses.asdict(sim.statistics())
 
@@ -134,6 +151,7 @@ _ADMIN = {
     ("POST", "faults"): _inject,
     ("DELETE", "faults"): _clear,
     ("GET", "orders"): _orders,
+    ("GET", "account"): _account,
     ("GET", "trades"): _trades,
     ("GET", "matches"): _matches,
     ("GET", "statistics"): _statistics,

@@ -25,8 +25,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from tradercoin.clock import WallClock
-from tradercoin.exchange.sim.account import DEFAULT_STARTING_BALANCE
-from tradercoin.exchange.sim.account_api import account_update
+from tradercoin.exchange.sim.account import DEFAULT_STARTING_BALANCE, AccountView
+from tradercoin.exchange.sim.account_api import account_update, current_view
 from tradercoin.exchange.sim.admin import handle_admin
 from tradercoin.exchange.sim.auth import check_api_key, check_signature, check_timestamp
 from tradercoin.exchange.sim.engine import Account, Engine, Match, SimOrder, Trade
@@ -410,6 +410,11 @@ class Simulator:
     def matches(self) -> list[Match]:
         """Every trade between two accounts, oldest first (each side's fill has its id)."""
         return list(self.engine.matches)
+
+    def account_view(self, api_key: str) -> AccountView:
+        """The account's wallet, positions and margins at the current marks (the exchange's
+        own record, for tests to compare with). KeyError: unknown key."""
+        return current_view(self, self._accounts[api_key])
 
     def statistics(self) -> SimStatistics:
         return SimStatistics(
