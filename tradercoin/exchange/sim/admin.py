@@ -1,7 +1,9 @@
 """``/sim/admin/...``: the simulator's unauthenticated control routes (JSON in, JSON out).
 
-- ``POST /sim/admin/accounts`` ``{"balance"?}`` -> ``{"api_key", "api_secret"}`` (the wallet
-  holds ``balance`` USDT, default the simulator's ``starting_balance``)
+- ``POST /sim/admin/accounts`` ``{"balance"?, "orders_per_10s"?, "orders_per_minute"?}`` ->
+  ``{"api_key", "api_secret"}`` (the wallet holds ``balance`` USDT, default the simulator's
+  ``starting_balance``; the account's own ORDERS limits, counted per account, Binance's 300
+  and 1200 unless given; ``GET /fapi/v1/rateLimit/order`` shows them)
 - ``GET|POST /sim/admin/price`` ``{"symbol", "price"?}`` -> ``{"symbol", "price"}``
 - ``POST /sim/admin/fill`` ``{"symbol", "orderId", "quantity"?}``
 - ``POST /sim/admin/faults`` ``{"kind", "seconds"?, "path"?, "account"?, "count"?}``;
@@ -57,9 +59,23 @@ def _body(request: Request) -> dict[str, Any]:
 
 
 def _accounts(sim: Simulator, body: dict[str, Any]) -> Any:
+    per_10s, per_minute = _order_limits(sim, body)
     balance = body.get("balance")
     api_key, api_secret = sim.create_account(None if balance is None else Decimal(str(balance)))
+    sim.set_order_limits(api_key, per_10s=per_10s, per_minute=per_minute)
     return {"api_key": api_key, "api_secret": api_secret}
+
+
+def _order_limits(sim: Simulator, body: dict[str, Any]) -> tuple[int, int]:
+    """The requested ``(per 10 s, per minute)`` limits. ValueError: not whole numbers >= 1."""
+    defaults = sim.limiter.limits
+    limits = (
+        body.get("orders_per_10s", defaults.orders_per_10s),
+        body.get("orders_per_minute", defaults.orders_per_minute),
+    )
+    if not all(type(n) is int and n >= 1 for n in limits):
+        raise ValueError(f"order limits must be whole numbers >= 1, not {limits}")
+    return limits[0], limits[1]
 
 
 def _get_price(sim: Simulator, body: dict[str, Any]) -> Any:

@@ -46,7 +46,7 @@ class FaultKind(enum.StrEnum):
     STREAM_SILENT = "stream_silent"  # no events at all (pings go on)
     STREAM_GARBLED = "stream_garbled"  # each ORDER_TRADE_UPDATE's order has wrong field types
     STREAM_REORDER = "stream_reorder"  # after an order's update, its previous one is sent again
-    STREAM_BURST = "stream_burst"  # the next ``count`` updates are held, then sent at once
+    STREAM_BURST = "stream_burst"  # the next ``count`` updates are held, then sent in one write
     # immediate actions (count and path ignored)
     LISTEN_KEY_EXPIRED = "listen_key_expired"  # expire the account's listenKey now
     DISCONNECT = "disconnect"  # close the account's stream connections now
@@ -94,6 +94,8 @@ STREAM = frozenset(
         FaultKind.STREAM_GARBLED,
     }
 )
+REORDER = frozenset({FaultKind.STREAM_REORDER})
+BURST = frozenset({FaultKind.STREAM_BURST})
 IMMEDIATE = frozenset({FaultKind.LISTEN_KEY_EXPIRED, FaultKind.DISCONNECT, FaultKind.CLOCK_SKEW})
 
 
@@ -139,6 +141,10 @@ class FaultTable:
 
     def __bool__(self) -> bool:
         return bool(self._rules)
+
+    def armed(self, kinds: frozenset[FaultKind], path: str | None, account: str | None) -> bool:
+        """True while a fault of ``kinds`` would hit (nothing is used up)."""
+        return any(r.fault.kind in kinds and _matches(r, path, account) for r in self._rules)
 
     def take(
         self, kinds: frozenset[FaultKind], path: str | None, account: str | None

@@ -46,7 +46,7 @@ from tradercoin.exchange.sim.faults import (
 )
 from tradercoin.exchange.sim.market_data import Tape
 from tradercoin.exchange.sim.markets import DEFAULT_SYMBOLS, PriceWalk, SymbolSpec
-from tradercoin.exchange.sim.ratelimit import Limits, RateLimiter
+from tradercoin.exchange.sim.ratelimit import Limits, RateLimiter, order_count_headers
 from tradercoin.exchange.sim.rest import Request, Response, RestApp, dropped, json_response
 from tradercoin.exchange.sim.routes import ROUTES, Call, Route
 from tradercoin.exchange.sim.scheduler import Scheduler
@@ -381,8 +381,15 @@ class Simulator:
                 else:
                     self.streams.disconnect(target)
 
+    def set_order_limits(self, api_key: str, *, per_10s: int, per_minute: int) -> None:
+        """Give the account its own ORDERS limits (Binance's defaults, 300 per 10 s and 1200
+        per minute, come from ``limits``). KeyError: unknown key; ValueError: below 1."""
+        self.account(api_key)
+        self.limiter.set_order_limits(api_key, per_10s, per_minute)
+
     def clear_faults(self) -> None:
         self.faults.clear()
+        self.streams.flush_bursts()
         self._skew_ms = 0
 
     def orders(self, api_key: str) -> list[OrderTruth]:
@@ -475,13 +482,17 @@ class Simulator:
             if early is not None:
                 return early
         account = self._authenticate(route, request, params, now)
-        order_counts = self.limiter.count_order(account.api_key, now) if route.is_order else None
+        counted: list[tuple[bytes, bytes]] = []
+        if route.is_order:
+            counted = order_count_headers(self.limiter.count_order(account.api_key, now))
         visible_after = self._visibility_delay(route, request, api_key)
-        payload = route.handler(self, Call(params, account, now, visible_after))
+        try:
+            payload = route.handler(self, Call(params, account, now, visible_after))
+        except ApiError as exc:
+            exc.headers += counted
+            raise
         response = json_response(payload)
-        if order_counts is not None:
-            response.headers.append((b"x-mbx-order-count-10s", str(order_counts[0]).encode()))
-            response.headers.append((b"x-mbx-order-count-1m", str(order_counts[1]).encode()))
+        response.headers += counted
         if self.faults:
             late = self.faults.take(AFTER, request.path, api_key)
             if late is not None and late.kind in GARBLED:
@@ -626,6 +637,7 @@ def _garbled(kind: FaultKind, payload: Any) -> Response:
 
 def _error(exc: ApiError) -> Response:
     response = json_response(exc.body(), exc.status)
+    response.headers += exc.headers
     if exc.retry_after is not None:
         response.headers.append((b"retry-after", str(exc.retry_after).encode()))
     return response
