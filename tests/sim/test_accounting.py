@@ -331,3 +331,25 @@ async def test_admin_account_is_the_exchange_record(
     )
     unknown = await http.get("/sim/admin/account?api_key=nope")
     assert unknown.status_code == 400
+
+
+async def test_order_events_carry_open_order_notionals(
+    autojump_clock: trio.testing.MockClock, sim: Simulator, client: SignedClient
+) -> None:
+    listen_key = (await client.keyed("POST", "/fapi/v1/listenKey")).json()["listenKey"]
+    async with sim.open_websocket(f"ws://sim/private/ws?listenKey={listen_key}") as ws:
+        buy = await client.limit(side="BUY", price="49000", quantity="0.030")
+        await client.limit(side="SELL", price="51000.5", quantity="0.002")
+        sim.fill("BTCUSDT", buy["orderId"], D("0.010"))
+        await client.signed("DELETE", "/fapi/v1/allOpenOrders", symbol="BTCUSDT")
+        events = [await _next(ws) for _ in range(6)]
+    seen = [(e["e"], e.get("o", {}).get("x"), e.get("o", {}).get("b"), e.get("o", {}).get("a"))
+            for e in events]  # fmt: skip
+    assert seen == [
+        ("ORDER_TRADE_UPDATE", "NEW", "1470", "0"),  # 0.030 x 49000
+        ("ORDER_TRADE_UPDATE", "NEW", "1470", "102.001"),  # + 0.002 x 51000.5
+        ("ORDER_TRADE_UPDATE", "TRADE", "980", "102.001"),  # 0.020 x 49000 left
+        ("ACCOUNT_UPDATE", None, None, None),
+        ("ORDER_TRADE_UPDATE", "CANCELED", "0", "102.001"),
+        ("ORDER_TRADE_UPDATE", "CANCELED", "0", "0"),
+    ]

@@ -51,6 +51,7 @@ __all__ = [
     "AccountView",
     "Position",
     "PositionView",
+    "account_position",
     "account_view",
     "active_symbols",
     "apply_fill",
@@ -59,6 +60,7 @@ __all__ = [
     "max_notional",
     "open_notional",
     "plain",
+    "position_view",
     "q8",
     "set_leverage",
 ]
@@ -270,11 +272,13 @@ def active_symbols(account: Account) -> list[str]:
     )
 
 
-def account_view(account: Account, marks: Mapping[str, Decimal]) -> AccountView:
+def account_view(
+    account: Account, marks: Mapping[str, Decimal], *, liquidation: bool = True
+) -> AccountView:
     """Every derived figure of ``account`` at ``marks`` (which must hold every symbol with
-    a position or open orders)."""
+    a position or open orders); liquidation prices stay 0 without ``liquidation``."""
     symbols = active_symbols(account)
-    rows = [_position_row(account, s, marks[s]) for s in symbols]
+    rows = [position_view(account, s, marks[s]) for s in symbols]
     unrealized = sum((r.unrealized for r in rows), ZERO)
     position_margin = sum((r.initial_margin for r in rows), ZERO)
     order_margin = sum((r.open_order_margin for r in rows), ZERO)
@@ -283,14 +287,16 @@ def account_view(account: Account, marks: Mapping[str, Decimal]) -> AccountView:
     margin_balance = wallet + unrealized
     used = position_margin + order_margin
     available = max(ZERO, margin_balance - used)
-    positions = tuple(_with_liquidation(r, rows, wallet) for r in rows)
+    if liquidation:
+        rows = [_with_liquidation(r, rows, wallet) for r in rows]
     return AccountView(
         wallet, unrealized, margin_balance, position_margin, order_margin, maint, available,
-        max(ZERO, min(available, wallet - used)), positions, account.balance_time,
+        max(ZERO, min(available, wallet - used)), tuple(rows), account.balance_time,
     )  # fmt: skip
 
 
-def _position_row(account: Account, symbol: str, mark: Decimal) -> PositionView:
+def position_view(account: Account, symbol: str, mark: Decimal) -> PositionView:
+    """One symbol's figures at ``mark`` (liquidation price 0: see :func:`account_view`)."""
     position = account_position(account, symbol)
     leverage = leverage_of(account, symbol)
     amount = position.amount
@@ -298,15 +304,23 @@ def _position_row(account: Account, symbol: str, mark: Decimal) -> PositionView:
     bracket = bracket_for(symbol, abs(notional))
     bids, asks = open_notional(account.open_in(symbol).values(), mark)
     held = abs(notional)
-    opening_bids = bids if amount >= 0 else max(ZERO, bids - held)
-    opening_asks = asks if amount <= 0 else max(ZERO, asks - held)
     return PositionView(
         symbol, amount, position.entry_price, position.break_even, mark,
         q8(amount * (mark - position.entry_price)) if amount else ZERO, notional, leverage,
         q8(held / leverage), max(ZERO, q8(held * bracket.mmr - bracket.cum)) if amount else ZERO,
-        q8(max(opening_bids, opening_asks) / leverage), q8(bids), q8(asks), ZERO,
+        _order_margin(amount, held, bids, asks, leverage), q8(bids), q8(asks), ZERO,
         position.realized, max_notional(symbol, leverage), position.update_time,
     )  # fmt: skip
+
+
+def _order_margin(
+    amount: Decimal, held: Decimal, bids: Decimal, asks: Decimal, leverage: int
+) -> Decimal:
+    """Open orders' initial margin: the larger side, less what only reduces the position
+    (``held``: the position's absolute notional)."""
+    opening_bids = bids if amount >= 0 else max(ZERO, bids - held)
+    opening_asks = asks if amount <= 0 else max(ZERO, asks - held)
+    return q8(max(opening_bids, opening_asks) / leverage)
 
 
 def _with_liquidation(row: PositionView, rows: list[PositionView], wallet: Decimal) -> PositionView:
@@ -341,22 +355,16 @@ def check_order_margin(
         ApiError: -2027 over the max notional, -2019 when the margin is insufficient.
     """
     mark = marks[symbol]
-    before = account_view(account, marks)
-    row = before.position(symbol)
-    amount = row.amount if row else ZERO
-    bids, asks = (row.bid_notional, row.ask_notional) if row else (ZERO, ZERO)
+    row = position_view(account, symbol, mark)
     notional = qty * price
-    bids, asks = (bids + notional, asks) if side == "BUY" else (bids, asks + notional)
-    held = abs(amount) * mark
+    bids = row.bid_notional + (notional if side == "BUY" else ZERO)
+    asks = row.ask_notional + (notional if side == "SELL" else ZERO)
+    held = abs(row.amount) * mark
     same_side = bids if side == "BUY" else asks
-    growing = (amount >= 0) == (side == "BUY")
+    growing = (row.amount >= 0) == (side == "BUY")
     exposure = held + same_side if growing else max(ZERO, same_side - held)
-    leverage = leverage_of(account, symbol)
-    if exposure > max_notional(symbol, leverage):
+    if exposure > row.max_notional:
         raise ApiError(-2027, "Exceeded the maximum allowable position at current leverage.")
-    opening_bids = bids if amount >= 0 else max(ZERO, bids - held)
-    opening_asks = asks if amount <= 0 else max(ZERO, asks - held)
-    after = q8(max(opening_bids, opening_asks) / leverage)
-    added = after - (row.open_order_margin if row else ZERO)
-    if added > 0 and added > before.available:
+    added = _order_margin(row.amount, held, bids, asks, row.leverage) - row.open_order_margin
+    if added > 0 and added > account_view(account, marks, liquidation=False).available:
         raise ApiError(-2019, "Margin is insufficient.")

@@ -21,11 +21,13 @@ from typing import TYPE_CHECKING, Any
 from tradercoin.exchange.sim.account import (
     AccountView,
     PositionView,
+    account_position,
     account_view,
     active_symbols,
     leverage_of,
     max_notional,
     plain,
+    position_view,
     set_leverage,
 )
 from tradercoin.exchange.sim.brackets import Bracket, brackets_of
@@ -284,25 +286,24 @@ def account_update(
 ) -> dict[str, Any]:
     """``ACCOUNT_UPDATE`` (reason ``ORDER``) after a fill on ``symbol``: the USDT balance
     and the one changed position, with the same figures the REST routes answer now."""
-    view = current_view(sim, account)
-    position = view.position(symbol)
-    spec = sim.specs[symbol]
-    stored = account.positions.get(symbol)
+    position = position_view(account, symbol, sim.mark(symbol))
+    stored = account_position(account, symbol)
+    wallet = s8(account.balance)
     return {
         "e": "ACCOUNT_UPDATE",
         "E": event_ms,
         "T": tx_ms,
         "a": {
             "m": "ORDER",
-            "B": [{"a": ASSET, "wb": s8(view.wallet), "cw": s8(view.wallet), "bc": "0"}],
+            "B": [{"a": ASSET, "wb": wallet, "cw": wallet, "bc": "0"}],
             "P": [
                 {
                     "s": symbol,
-                    "pa": spec.fmt_qty(position.amount if position else Decimal(0)),
-                    "ep": s8(position.entry_price if position else Decimal(0)),
-                    "bep": s8(position.break_even if position else Decimal(0)),
-                    "cr": s8(stored.realized if stored else Decimal(0)),
-                    "up": s8(position.unrealized if position else Decimal(0)),
+                    "pa": sim.specs[symbol].fmt_qty(position.amount),
+                    "ep": s8(position.entry_price),
+                    "bep": s8(position.break_even),
+                    "cr": s8(stored.realized),
+                    "up": s8(position.unrealized),
                     "mt": "cross",
                     "iw": "0",
                     "ps": "BOTH",
