@@ -353,3 +353,22 @@ async def test_order_events_carry_open_order_notionals(
         ("ORDER_TRADE_UPDATE", "CANCELED", "0", "102.001"),
         ("ORDER_TRADE_UPDATE", "CANCELED", "0", "0"),
     ]
+
+
+async def test_leverage_refused_beyond_the_position_or_the_margin(
+    autojump_clock: trio.testing.MockClock, sim: Simulator, http: httpx.AsyncClient
+) -> None:
+    key, secret = sim.create_account(balance=D("100"))
+    small = SignedClient(http, sim, key, secret)
+    await _market(small, "BUY", "0.030")  # 1500 notional: 75 of margin at 20x
+    # at 10x the position needs 150 of margin; the wallet holds 100 - 0.75 of fees
+    refused = await small.signed("POST", "/fapi/v1/leverage", symbol="BTCUSDT", leverage=10)
+    assert refused.json() == {"code": -2019, "msg": "Margin is insufficient."}
+    assert sim.account(key).leverage.get("BTCUSDT") is None
+    key, secret = sim.create_account()
+    big = SignedClient(http, sim, key, secret)
+    await _market(big, "BUY", "1.100")  # 55,000 of notional: over 125x's 50,000
+    over = await big.signed("POST", "/fapi/v1/leverage", symbol="BTCUSDT", leverage=125)
+    assert over.json()["code"] == -2027
+    fine = await big.signed("POST", "/fapi/v1/leverage", symbol="BTCUSDT", leverage=100)
+    assert fine.json()["maxNotionalValue"] == "250000"

@@ -186,10 +186,14 @@ def set_leverage(
     exposure = abs(account_position(account, symbol).amount) * mark + max(bid, ask)
     if exposure > cap:
         raise ApiError(-2027, "Exceeded the maximum allowable position at current leverage.")
-    previous = leverage_of(account, symbol)
+    previous = account.leverage.get(symbol)
     account.leverage[symbol] = leverage
-    if account_view(account, marks).available <= 0 and leverage < previous:
-        account.leverage[symbol] = previous
+    view = account_view(account, marks, liquidation=False)
+    if leverage < (previous or DEFAULT_LEVERAGE) and view.margin_balance < view.initial_margin:
+        if previous is None:
+            del account.leverage[symbol]
+        else:
+            account.leverage[symbol] = previous
         raise ApiError(-2019, "Margin is insufficient.")
     return cap
 
