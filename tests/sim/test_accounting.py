@@ -372,3 +372,20 @@ async def test_leverage_refused_beyond_the_position_or_the_margin(
     assert over.json()["code"] == -2027
     fine = await big.signed("POST", "/fapi/v1/leverage", symbol="BTCUSDT", leverage=100)
     assert fine.json()["maxNotionalValue"] == "250000"
+
+
+async def test_cancel_all_weight_and_errors(
+    autojump_clock: trio.testing.MockClock, sim: Simulator, client: SignedClient
+) -> None:
+    done = await client.signed("DELETE", "/fapi/v1/allOpenOrders", symbol="ETHUSDT")
+    assert done.json() == {"code": 200, "msg": "The operation of cancel all open order is done."}
+    assert done.headers["x-mbx-used-weight-1m"] == "1"
+    missing = await client.signed("DELETE", "/fapi/v1/allOpenOrders")
+    assert missing.json() == {
+        "code": -1102,
+        "msg": "Mandatory parameter 'symbol' was not sent, was empty/null, or malformed.",
+    }
+    unknown = await client.signed("DELETE", "/fapi/v1/allOpenOrders", symbol="NOPEUSDT")
+    assert unknown.json() == {"code": -1121, "msg": "Invalid symbol."}
+    unsigned = await client.keyed("DELETE", "/fapi/v1/allOpenOrders", symbol="ETHUSDT")
+    assert unsigned.json()["code"] == -1102
