@@ -24,6 +24,7 @@ from tradercoin.exchange.sim.account import (
     account_position,
     account_view,
     active_symbols,
+    check_order_margin,
     leverage_of,
     max_notional,
     plain,
@@ -38,12 +39,14 @@ if TYPE_CHECKING:
     from tradercoin.exchange.sim.engine import Account
     from tradercoin.exchange.sim.routes import Call
     from tradercoin.exchange.sim.simulator import Simulator
+    from tradercoin.exchange.sim.validate import OrderRequest
 
 __all__ = [
     "account_config_update",
     "account_update",
     "balance",
     "change_leverage",
+    "check_margin",
     "futures_account",
     "futures_account_v2",
     "leverage_bracket",
@@ -262,6 +265,17 @@ def _config(account: Account, symbol: str) -> dict[str, Any]:
         "leverage": leverage,
         "maxNotionalValue": plain(max_notional(symbol, leverage)),
     }
+
+
+def check_margin(sim: Simulator, account: Account, request: OrderRequest) -> None:
+    """Binance's margin checks on a new order that is not reduce-only (-2027, -2019: see
+    :func:`~tradercoin.exchange.sim.account.check_order_margin`), at the marks of now."""
+    if request.reduce_only:
+        return
+    symbol = request.spec.symbol
+    marks = marks_for(sim, {symbol, *active_symbols(account)})
+    price = request.price if request.type == "LIMIT" else marks[symbol]
+    check_order_margin(account, symbol, request.side, request.quantity, price, marks)
 
 
 def change_leverage(sim: Simulator, call: Call) -> Any:
