@@ -1,14 +1,15 @@
-"""The account routes and events: ``GET /fapi/v3/account``, ``/fapi/v3/balance``,
-``/fapi/v3/positionRisk``, ``/fapi/v1/leverageBracket``, ``/fapi/v1/symbolConfig``,
-``POST /fapi/v1/leverage``, and the ``ACCOUNT_UPDATE`` / ``ACCOUNT_CONFIG_UPDATE`` events.
+"""The account routes and events: ``GET /fapi/v3/account`` (and ``/fapi/v2/account``),
+``/fapi/v3/balance``, ``/fapi/v3/positionRisk``, ``/fapi/v1/leverageBracket``,
+``/fapi/v1/symbolConfig``, ``POST /fapi/v1/leverage``, the margin check of new orders, and
+the ``ACCOUNT_UPDATE`` / ``ACCOUNT_CONFIG_UPDATE`` events.
 
-Shapes follow the USDⓈ-M docs (Account Information V3, Futures Account Balance V3, Position
-Information V3, Notional and Leverage Brackets, Symbol Configuration, Change Initial
-Leverage, Event: Balance and Position Update): every decimal is a string (8 places for
-money; quantities at the symbol's step), times are int milliseconds, flags JSON booleans.
-The leverage brackets are JSON numbers, as Binance sends them. The figures come from
-:func:`~tradercoin.exchange.sim.account.account_view` at the marks of the moment, so the
-REST answers and the stream's ``ACCOUNT_UPDATE`` after a fill carry the same numbers.
+Shapes follow the USDⓈ-M docs (Account Information V2/V3, Futures Account Balance V3,
+Position Information V3, Notional and Leverage Brackets, Symbol Configuration, Change
+Initial Leverage, Event: Balance and Position Update): every decimal is a string (8 places
+for money; quantities at the symbol's step), times are int milliseconds, flags JSON
+booleans. The leverage brackets are JSON numbers, as Binance sends them. REST answers and
+the stream's ``ACCOUNT_UPDATE`` take their figures from the same functions of
+:mod:`~tradercoin.exchange.sim.account` at the marks of the moment, so they agree.
 """
 
 from __future__ import annotations
