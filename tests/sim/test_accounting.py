@@ -12,6 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
+import pytest
 import trio
 import trio.testing
 import trio_websocket
@@ -389,3 +390,29 @@ async def test_cancel_all_weight_and_errors(
     assert unknown.json() == {"code": -1121, "msg": "Invalid symbol."}
     unsigned = await client.keyed("DELETE", "/fapi/v1/allOpenOrders", symbol="ETHUSDT")
     assert unsigned.json()["code"] == -1102
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/fapi/v3/account"),
+        ("GET", "/fapi/v2/account"),
+        ("GET", "/fapi/v3/balance"),
+        ("GET", "/fapi/v3/positionRisk"),
+        ("GET", "/fapi/v1/leverageBracket"),
+        ("GET", "/fapi/v1/symbolConfig"),
+        ("POST", "/fapi/v1/leverage"),
+    ],
+)
+async def test_account_routes_are_signed(
+    autojump_clock: trio.testing.MockClock, client: SignedClient, method: str, path: str
+) -> None:
+    params = {"symbol": "BTCUSDT", "leverage": 5} if method == "POST" else {}
+    forged = await client.signed(method, path, sign_with="not-the-secret", **params)
+    assert (forged.status_code, forged.json()["code"]) == (400, -1022)
+    stale = await client.signed(method, path, timestamp=EPOCH_MS - 60_000, **params)
+    assert stale.json()["code"] == -1021
+    keyless = await client.http.request(method, f"{path}?timestamp={EPOCH_MS}")
+    assert (keyless.status_code, keyless.json()["code"]) == (401, -2014)
+    good = await client.signed(method, path, **params)
+    assert good.status_code == 200
