@@ -14,8 +14,17 @@ from typing import Any
 import pytest
 import trio
 
-from tradercoin.actors.messages import ActorUnavailable, StreamUpdates
-from tradercoin.orders import ExchangeUpdate, Fill, Order, OrderStatus
+from tradercoin.actors.messages import ActorUnavailable, Stop, StreamUpdates
+from tradercoin.orders import (
+    ExchangeUpdate,
+    Fill,
+    Order,
+    OrderStatus,
+    OrderType,
+    Side,
+    TimeInForce,
+    new_order,
+)
 from tradercoin.testing import TestSession, TestUser, open_test_system
 
 RANK = {"pending": 0, "new": 1, "partially_filled": 2}
@@ -310,3 +319,34 @@ async def test_the_ack_of_a_limit_order_is_never_taken_as_final(
         assert truth[ioc.client_order_id] == "EXPIRED"
         assert truth[crossing.client_order_id] == "FILLED"
         assert never_went_back(tab, ioc.id) and never_went_back(tab, crossing.id)
+
+
+async def test_an_order_saved_but_never_sent_is_settled_in_seconds_while_the_stream_is_up(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    """A crash between saving an order and sending it leaves it ``pending`` in the store and
+    unknown to the exchange; with the stream healthy, polls were 60 s apart and its three
+    vanish confirmations took minutes (the crash test's 90 s settle timed out)."""
+    async with open_test_system(stream=True) as system:
+        alice = await system.add_user("alice")
+        change = new_order(
+            user_id=alice.user_id,
+            symbol="BTCUSDT",
+            side=Side.BUY,
+            type=OrderType.LIMIT,
+            quantity=Decimal("0.2"),
+            price=Decimal(_far(system)),
+            time_in_force=TimeInForce.GTC,
+            client_order_id="tcneversent",
+            now=system.clock.now_ms(),
+        )
+        [saved] = await system.store.apply([change])
+        alice.actor.tell(Stop())
+        await alice.actor.done.wait()
+        await system.supervisor.credentials_changed(alice.user_id)  # a new actor loads it
+        await alice.wait_stream()
+        start = trio.current_time()
+        tab = await alice.open_session(since=0)
+        got = await tab.wait_for_status(saved.order.id, "expired")
+        assert got.time - start <= 3 * 5.0 + 5.0
+        assert alice.truth() == []

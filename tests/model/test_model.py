@@ -97,10 +97,15 @@ def check(schedule: Schedule) -> None:
 
 
 LONG = settings().max_examples > 1000  # TRADERCOIN_HYPOTHESIS_PROFILE=long
+EXAMPLES = settings().max_examples if LONG else 300  # CI: about a minute of CPU here
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(0 if LONG else 1800)  # shrinking a failure takes a while
-@settings(suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(
+    max_examples=EXAMPLES,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 @given(schedules())
 def test_the_pipeline_agrees_with_the_exchange(schedule: Schedule) -> None:
     check(schedule)

@@ -10,8 +10,13 @@ from typing import Any, TypeVar
 
 import pytest
 import trio
-from binance import AsyncClient, BinanceSocketManager, Client
+
+# Submodules, not ``from binance import ...``: binance-futures-connector ships a
+# ``binance/__init__.py`` of its own (empty) that may replace python-binance's.
+from binance.async_client import AsyncClient
+from binance.client import Client
 from binance.exceptions import BinanceAPIException
+from binance.ws.streams import BinanceSocketManager
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
 from tradercoin.clock import FixedEpochClock, system_clock

@@ -33,6 +33,7 @@ from tradercoin.orders import (
     Order,
     OrderChange,
     OrderFill,
+    OrderStatus,
     mark_vanished,
     merge,
     visible_change,
@@ -104,6 +105,15 @@ class OrderBook:
         """Whether a pending order's notional reaches ``notional_limit``."""
         return any(
             (n := o.notional) is not None and n >= notional_limit for o in self._pending.values()
+        )
+
+    def in_doubt(self) -> bool:
+        """Whether an order's fate is open: never acknowledged by the exchange (``pending``,
+        e.g. left by a crash between saving and sending), or not found by a recent query.
+        Such orders are polled at the user's interval even while the stream is healthy, so
+        the vanish confirmations take seconds, not reconcile minutes."""
+        return bool(self._missing) or any(
+            o.status is OrderStatus.PENDING for o in self._pending.values()
         )
 
     def unsettled(self) -> int:

@@ -94,6 +94,7 @@ from tradercoin.exchange.errors import (
     RateLimited,
     UnknownOutcome,
 )
+from tradercoin.metrics import observe_poll_cycle
 from tradercoin.orders import (
     ExchangeUpdate,
     Order,
@@ -455,6 +456,7 @@ class UserActor(ActorCore):
             self._prepaid = 0
             self._after_cycle()
         await self._commit(folded)
+        observe_poll_cycle(trio.current_time() - started)
         elapsed_ms = (trio.current_time() - started) * 1000
         log.info("user %d order monitor check completed in %.0fms", self.user_id, elapsed_ms)
 

@@ -1,12 +1,15 @@
 """``/sim/admin/...``: the simulator's unauthenticated control routes (JSON in, JSON out).
 
-- ``POST /sim/admin/accounts`` ``{"orders_per_10s"?, "orders_per_minute"?}`` -> ``{"api_key",
-  "api_secret"}`` (the account's own ORDERS limits, counted per account, Binance's 300 and
-  1200 unless given; ``GET /fapi/v1/rateLimit/order`` shows them)
+- ``POST /sim/admin/accounts`` ``{"balance"?, "orders_per_10s"?, "orders_per_minute"?}`` ->
+  ``{"api_key", "api_secret"}`` (the wallet holds ``balance`` USDT, default the simulator's
+  ``starting_balance``; the account's own ORDERS limits, counted per account, Binance's 300
+  and 1200 unless given; ``GET /fapi/v1/rateLimit/order`` shows them)
 - ``GET|POST /sim/admin/price`` ``{"symbol", "price"?}`` -> ``{"symbol", "price"}``
 - ``POST /sim/admin/fill`` ``{"symbol", "orderId", "quantity"?}``
 - ``POST /sim/admin/faults`` ``{"kind", "seconds"?, "path"?, "account"?, "count"?}``;
   ``DELETE /sim/admin/faults`` clears them
+- ``GET /sim/admin/account?api_key=...``: wallet, positions and margins (account.py's
+  ``AccountView``, decimals as strings)
 - ``GET /sim/admin/orders?api_key=...``, ``GET /sim/admin/statistics``
 - ``GET /sim/admin/trades?api_key=...[&symbol=...][&orderId=...]``: the account's side of
   each trade; ``GET /sim/admin/matches``: the trades between two accounts
@@ -57,7 +60,8 @@ def _body(request: Request) -> dict[str, Any]:
 
 def _accounts(sim: Simulator, body: dict[str, Any]) -> Any:
     per_10s, per_minute = _order_limits(sim, body)
-    api_key, api_secret = sim.create_account()
+    balance = body.get("balance")
+    api_key, api_secret = sim.create_account(None if balance is None else Decimal(str(balance)))
     sim.set_order_limits(api_key, per_10s=per_10s, per_minute=per_minute)
     return {"api_key": api_key, "api_secret": api_secret}
 
@@ -136,6 +140,21 @@ def _plain(record: Any) -> dict[str, Any]:
     }
 
 
+def _account(sim: Simulator, body: dict[str, Any]) -> Any:
+    return _jsonable(dataclasses.asdict(sim.account_view(str(body["api_key"]))))
+
+
+def _jsonable(value: Any) -> Any:
+    """Decimals as strings, all the way down."""
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value
+
+
 def _statistics(sim: Simulator, body: dict[str, Any]) -> Any:
     return dataclasses.asdict(sim.statistics())
 
@@ -148,6 +167,7 @@ _ADMIN = {
     ("POST", "faults"): _inject,
     ("DELETE", "faults"): _clear,
     ("GET", "orders"): _orders,
+    ("GET", "account"): _account,
     ("GET", "trades"): _trades,
     ("GET", "matches"): _matches,
     ("GET", "statistics"): _statistics,

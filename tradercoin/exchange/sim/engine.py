@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from tradercoin.exchange.sim.account import DEFAULT_STARTING_BALANCE, Position, apply_fill
 from tradercoin.exchange.sim.errors import ApiError
 from tradercoin.exchange.sim.markets import SymbolSpec
 from tradercoin.exchange.sim.validate import OrderRequest
@@ -106,12 +107,6 @@ class Match:
     time: int
 
 
-@dataclass(slots=True)
-class Position:
-    amount: Decimal = ZERO
-    entry_price: Decimal = ZERO
-
-
 @dataclass(eq=False)
 class Account:
     """One API key pair and everything the exchange holds for it."""
@@ -119,12 +114,14 @@ class Account:
     api_key: str
     secret: bytes | None = None
     ed25519_public: bytes | None = None
-    balance: Decimal = Decimal("100000")
+    balance: Decimal = DEFAULT_STARTING_BALANCE  # USDT wallet balance (account.py)
+    balance_time: int = 0
     orders: dict[str, dict[int, SimOrder]] = field(default_factory=dict)
     open_orders: dict[str, dict[int, SimOrder]] = field(default_factory=dict)
     by_client_id: dict[tuple[str, str], SimOrder] = field(default_factory=dict)
     trades: dict[str, list[Trade]] = field(default_factory=dict)
     positions: dict[str, Position] = field(default_factory=dict)
+    leverage: dict[str, int] = field(default_factory=dict)
 
     def open_in(self, symbol: str) -> dict[int, SimOrder]:
         return self.open_orders.setdefault(symbol, {})
@@ -454,11 +451,10 @@ class Engine:
         symbol, account = order.spec.symbol, order.account
         quote = qty * price
         fee = (quote * (self._maker_fee if maker else self._taker_fee)).quantize(FEE_PLACES)
-        position = account.positions.setdefault(symbol, Position())
-        pnl = _apply_position(position, qty if order.side == "BUY" else -qty, price)
-        account.balance += pnl - fee
+        now = self._now_ms()
+        pnl = apply_fill(account, symbol, order.side, qty, price, fee, now)
         return Trade(trade_id, symbol, order.order_id, order.side, price, qty, quote, fee, maker,
-                     self._now_ms(), pnl, order.spec.quote_asset)  # fmt: skip
+                     now, pnl, order.spec.quote_asset)  # fmt: skip
 
 
 def _stp_applies(taker: SimOrder) -> bool:
@@ -471,21 +467,3 @@ def _reduces(position: Position | None, side: str) -> bool:
     if position is None or position.amount == 0:
         return False
     return (position.amount > 0) == (side == "SELL")
-
-
-def _apply_position(position: Position, signed_qty: Decimal, price: Decimal) -> Decimal:
-    """Update a one-way position with a fill; returns the realized PnL."""
-    amount, entry = position.amount, position.entry_price
-    if amount == 0 or (amount > 0) == (signed_qty > 0):
-        total = abs(amount) + abs(signed_qty)
-        position.entry_price = (abs(amount) * entry + abs(signed_qty) * price) / total
-        position.amount = amount + signed_qty
-        return ZERO
-    closing = min(abs(signed_qty), abs(amount))
-    pnl = (price - entry) * closing * (1 if amount > 0 else -1)
-    position.amount = amount + signed_qty
-    if position.amount == 0:
-        position.entry_price = ZERO
-    elif (position.amount > 0) != (amount > 0):
-        position.entry_price = price
-    return pnl

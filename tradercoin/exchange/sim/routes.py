@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import trio
 
+from tradercoin.exchange.sim import account_api, market_data
 from tradercoin.exchange.sim.engine import Account, SimOrder
 from tradercoin.exchange.sim.errors import ApiError, one_of_mandatory
 from tradercoin.exchange.sim.events import ack_wire, order_wire, user_trade
@@ -84,7 +85,7 @@ def premium_index(sim: Simulator, call: Call) -> Any:
 
 
 def _premium(sim: Simulator, symbol: str, now_ms: int) -> dict[str, Any]:
-    mark = sim.specs[symbol].fmt_price(sim.mark(symbol))
+    mark = f"{sim.mark(symbol):.8f}"
     return {
         "symbol": symbol, "markPrice": mark, "indexPrice": mark, "estimatedSettlePrice": mark,
         "lastFundingRate": "0.00000000", "interestRate": "0.00000000",
@@ -98,6 +99,7 @@ def _premium(sim: Simulator, symbol: str, now_ms: int) -> dict[str, Any]:
 def new_order(sim: Simulator, call: Call) -> Any:
     spec = symbol_of(call.params, sim.specs)
     request = parse_order(call.params, sim.specs, sim.mark(spec.symbol), call.now_ms)
+    account_api.check_margin(sim, call.account, request)
     order = sim.place(call.account, request, call.visible_after)
     return order_wire(order, placed=True) if request.respond_result else ack_wire(order)
 
@@ -258,7 +260,23 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("GET", "/fapi/v2/ticker/price"): Route(
         ticker_price, "NONE", lambda p: 1 if p.get("symbol") else 2
     ),
-    ("GET", "/fapi/v1/premiumIndex"): Route(premium_index, "NONE", _w(1)),
+    ("GET", "/fapi/v1/premiumIndex"): Route(
+        premium_index, "NONE", lambda p: 1 if p.get("symbol") else 10
+    ),
+    ("GET", "/fapi/v1/ticker/24hr"): Route(
+        market_data.ticker_24hr, "NONE", lambda p: 1 if p.get("symbol") else 40
+    ),
+    ("GET", "/fapi/v1/ticker/bookTicker"): Route(
+        market_data.book_ticker, "NONE", lambda p: 2 if p.get("symbol") else 5
+    ),
+    ("GET", "/fapi/v1/depth"): Route(market_data.depth, "NONE", market_data.depth_weight),
+    ("GET", "/fapi/v3/account"): Route(account_api.futures_account, "SIGNED", _w(5)),
+    ("GET", "/fapi/v2/account"): Route(account_api.futures_account_v2, "SIGNED", _w(5)),
+    ("GET", "/fapi/v3/balance"): Route(account_api.balance, "SIGNED", _w(5)),
+    ("GET", "/fapi/v3/positionRisk"): Route(account_api.position_risk, "SIGNED", _w(5)),
+    ("GET", "/fapi/v1/leverageBracket"): Route(account_api.leverage_bracket, "SIGNED", _w(1)),
+    ("GET", "/fapi/v1/symbolConfig"): Route(account_api.symbol_config, "SIGNED", _w(5)),
+    ("POST", "/fapi/v1/leverage"): Route(account_api.change_leverage, "SIGNED", _w(1)),
     ("POST", "/fapi/v1/order"): Route(new_order, "SIGNED", _w(0), is_order=True),
     ("GET", "/fapi/v1/order"): Route(get_order, "SIGNED", _w(1)),
     ("DELETE", "/fapi/v1/order"): Route(cancel_order, "SIGNED", _w(1)),
