@@ -49,6 +49,7 @@ from tradercoin.actors.messages import OrderNotFoundError
 from tradercoin.actors.user import ActorConfig, UserActor
 from tradercoin.clock import FixedEpochClock
 from tradercoin.config import PollPolicy
+from tradercoin.exchange.errors import ExchangeError
 from tradercoin.exchange.sim import Fault, FaultKind, OrderTruth, Simulator
 from tradercoin.orders import Order
 from tradercoin.store import Store
@@ -67,6 +68,7 @@ ORDER_WINDOW = 10.0  # an account's order-rate limit is counted over 10 s (and a
 QUIET = 90.0  # watched after convergence: nothing may change any more
 MASTER_KEY = generate_key()  # one for every run: a restarted service decrypts the keys
 ACTION_LIMIT = 900.0  # a place or cancel that takes longer than this (trio time) is a hang
+STARTS = 10  # attempts to start the service (each one spends a hit of a fault for anyone)
 
 
 def _crashable(requests: dict[int, trio.Event]) -> type[UserActor]:
@@ -117,6 +119,17 @@ class World:
     # ------------------------------------------------------------ the service
 
     async def open(self) -> TestSystem:
+        """Start the service; as an operator would, start it again (a second later) when
+        an armed fault answered its startup ``exchangeInfo`` and it refused to start."""
+        for _ in range(STARTS - 1):
+            try:
+                return await self._open()
+            except* ExchangeError:
+                pass
+            await trio.sleep(1.0)
+        return await self._open()
+
+    async def _open(self) -> TestSystem:
         system = await self.stack.enter_async_context(
             open_test_system(
                 stream=self.schedule.stream,

@@ -33,7 +33,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, Phase, example, given, settings
+from hypothesis import HealthCheck, Phase, example, given, note, settings
 
 from tests.model.checks import violations
 from tests.model.run import run_schedule
@@ -108,6 +108,7 @@ EXAMPLES = settings().max_examples if LONG else 300  # CI: about a minute of CPU
 )
 @given(schedules())
 def test_the_pipeline_agrees_with_the_exchange(schedule: Schedule) -> None:
+    note(f"schedule: {schedule!r}")  # printed with any failure, a crash of the run too
     check(schedule)
 
 
