@@ -144,8 +144,10 @@ def users_add(username: str, operator: bool, password: str, database_url: str | 
     """Create USERNAME with a password (argon2id hashed)."""
     from argon2 import PasswordHasher
 
+    from tradercoin.http.accounts import normalise_username
     from tradercoin.store import Role
 
+    username = normalise_username(username)
     if not _USERNAME.match(username):
         fail(f"username {username!r} must be 1-64 letters, digits or . _ @ -", 2)
     if len(password) < 8:
@@ -158,6 +160,29 @@ def users_add(username: str, operator: bool, password: str, database_url: str | 
 
     user = _with_store(database_url, add)
     click.echo(f"user {user.username} created: id {user.id}, role {user.role.value}")
+
+
+@users.command("invite")
+@click.option("--count", default=1, show_default=True, type=click.IntRange(1, 1000))
+@click.option("--valid", default="168h", show_default=True, help="How long a code stays valid.")
+@_DB_URL
+@_store_command
+def users_invite(count: int, valid: str, database_url: str | None) -> None:
+    """Print COUNT single-use invitation codes (for `serve --registration invite`).
+
+    Only their hashes are stored; a code is shown once, here.
+    """
+    from tradercoin.config import parse_duration
+    from tradercoin.http.invites import new_invite
+
+    lifetime_ms = int(parse_duration(valid, name="--valid") * 1000)
+
+    async def issue(store: Any) -> list[tuple[str, int]]:
+        return [await new_invite(store, lifetime_ms) for _ in range(count)]
+
+    for code, _expires in _with_store(database_url, issue):
+        click.echo(code)
+    click.echo(f"{count} invitation code(s), each valid once for {valid}", err=True)
 
 
 @users.command("list")
@@ -341,9 +366,28 @@ def sim_command(
     metavar="URL",
     help="Database URL [env TRADERCOIN_DATABASE_URL; sqlite:///./tradercoin.db].",
 )
+@click.option(
+    "--registration",
+    type=click.Choice(["open", "invite", "closed"]),
+    default=None,
+    help="Who may create an account [env TRADERCOIN_REGISTRATION; open]; invite: with a code "
+    "from `tradercoin users invite`.",
+)
+@click.option(
+    "--metrics-address",
+    default=None,
+    metavar="HOST:PORT",
+    help="Serve /metrics to anyone on this separate address [env TRADERCOIN_METRICS_ADDRESS]; "
+    "on the main port /metrics needs an operator's token.",
+)
 @config_errors
 def serve(
-    host: str | None, port: int | None, exchange: str | None, database_url: str | None
+    host: str | None,
+    port: int | None,
+    exchange: str | None,
+    database_url: str | None,
+    registration: str | None,
+    metrics_address: str | None,
 ) -> None:
     """Run the service: the orders page, REST, /ws, and the order monitor.
 
@@ -354,7 +398,14 @@ def serve(
     from tradercoin.service import serve_until_signalled
     from tradercoin.store import StoreError
 
-    settings = Settings.from_env(host=host, port=port, exchange=exchange, database_url=database_url)
+    settings = Settings.from_env(
+        host=host,
+        port=port,
+        exchange=exchange,
+        database_url=database_url,
+        registration=registration,
+        metrics_address=metrics_address,
+    )
     try:
         trio.run(serve_until_signalled, settings)
     except (StoreError, OSError, BaseExceptionGroup) as exc:

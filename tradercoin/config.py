@@ -17,16 +17,30 @@ from typing import Any
 
 __all__ = [
     "EXCHANGE_URLS",
+    "REGISTRATION_MODES",
     "ConfigError",
     "PollPolicy",
     "Settings",
     "parse_duration",
+    "split_address",
 ]
 
 EXCHANGE_URLS = {
     "binance": ("https://fapi.binance.com", "wss://fstream.binance.com"),
     "binance-testnet": ("https://testnet.binancefuture.com", "wss://fstream.binancefuture.com"),
 }
+
+
+REGISTRATION_MODES = ("open", "invite", "closed")
+_INTS = frozenset(
+    {
+        "port",
+        "sim_port",
+        "weight_budget_per_minute",
+        "registrations_per_address",
+        "registrations_per_hour",
+    }
+)
 
 
 class ConfigError(ValueError):
@@ -80,6 +94,11 @@ class Settings:
     weight_safety_margin: float = 0.10
     allowed_origins: tuple[str, ...] = ()
     log_level: str = "INFO"
+    registration: str = "open"  # open | invite | closed
+    allowed_hosts: tuple[str, ...] = ()  # Host headers beyond this machine's own names
+    metrics_address: str | None = None  # HOST:PORT serving /metrics to anyone who reaches it
+    registrations_per_address: int = 10  # new accounts per address per hour
+    registrations_per_hour: int = 600  # new accounts per hour, all addresses together
 
     @property
     def uses_simulator(self) -> bool:
@@ -118,6 +137,13 @@ class Settings:
             raise ConfigError(f"port: {self.port} is out of range 1-65535")
         if not self.uses_simulator:
             self.exchange_urls()
+        if self.registration not in REGISTRATION_MODES:
+            raise ConfigError(
+                f"registration: {self.registration!r} is not open, invite or closed; set "
+                "TRADERCOIN_REGISTRATION or --registration"
+            )
+        if self.metrics_address is not None:
+            split_address(self.metrics_address, name="metrics_address")
         if "://" not in self.database_url:
             raise ConfigError(
                 "database_url: the value is not a URL (no '://'; not shown, it may hold a "
@@ -126,7 +152,7 @@ class Settings:
 
 
 def _convert(name: str, raw: str) -> Any:
-    if name in ("port", "sim_port", "weight_budget_per_minute"):
+    if name in _INTS:
         try:
             return int(raw)
         except ValueError:
@@ -138,9 +164,17 @@ def _convert(name: str, raw: str) -> Any:
             raise ConfigError(f"TRADERCOIN_{name.upper()}: {raw!r} is not a number") from None
     if name == "master_key_file":
         return Path(raw)
-    if name == "allowed_origins":
+    if name in ("allowed_origins", "allowed_hosts"):
         return tuple(o.strip() for o in raw.split(",") if o.strip())
     return raw
+
+
+def split_address(text: str, *, name: str = "address") -> tuple[str, int]:
+    """``"127.0.0.1:9090"`` -> ``("127.0.0.1", 9090)``; ``[::1]:9090`` too."""
+    host, _, port = text.rpartition(":")
+    if not host or not port.isascii() or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise ConfigError(f"{name}: {text!r} is not HOST:PORT, e.g. 127.0.0.1:9090")
+    return host.strip("[]"), int(port)
 
 
 def _poll_from_env(env: Mapping[str, str]) -> PollPolicy:

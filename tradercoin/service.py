@@ -97,6 +97,8 @@ def token_key(settings: Settings) -> bytes:
 def hypercorn_config(settings: Settings) -> HypercornConfig:
     config = HypercornConfig()
     config.bind = [f"{settings.host}:{settings.port}"]
+    if settings.metrics_address:
+        config.bind.append(settings.metrics_address)  # /metrics only (http/guards.py)
     config.websocket_max_message_size = MAX_MESSAGE_SIZE
     config.graceful_timeout = 3.0
     config.backlog = 2048  # thousands of tabs reconnect at once after a restart (SYN drops)
@@ -221,6 +223,7 @@ async def open_service(
     """
     clock = clock or system_clock()
     secrets = SecretBox.from_settings(settings)
+    _warn_about_key_file(settings)
     async with (
         open_store(settings.database_url, secrets=secrets, clock=clock) as store,
         http_client() if http is None else _borrowed(http) as pool,
@@ -233,6 +236,19 @@ async def open_service(
             with trio.CancelScope(shield=True):
                 await service.shutdown()
             nursery.cancel_scope.cancel()
+
+
+def _warn_about_key_file(settings: Settings) -> None:
+    from tradercoin.store.files import key_file_beside_database
+
+    if not settings.master_key and key_file_beside_database(
+        settings.database_url, settings.master_key_file
+    ):
+        log.warning(
+            "the master key file %s is in the database's directory: a copy of one is a copy "
+            "of both; set TRADERCOIN_MASTER_KEY or move the key file elsewhere",
+            settings.master_key_file,
+        )
 
 
 @asynccontextmanager
@@ -266,10 +282,14 @@ async def _start(
             service._supervisor_scope,
             service._supervisor_done,
         )
+    await service.ctx.load_security()
     binds = await nursery.start(
         _serve_http, service.app, hypercorn_config(settings), service._stop_http, service._http_done
     )
     service.url = binds[0]
+    if settings.metrics_address:
+        service.ctx.metrics_port = int(binds[-1].rsplit(":", 1)[1])
+        log.info("metrics on %s/metrics", binds[-1])
     service.sim_url = rest_url if simulator is not None else None
     service.running = True
     gc.collect()
