@@ -142,9 +142,8 @@ def users() -> None:
 @_store_command
 def users_add(username: str, operator: bool, password: str, database_url: str | None) -> None:
     """Create USERNAME with a password (argon2id hashed)."""
-    from argon2 import PasswordHasher
-
     from tradercoin.http.accounts import normalise_username
+    from tradercoin.http.security import password_hasher
     from tradercoin.store import Role
 
     username = normalise_username(username)
@@ -153,7 +152,7 @@ def users_add(username: str, operator: bool, password: str, database_url: str | 
     if len(password) < 8:
         fail("the password must have at least 8 characters", 2)
     role = Role.OPERATOR if operator else Role.USER
-    password_hash = PasswordHasher().hash(password)
+    password_hash = password_hasher().hash(password)
 
     async def add(store: Any) -> Any:
         return await store.create_user(username, password_hash, role)

@@ -33,6 +33,7 @@ from tradercoin.config import Settings
 from tradercoin.exchange.client import BinanceFutures, http_client
 from tradercoin.exchange.errors import ExchangeError
 from tradercoin.exchange.protocol import Credentials, SymbolInfo
+from tradercoin.http import closing
 from tradercoin.http.app import create_app
 from tradercoin.http.context import HttpContext
 from tradercoin.http.security import Passwords, TokenSigner
@@ -95,6 +96,7 @@ def token_key(settings: Settings) -> bytes:
 
 
 def hypercorn_config(settings: Settings) -> HypercornConfig:
+    closing.install()  # Hypercorn 0.18 would crash on a busy socket while closing one
     config = HypercornConfig()
     config.bind = [f"{settings.host}:{settings.port}"]
     if settings.metrics_address:

@@ -201,6 +201,42 @@ async def test_a_refused_or_stalled_body_ends_its_connection(serve: Child) -> No
         while _fds(serve) > before + 5:  # noqa: ASYNC110 (another process's state)
             await trio.sleep(0.2)
 
+    async def hammer() -> None:  # concurrent closes raced Hypercorn into a crash (closing.py)
+        for _ in range(40):
+            got, closed = await trio.to_thread.run_sync(_raw, port, too_big)
+            assert got.startswith(b"HTTP/1.1 413") and closed
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(25):
+            nursery.start_soon(hammer)
+    async with client(serve.url) as http:
+        assert (await http.get("/healthz")).status_code == 200
+    assert "Error in ASGI Framework" not in serve.log.read_text()
+
+
+def _trickle_headers(port: int) -> int:
+    """Send a request's headers a byte every half second; how many bytes went before the
+    server closed the connection (all 60 if it never did)."""
+    headers = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: " + b"a" * 40
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.settimeout(0.5)
+        for sent, byte in enumerate(headers[:60]):
+            try:
+                sock.sendall(bytes([byte]))
+                if sock.recv(1) == b"":
+                    return sent
+            except TimeoutError:
+                continue
+            except OSError:
+                return sent
+    return 60
+
+
+async def test_headers_sent_slowly_are_cut_off(serve: Child) -> None:
+    port = int(serve.url.rsplit(":", 1)[1])
+    sent = await trio.to_thread.run_sync(_trickle_headers, port)
+    assert sent < 60  # Hypercorn's 5 s keep-alive timer runs until the headers are complete
+
 
 # ---------------------------------------------------------------- 5. registration
 

@@ -24,6 +24,7 @@ __all__ = [
     "username_problem",
 ]
 
+ZXCVBN_MAX = 72  # zxcvbn refuses longer input; the first 72 characters are estimated
 MIN_SCORE = 2  # zxcvbn: "somewhat guarded": about 10^8 guesses, far beyond a throttled login
 USERNAME = re.compile(r"^[a-z0-9_.@-]{3,64}$")
 RESERVED = frozenset(
@@ -75,7 +76,7 @@ def _common() -> frozenset[str]:
 def password_problem(username: str, password: str) -> str | None:
     """Why ``password`` is too weak for ``username``, as a sentence; ``None`` when it will do.
 
-    Runs zxcvbn (a few milliseconds for a 128-character password): call it before hashing.
+    Runs zxcvbn (a few milliseconds; on the first 72 characters): call it before hashing.
     """
     from zxcvbn import zxcvbn
 
@@ -88,7 +89,7 @@ def password_problem(username: str, password: str) -> str | None:
         return "the password must not be the username"
     if folded in _common() or folded.strip() in _common():
         return "that password is on the list of common, breached passwords; choose another"
-    result = zxcvbn(password[:128], user_inputs=[username])
+    result = zxcvbn(password[:ZXCVBN_MAX], user_inputs=[username])
     if result["score"] < MIN_SCORE:
         hint = result["feedback"].get("warning") or "it would be guessed quickly"
         return f"the password is too easy to guess ({hint.rstrip('.').lower()}); use a longer one"

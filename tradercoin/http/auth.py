@@ -220,7 +220,7 @@ async def login() -> Response:
     user = await ctx.store.get_user_by_name(username)
     if user is None and username != body.username:
         user = await ctx.store.get_user_by_name(body.username)  # created before normalising
-    ok = await ctx.passwords.verify(user.password_hash if user else None, body.password)
+    ok = await _verify(ctx, user, body.password, address)
     if user is None or not ok:
         await _failed_login(ctx, username, address, user)
         raise ApiError(401, "bad_credentials", "wrong username or password")
@@ -229,6 +229,24 @@ async def login() -> Response:
     ctx.users.put(user)
     security_event("login", address=address, user_id=user.id, username=user.username)
     return _session_response(user, 200)
+
+
+async def _verify(ctx: HttpContext, user: User | None, password: str, address: str) -> bool:
+    """The password check, queued fairly (an address that failed recently waits among its
+    kind, never ahead of a clean one; see :class:`Passwords`)."""
+    try:
+        return await ctx.passwords.verify(
+            user.password_hash if user else None, password, suspect=ctx.throttle.suspect(address)
+        )
+    except Busy:
+        ctx.metrics.logins.labels("throttled").inc()
+        security_event("login_throttled", address=address, reason="queue")
+        raise ApiError(
+            429,
+            "too_many_attempts",
+            "too many logins are waiting; try again shortly",
+            headers={"Retry-After": "5"},
+        ) from None
 
 
 def _check_throttle(ctx: HttpContext, username: str, address: str) -> None:

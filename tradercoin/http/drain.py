@@ -37,40 +37,31 @@ class _Request:
     receive: Any
     done: trio.Event = field(default_factory=trio.Event)
     moved: trio.Event = field(default_factory=trio.Event)
-    abandoned: bool = False
-    pending: set[trio.CancelScope] = field(default_factory=set)
+    closing: bool = False
     in_flight: int = 0
     size: int = 0
 
     async def tracked(self) -> Any:
-        """The app's ``receive``: notes the body's end (or a disconnect). Once the body is
-        :meth:`abandon`-ed, it answers ``http.disconnect`` (so the app, Quart's body reader
-        included, ends instead of waiting for bytes that will not come)."""
-        if self.abandoned:
-            return {"type": "http.disconnect"}
+        """The app's ``receive``: notes the body's end (or a disconnect).
+
+        Once the response is known to close the connection (:attr:`closing`), a disconnect
+        is not passed on: Hypercorn reports one while it closes the connection inside the
+        app's last ``send``, and Quart-Trio's body reader would then cancel that send, leaving
+        the socket open until the client gives up. The app ends when its response is out.
+        """
         self.in_flight += 1
-        message: Any = {"type": "http.disconnect"}
-        scope = trio.CancelScope()
-        self.pending.add(scope)
         try:
-            with scope:
-                message = await self.receive()
+            message = await self.receive()
         finally:
             self.in_flight -= 1
-            self.pending.discard(scope)
+        if message["type"] == "http.disconnect" and self.closing:
+            await trio.sleep_forever()
         self.size += len(message.get("body", b""))
         if message["type"] != "http.request" or not message.get("more_body", False):
             self.done.set()
         self.moved.set()
         self.moved = trio.Event()
         return message
-
-    def abandon(self) -> None:
-        """The response is out and the body will not be read: end every receive."""
-        self.abandoned = True
-        for scope in self.pending:
-            scope.cancel()
-        self.done.set()
 
     async def drain(self) -> None:
         """Waits for: the body's end, read here or by the app's own pending receive; at most
@@ -95,27 +86,14 @@ class DrainBody:
             return
         request = _Request(receive)
 
-        closing = False
-
         async def send_after_drain(message: Any) -> None:
-            nonlocal closing
             if message["type"] == "http.response.start":
                 if message.get("status") not in REFUSED_BODY:
                     await request.drain()
                 if not request.done.is_set():
-                    closing = True
+                    request.closing = True
                     message = {**message, "headers": [*message.get("headers", ()), _CLOSE]}
-            last = message["type"] == "http.response.body" and not message.get("more_body")
-            if not (closing and last):
-                await send(message)
-                return
-            # Hypercorn closes the connection inside this send; Quart-Trio's body reader, told
-            # of the close, cancels this task meanwhile, which would leave the socket open
-            # (held until the client gives up). Shielded, the close completes (bounded: the
-            # write itself is already shielded by Hypercorn, the close is two system calls).
-            with trio.CancelScope(shield=True):
-                await send(message)
-            request.abandon()
+            await send(message)
 
         await self.app(scope, request.tracked, send_after_drain)
 
