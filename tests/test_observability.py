@@ -19,7 +19,13 @@ import yaml
 from tests.conftest import missing
 from tests.inproc import register, running_service
 from tradercoin.exchange import errors as exchange_errors
-from tradercoin.logs import JsonFormatter, configure_logging, request_id_var, user_id_var
+from tradercoin.logs import (
+    JsonFormatter,
+    RequestScope,
+    configure_logging,
+    request_scope,
+    set_log_user,
+)
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 RULES = DOCS / "prometheus-alerts.yml"
@@ -110,13 +116,16 @@ def test_json_log_lines() -> None:
     configure_logging("DEBUG", "json", stream)
     try:
         log = logging.getLogger("tradercoin.test")
-        request_token, user_token = request_id_var.set("r-1"), user_id_var.set(7)
+        scope = RequestScope("r-1")
+        token = request_scope.set(scope)
+        set_log_user(7)
         try:
             log.warning("login failed\nfor %s", "bob", extra={"event": "login_failed",
                                                            "address": "127.0.0.1"})  # fmt: skip
+            scope.open = False  # the request ended; tasks that inherited it log no ids
+            log.info("later")
         finally:
-            user_id_var.reset(user_token)
-            request_id_var.reset(request_token)
+            request_scope.reset(token)
         try:
             raise ValueError("boom")
         except ValueError:
@@ -124,8 +133,9 @@ def test_json_log_lines() -> None:
     finally:
         configure_logging("INFO", "text")
     lines = stream.getvalue().splitlines()
-    assert len(lines) == 2
-    first, second = (json.loads(line) for line in lines)
+    assert len(lines) == 3
+    first, later, second = (json.loads(line) for line in lines)
+    assert "request_id" not in later and "user_id" not in later
     assert first["message"] == "login failed\nfor bob" and first["level"] == "WARNING"
     assert first["logger"] == "tradercoin.test" and first["time"].endswith("+00:00")
     assert (first["request_id"], first["user_id"]) == ("r-1", 7)

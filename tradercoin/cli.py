@@ -162,22 +162,46 @@ def users() -> None:
 @_store_command
 def users_add(username: str, operator: bool, password: str, database_url: str | None) -> None:
     """Create USERNAME with a password (argon2id hashed)."""
-    from argon2 import PasswordHasher
-
+    from tradercoin.http.accounts import normalise_username
+    from tradercoin.http.security import password_hasher
     from tradercoin.store import Role
 
+    username = normalise_username(username)
     if not _USERNAME.match(username):
         fail(f"username {username!r} must be 1-64 letters, digits or . _ @ -", 2)
     if len(password) < 8:
         fail("the password must have at least 8 characters", 2)
     role = Role.OPERATOR if operator else Role.USER
-    password_hash = PasswordHasher().hash(password)
+    password_hash = password_hasher().hash(password)
 
     async def add(store: Any) -> Any:
         return await store.create_user(username, password_hash, role)
 
     user = _with_store(database_url, add)
     click.echo(f"user {user.username} created: id {user.id}, role {user.role.value}")
+
+
+@users.command("invite")
+@click.option("--count", default=1, show_default=True, type=click.IntRange(1, 1000))
+@click.option("--valid", default="168h", show_default=True, help="How long a code stays valid.")
+@_DB_URL
+@_store_command
+def users_invite(count: int, valid: str, database_url: str | None) -> None:
+    """Print COUNT single-use invitation codes (for `serve --registration invite`).
+
+    Only their hashes are stored; a code is shown once, here.
+    """
+    from tradercoin.config import parse_duration
+    from tradercoin.http.invites import new_invite
+
+    lifetime_ms = int(parse_duration(valid, name="--valid") * 1000)
+
+    async def issue(store: Any) -> list[tuple[str, int]]:
+        return [await new_invite(store, lifetime_ms) for _ in range(count)]
+
+    for code, _expires in _with_store(database_url, issue):
+        click.echo(code)
+    click.echo(f"{count} invitation code(s), each valid once for {valid}", err=True)
 
 
 @users.command("list")
@@ -372,9 +396,28 @@ def sim_command(
     metavar="URL",
     help="Database URL [env TRADERCOIN_DATABASE_URL; default tradercoin.db in the data dir].",
 )
+@click.option(
+    "--registration",
+    type=click.Choice(["open", "invite", "closed"]),
+    default=None,
+    help="Who may create an account [env TRADERCOIN_REGISTRATION; open]; invite: with a code "
+    "from `tradercoin users invite`.",
+)
+@click.option(
+    "--metrics-address",
+    default=None,
+    metavar="HOST:PORT",
+    help="Serve /metrics to anyone on this separate address [env TRADERCOIN_METRICS_ADDRESS]; "
+    "on the main port /metrics needs an operator's token.",
+)
 @config_errors
 def serve(
-    host: str | None, port: int | None, exchange: str | None, database_url: str | None
+    host: str | None,
+    port: int | None,
+    exchange: str | None,
+    database_url: str | None,
+    registration: str | None,
+    metrics_address: str | None,
 ) -> None:
     """Run the service: the orders page, REST, /ws, and the order monitor.
 
@@ -385,7 +428,14 @@ def serve(
     from tradercoin.service import serve_until_signalled
     from tradercoin.store import StoreError
 
-    resolved = resolve(host=host, port=port, exchange=exchange, database_url=database_url)
+    resolved = resolve(
+        host=host,
+        port=port,
+        exchange=exchange,
+        database_url=database_url,
+        registration=registration,
+        metrics_address=metrics_address,
+    )
     settings = resolved.settings
     prepare_home(resolved)
     click.echo(f"tradercoin: data directory {resolved.home} ({resolved.home_source})")

@@ -23,6 +23,7 @@ from typing import Any
 
 __all__ = [
     "EXCHANGE_URLS",
+    "REGISTRATION_MODES",
     "SECRETS",
     "ConfigError",
     "PollPolicy",
@@ -30,12 +31,25 @@ __all__ = [
     "Settings",
     "parse_duration",
     "resolve",
+    "split_address",
 ]
 
 EXCHANGE_URLS = {
     "binance": ("https://fapi.binance.com", "wss://fstream.binance.com"),
     "binance-testnet": ("https://testnet.binancefuture.com", "wss://fstream.binancefuture.com"),
 }
+
+
+REGISTRATION_MODES = ("open", "invite", "closed")
+_INTS = frozenset(
+    {
+        "port",
+        "sim_port",
+        "weight_budget_per_minute",
+        "registrations_per_address",
+        "registrations_per_hour",
+    }
+)
 
 
 class ConfigError(ValueError):
@@ -91,6 +105,11 @@ class Settings:
     log_level: str = "INFO"
     log_format: str = "text"
     event_retention: float = 7 * 24 * 3600.0  # order events kept for /ws resumes (seconds)
+    registration: str = "open"  # open | invite | closed
+    allowed_hosts: tuple[str, ...] = ()  # Host headers beyond this machine's own names
+    metrics_address: str | None = None  # HOST:PORT serving /metrics to anyone who reaches it
+    registrations_per_address: int = 10  # new accounts per address per hour
+    registrations_per_hour: int = 600  # new accounts per hour, all addresses together
 
     @property
     def uses_simulator(self) -> bool:
@@ -122,6 +141,13 @@ class Settings:
             self.exchange_urls()
         if self.log_format not in ("text", "json"):
             raise ConfigError(f"log_format: {self.log_format!r} is not 'text' or 'json'")
+        if self.registration not in REGISTRATION_MODES:
+            raise ConfigError(
+                f"registration: {self.registration!r} is not open, invite or closed; set "
+                "TRADERCOIN_REGISTRATION or --registration"
+            )
+        if self.metrics_address is not None:
+            split_address(self.metrics_address, name="metrics_address")
         if "://" not in self.database_url:
             raise ConfigError(
                 "database_url: the value is not a URL (no '://'; not shown, it may hold a "
@@ -131,7 +157,7 @@ class Settings:
 
 def _convert(name: str, raw: str, where: str) -> Any:
     """``raw`` text as the setting's type; ``where`` names it in errors (env var or file)."""
-    if name in ("port", "sim_port", "weight_budget_per_minute"):
+    if name in _INTS:
         try:
             return int(raw)
         except ValueError:
@@ -145,13 +171,21 @@ def _convert(name: str, raw: str, where: str) -> Any:
         return parse_duration(raw, name=where)
     if name == "master_key_file":
         return Path(raw).expanduser()
-    if name == "allowed_origins":
+    if name in ("allowed_origins", "allowed_hosts"):
         return tuple(o.strip() for o in raw.split(",") if o.strip())
     if name in ("poll_interval", "poll_fast_interval", "poll_reconcile_interval"):
         return parse_duration(raw, name=where)
     if name == "poll_fast_notional":
         return _decimal(raw, where)
     return raw
+
+
+def split_address(text: str, *, name: str = "address") -> tuple[str, int]:
+    """``"127.0.0.1:9090"`` -> ``("127.0.0.1", 9090)``; ``[::1]:9090`` too."""
+    host, _, port = text.rpartition(":")
+    if not host or not port.isascii() or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise ConfigError(f"{name}: {text!r} is not HOST:PORT, e.g. 127.0.0.1:9090")
+    return host.strip("[]"), int(port)
 
 
 def _decimal(raw: str, name: str) -> Decimal:

@@ -4,9 +4,12 @@ A JSON line holds ``time`` (UTC, ISO 8601 with milliseconds), ``level``, ``logge
 ``message``, ``user_id`` and ``request_id`` when known, ``error`` (the traceback) when one was
 logged, and every field a caller passed with ``extra={...}`` (e.g. ``event``, ``address``).
 
-The request id and the user id of the request (or WebSocket session) being handled live in
-context variables set by the HTTP layer, so any log line written while handling it carries
-them, whichever module writes it. A caller's own ``extra={"user_id": ...}`` wins.
+The request id and the user id of the request (or WebSocket session) being handled live in a
+:class:`RequestScope` in a context variable set by the HTTP layer, so any log line written
+while handling it carries them, whichever module writes it. trio copies the context into
+every task spawned meanwhile (an actor started by a request, say): the scope is closed when
+the request ends, so such a task's later lines carry no stale ids. A caller's own
+``extra={"user_id": ...}`` wins.
 """
 
 from __future__ import annotations
@@ -20,18 +23,36 @@ from typing import Any, TextIO
 
 __all__ = [
     "JsonFormatter",
+    "RequestScope",
     "TextFormatter",
     "configure_logging",
-    "request_id_var",
-    "user_id_var",
+    "request_scope",
+    "set_log_user",
 ]
 
-request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
-    "tradercoin_request_id", default=None
+
+class RequestScope:
+    """The ids of one request or WebSocket session, while it is being handled."""
+
+    __slots__ = ("open", "request_id", "user_id")
+
+    def __init__(self, request_id: str) -> None:
+        self.request_id = request_id
+        self.user_id: int | None = None
+        self.open = True
+
+
+request_scope: contextvars.ContextVar[RequestScope | None] = contextvars.ContextVar(
+    "tradercoin_request_scope", default=None
 )
-user_id_var: contextvars.ContextVar[int | None] = contextvars.ContextVar(
-    "tradercoin_user_id", default=None
-)
+
+
+def set_log_user(user_id: int) -> None:
+    """The current request acts for ``user_id``: its log lines say so from now on."""
+    scope = request_scope.get()
+    if scope is not None and scope.open:
+        scope.user_id = user_id
+
 
 # Attributes every LogRecord has: anything else on a record came from ``extra=``.
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
@@ -42,15 +63,14 @@ def _context_fields(record: logging.LogRecord) -> dict[str, Any]:
     """``user_id``/``request_id`` from the context (unless the record has its own) and the
     record's ``extra`` fields."""
     fields: dict[str, Any] = {}
-    request_id = request_id_var.get()
-    user_id = user_id_var.get()
-    if user_id is not None:
-        fields["user_id"] = user_id
-    if request_id is not None:
-        fields["request_id"] = request_id
+    scope = request_scope.get()
+    if scope is not None and scope.open:
+        if scope.user_id is not None:
+            fields["user_id"] = scope.user_id
+        fields["request_id"] = scope.request_id
     for key, value in vars(record).items():
         if key not in _STANDARD and not key.startswith("_"):
-            fields[key] = value
+            fields[key] = value  # a caller's own user_id wins
     return fields
 
 

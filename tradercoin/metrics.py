@@ -30,6 +30,7 @@ __all__ = [
     "observe_delivery",
     "observe_detection",
     "observe_poll_cycle",
+    "uncatalogued",
 ]
 
 # no *_created gauges beside every counter and histogram
@@ -205,6 +206,32 @@ CATALOGUE: tuple[Spec, ...] = (
 )  # fmt: skip
 
 
+# Statistics fields deliberately not exported, with the reason.
+NOT_EXPORTED = {
+    ("governor", "effective_intervals"): "one value per user: the stretch ratio says it",
+    ("supervisor", "actors"): "tradercoin_actors{state} sums to it",
+    ("supervisor", "running"): "tradercoin_actors{state}",
+    ("supervisor", "parked"): "tradercoin_actors{state}",
+    ("supervisor", "backoff"): "tradercoin_actors{state}",
+    ("store", "mean_batch_size"): "changes_committed_total / batches_total",
+    ("store", "max_batch_size"): "a high-water mark since start; the commit histogram instead",
+    ("ws", "open"): "tradercoin_ws_sessions, kept current by the sessions themselves",
+}
+
+
+def uncatalogued(parts: Mapping[str, Callable[[], Any]]) -> list[str]:
+    """``part.field`` of every statistics field that is neither in :data:`CATALOGUE` nor in
+    :data:`NOT_EXPORTED` (a new field someone added: catalogue it with a proper name)."""
+    known = {(spec.part, spec.field) for spec in CATALOGUE}
+    known |= {(spec.part, field) for spec in CATALOGUE for field in (spec.keys or {})}
+    return [
+        f"{part}.{field}"
+        for part, read in parts.items()
+        for field in _fields(read())
+        if (part, field) not in known and (part, field) not in NOT_EXPORTED
+    ]
+
+
 def _fields(value: Any) -> Mapping[str, Any]:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
@@ -234,13 +261,13 @@ class StatisticsCollector(Collector):
     (a part not given, e.g. the simulator outside sim mode, reports nothing)."""
 
     def __init__(self, parts: Mapping[str, Callable[[], Any]]) -> None:
-        self._parts = dict(parts)
+        self.parts = dict(parts)
 
     def describe(self) -> Iterator[Metric]:
         return iter(())  # families depend on the parts; nothing to check up front
 
     def collect(self) -> Iterator[Metric]:
-        stats = {part: _fields(read()) for part, read in self._parts.items()}
+        stats = {part: _fields(read()) for part, read in self.parts.items()}
         for spec in CATALOGUE:
             if spec.part not in stats:
                 continue

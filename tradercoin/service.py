@@ -34,6 +34,7 @@ from tradercoin.config import Settings
 from tradercoin.exchange.client import BinanceFutures, http_client
 from tradercoin.exchange.errors import ExchangeError
 from tradercoin.exchange.protocol import Credentials, SymbolInfo
+from tradercoin.http import closing
 from tradercoin.http.app import create_app
 from tradercoin.http.context import HttpContext
 from tradercoin.http.security import Passwords, TokenSigner
@@ -103,8 +104,11 @@ def token_key(settings: Settings) -> bytes:
 
 
 def hypercorn_config(settings: Settings) -> HypercornConfig:
+    closing.install()  # Hypercorn 0.18 would crash on a busy socket while closing one
     config = HypercornConfig()
     config.bind = [f"{settings.host}:{settings.port}"]
+    if settings.metrics_address:
+        config.bind.append(settings.metrics_address)  # /metrics only (http/guards.py)
     config.websocket_max_message_size = MAX_MESSAGE_SIZE
     config.graceful_timeout = 3.0
     config.backlog = 2048  # thousands of tabs reconnect at once after a restart (SYN drops)
@@ -115,8 +119,10 @@ def hypercorn_config(settings: Settings) -> HypercornConfig:
 
 
 async def start_parts(nursery: trio.Nursery, service: Service) -> None:
-    """Start what runs behind the HTTP app, in order: the supervisor (its actors up, or
-    backing off) and the event retention. Returns once they are running."""
+    """Start what runs behind the HTTP app, in order: the security state (revoked tokens,
+    recent failed logins) loaded from the store, the supervisor (its actors up, or backing
+    off) and the event retention. Returns once they are running."""
+    await service.ctx.load_security()
     with trio.fail_after(START_TIMEOUT):
         await nursery.start(
             _run_supervisor,
@@ -246,6 +252,7 @@ async def open_service(
     """
     clock = clock or system_clock()
     secrets = SecretBox.from_settings(settings)
+    _warn_about_key_file(settings)
     async with (
         open_store(settings.database_url, secrets=secrets, clock=clock) as store,
         http_client() if http is None else _borrowed(http) as pool,
@@ -258,6 +265,19 @@ async def open_service(
             with trio.CancelScope(shield=True):
                 await service.shutdown()
             nursery.cancel_scope.cancel()
+
+
+def _warn_about_key_file(settings: Settings) -> None:
+    from tradercoin.store.files import key_file_beside_database
+
+    if not settings.master_key and key_file_beside_database(
+        settings.database_url, settings.master_key_file
+    ):
+        log.warning(
+            "the master key file %s is in the database's directory: a copy of one is a copy "
+            "of both; set TRADERCOIN_MASTER_KEY or move the key file elsewhere",
+            settings.master_key_file,
+        )
 
 
 @asynccontextmanager
@@ -291,6 +311,9 @@ async def _start(
         _serve_http, service.app, hypercorn_config(settings), service._stop_http, service._http_done
     )
     service.url = binds[0]
+    if settings.metrics_address:
+        service.ctx.metrics_port = int(binds[-1].rsplit(":", 1)[1])
+        log.info("metrics on %s/metrics", binds[-1])
     service.sim_url = rest_url if simulator is not None else None
     service.running = True
     gc.collect()

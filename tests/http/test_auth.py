@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 import trio
+import trio.testing
 
 from tests.http.conftest import bearer, register
 from tradercoin.http.auth import COOKIE
@@ -115,9 +117,10 @@ async def test_throttle_window_slides_on_trios_clock(autojump_clock: Any) -> Non
     throttle.failed("bob", "1.2.3.4")
     await trio.sleep(10)
     throttle.failed("bob", "1.2.3.4")
-    assert throttle.wait_time("bob", "5.6.7.8") == 50.0
+    assert throttle.wait_time("bob", "1.2.3.4") == 50.0
+    assert throttle.wait_time("bob", "5.6.7.8") == 0.0  # an address that never failed
     await trio.sleep(50)
-    assert throttle.wait_time("bob", "5.6.7.8") == 0.0
+    assert throttle.wait_time("bob", "1.2.3.4") == 0.0
 
 
 async def test_cookie_mutation_needs_json_content_type(client: Any) -> None:
@@ -160,3 +163,45 @@ async def test_operator_role_is_reported(client: Any, store: Store, ctx: HttpCon
         "/api/auth/login", json={"username": "root", "password": "operator pass"}
     )
     assert (await response.get_json())["data"]["role"] == "operator"
+
+
+@pytest.mark.parametrize("flood", ["registrations", "guesses from failed addresses"])
+async def test_clean_logins_are_not_starved_by_a_flood(flood: str) -> None:
+    from argon2 import PasswordHasher
+
+    from tradercoin.http.security import Passwords
+
+    passwords = Passwords(PasswordHasher(time_cost=2, memory_cost=16384, parallelism=1))
+    stored = await passwords.hash("the login password")
+    done: list[str] = []
+
+    async def new_account(i: int) -> None:
+        if flood == "registrations":
+            await passwords.hash(f"new account {i}")
+        else:
+            assert not await passwords.verify(stored, f"guess {i}", suspect=True)
+        done.append(f"flood {i}")
+
+    async def login() -> None:
+        assert await passwords.verify(stored, "the login password")
+        done.append("login")
+
+    async with trio.open_nursery() as nursery:
+        for i in range(10):
+            nursery.start_soon(new_account, i)
+        await trio.testing.wait_all_tasks_blocked()  # ten hashes running or queued
+        nursery.start_soon(login)
+    assert done.index("login") <= 2, done  # it took the slot the flood may not use
+
+
+async def test_security_events_carry_structured_fields(client: Any, caplog: Any) -> None:
+    import logging
+
+    caplog.set_level(logging.INFO, logger="tradercoin.security")
+    await register(client, "alice")
+    await client.post("/api/auth/login", json={"username": "ALICE", "password": "not it 123"})
+    failed = [r for r in caplog.records if getattr(r, "event", None) == "login_failed"]
+    assert len(failed) == 1
+    record: Any = failed[0]
+    assert (record.username, record.user_id, record.levelname) == ("alice", 1, "WARNING")
+    assert record.address and "not it 123" not in caplog.text

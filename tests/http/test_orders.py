@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from tests.http.conftest import add_orders, bearer, register
-from tradercoin.store import Store, User
+from tradercoin.store import Role, Store, User
 
 
 async def _user(store: Store, name: str) -> User:
@@ -95,9 +95,16 @@ async def test_health_and_readiness(client: Any) -> None:
     assert ready.status_code == 200
 
 
-async def test_metrics_are_prometheus_text_from_the_apps_registry(client: Any) -> None:
+async def test_metrics_are_prometheus_text_from_the_apps_registry(client: Any, ctx: Any) -> None:
     await client.get("/healthz")
-    text = await (await client.get("/metrics")).get_data(as_text=True)
+    assert (await client.get("/metrics")).status_code == 401  # operators only (issue 13)
+    hashed = await ctx.passwords.hash("operator pass")
+    await ctx.store.create_user("root", hashed, Role.OPERATOR)
+    login = await client.post(
+        "/api/auth/login", json={"username": "root", "password": "operator pass"}
+    )
+    operator = bearer((await login.get_json())["token"])
+    text = await (await client.get("/metrics", headers=operator)).get_data(as_text=True)
     assert 'tradercoin_http_requests_total{method="GET",route="/healthz",status="200"}' in text
     assert (
         'tradercoin_http_request_duration_seconds_bucket{le="0.001",method="GET",route="/healthz"}'

@@ -173,7 +173,13 @@ async def test_poll_rate_cli_with_a_users_token_fails_cleanly(
 
 async def test_readiness_and_metrics(service: Service, http: httpx.AsyncClient) -> None:
     assert (await http.get("/readyz")).json() == {"status": "ready"}
-    text = (await http.get("/metrics")).text
+    await service.store.create_user(
+        "root", await service.ctx.passwords.hash("root pass 1"), Role.OPERATOR
+    )
+    login = await http.post("/api/auth/login", json={"username": "root", "password": "root pass 1"})
+    http.cookies.clear()
+    root = {"Authorization": f"Bearer {login.json()['token']}"}
+    text = (await http.get("/metrics", headers=root)).text
     for name in (
         "# TYPE tradercoin_actors gauge",
         "tradercoin_governor_budget_weight_per_minute",

@@ -281,7 +281,7 @@ ROUTES: dict[tuple[str, str], Callable[[World], Awaitable[None]]] = {
     ("/", "GET"): _static("/"),
     ("/healthz", "GET"): _static("/healthz"),
     ("/readyz", "GET"): _static("/readyz"),
-    ("/metrics", "GET"): _static("/metrics"),
+    ("/metrics", "GET"): _operator("GET", "/metrics"),
     ("/openapi.json", "GET"): _static("/openapi.json"),
     ("/docs", "GET"): _static("/docs"),
     ("/static/<path:filename>", "GET"): _static("/static/main.js"),
@@ -472,6 +472,7 @@ async def _operator_calls(http: httpx.AsyncClient, root: Headers, users: list[in
         path = f"/api/admin/users/{user_id}/poll-policy"
         await http.get(path, headers=root)
         await http.put(path, json={"interval": "2s"}, headers=root)
+    await http.get("/metrics", headers=root)
     for path in ("/metrics", "/readyz", "/healthz", "/openapi.json", "/api/symbols"):
         await http.get(path)
 

@@ -10,16 +10,25 @@ from quart_schema import QuartSchema, hide
 from quart_trio import QuartTrio
 
 from tradercoin.http import admin, auth, orders, ws
+from tradercoin.http.audit import security_event
 from tradercoin.http.context import HttpContext, context
 from tradercoin.http.drain import DrainBody
-from tradercoin.http.errors import error_response, install_error_handlers, json_response
+from tradercoin.http.errors import ApiError, error_response, install_error_handlers, json_response
 from tradercoin.http.fast import OrdersFastPath
+from tradercoin.http.guards import (
+    AsciiIntConverter,
+    MetricsPort,
+    host_allowed,
+    ids_out_of_range,
+    security_headers,
+)
 from tradercoin.http.requestid import RequestIds
 from tradercoin.http.responses import DocumentedResponses
 
 __all__ = ["MAX_BODY", "create_app"]
 
 MAX_BODY = 64 * 1024
+BODY_TIMEOUT = 10  # seconds a request body may take to arrive (Quart's default is 60)
 STATIC = Path(__file__).with_name("static")
 READY_TIMEOUT = 2.0
 
@@ -28,7 +37,8 @@ def create_app(ctx: HttpContext) -> QuartTrio:
     """The app serving ``ctx``: REST under ``/api``, ``/ws``, the page at ``/``, health,
     metrics, and OpenAPI at ``/openapi.json`` (browsable at ``/docs``)."""
     app = QuartTrio("tradercoin", static_folder=str(STATIC), static_url_path="/static")
-    app.config.update(MAX_CONTENT_LENGTH=MAX_BODY, JSON_SORT_KEYS=False)
+    app.url_map.converters["int"] = AsciiIntConverter  # before any rule: ASCII ids only
+    app.config.update(MAX_CONTENT_LENGTH=MAX_BODY, JSON_SORT_KEYS=False, BODY_TIMEOUT=BODY_TIMEOUT)
     app.extensions["tradercoin"] = ctx
     QuartSchema(
         app,
@@ -45,13 +55,17 @@ def create_app(ctx: HttpContext) -> QuartTrio:
     )
     install_error_handlers(app)
     app.before_request(_start_timer)
+    app.before_request(_check_host)
+    app.before_request(_check_ids)
     app.after_request(_finish)
     for module in (auth, orders, admin):
         module.register_routes(app)
     # In front of Quart, on ASGI: /ws, and cached GET /api/orders pages (both fall back to it).
     # Every request body is read before its response ends (drain.py; the fast path too).
+    # The metrics port (--metrics-address) serves /metrics only (guards.MetricsPort).
     # Outermost: the request id (requestid.py) for the response header and the logs.
-    app.asgi_app = RequestIds(OrdersFastPath(DrainBody(ws.WsEndpoint(app.asgi_app, ctx)), ctx))  # type: ignore[method-assign]
+    inner = MetricsPort(DrainBody(ws.WsEndpoint(app.asgi_app, ctx)), lambda: ctx.metrics_port)
+    app.asgi_app = RequestIds(OrdersFastPath(inner, ctx))  # type: ignore[method-assign]
     app.add_url_rule("/", view_func=index, methods=["GET"])
     app.add_url_rule("/healthz", view_func=healthz, methods=["GET"])
     app.add_url_rule("/readyz", view_func=readyz, methods=["GET"])
@@ -63,25 +77,30 @@ async def _start_timer() -> None:
     g.started = trio.current_time()
 
 
+async def _check_ids() -> None:
+    if ids_out_of_range(request.view_args):
+        raise ApiError(404, "not_found", "no such resource")
+
+
+async def _check_host() -> None:
+    """A browser's request (it has an Origin or a cookie) must name this service in Host."""
+    if "Origin" not in request.headers and "Cookie" not in request.headers:
+        return
+    server = request.scope.get("server")
+    port = server[1] if server else None
+    if not host_allowed(request.host, port, context().settings):
+        security_event("host_refused", address=request.remote_addr, host=request.host[:100])
+        raise ApiError(403, "forbidden_host", "this service does not answer to that host name")
+
+
 async def _finish(response: Response) -> Response:
     rule = request.url_rule.rule if request.url_rule is not None else "unmatched"
     started = getattr(g, "started", None)
     if started is not None:
         elapsed = trio.current_time() - started
         context().metrics.observe(rule, request.method, response.status_code, elapsed)
-    if rule == "/" or rule.startswith("/static"):
-        _page_headers(response)
+    security_headers(response.headers, request.path, request.host)
     return response
-
-
-def _page_headers(response: Response) -> None:
-    host = request.host
-    response.headers["Content-Security-Policy"] = (
-        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-        f"connect-src 'self' ws://{host} wss://{host}; frame-ancestors 'none'; base-uri 'none'"
-    )
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Referrer-Policy"] = "no-referrer"
 
 
 @hide
@@ -124,5 +143,13 @@ async def readyz() -> Response:
 
 @hide
 async def metrics() -> Response:
-    """Prometheus text format."""
-    return Response(context().metrics.render(), 200, content_type="text/plain; version=0.0.4")
+    """Prometheus text format: for operators' tokens, or anyone on ``--metrics-address``."""
+    ctx = context()
+    server = request.scope.get("server")
+    if ctx.metrics_port is None or server is None or server[1] != ctx.metrics_port:
+        try:
+            await auth.authenticate(operator=True)
+        except ApiError as error:
+            security_event("metrics_refused", address=request.remote_addr, status=error.status)
+            raise
+    return Response(ctx.metrics.render(), 200, content_type="text/plain; version=0.0.4")

@@ -15,13 +15,18 @@ from quart import Quart, Response, request
 from quart_schema import document_request, tag
 
 from tradercoin.exchange.protocol import Credentials
+from tradercoin.http.accounts import normalise_username, password_problem, username_problem
+from tradercoin.http.audit import security_event
 from tradercoin.http.context import HttpContext, context
 from tradercoin.http.errors import ApiError, json_response
+from tradercoin.http.guards import origin_allowed
+from tradercoin.http.invites import hash_code
 from tradercoin.http.schemas import CredentialsBody, LoginBody, RegisterBody, read_body
-from tradercoin.http.security import SessionToken
-from tradercoin.logs import user_id_var
-from tradercoin.store.errors import DuplicateUser
+from tradercoin.http.security import Busy, SessionToken
+from tradercoin.logs import set_log_user
+from tradercoin.store.errors import DuplicateUser, StoreError
 from tradercoin.store.models import Role, User
+from tradercoin.store.security import InvalidInvite
 
 __all__ = [
     "COOKIE",
@@ -41,12 +46,6 @@ _MUTATIONS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 def user_to_wire(user: User) -> dict[str, Any]:
     return {"id": user.id, "username": user.username, "role": user.role.value}
-
-
-def origin_allowed(origin: str, host: str, scheme: str, allowed: tuple[str, ...]) -> bool:
-    """Same origin (scheme and host of the request) or one of the configured origins."""
-    same = origin in (f"http://{host}", f"https://{host}") and origin.startswith(scheme)
-    return same or origin in allowed or origin.rstrip("/") in allowed
 
 
 def cookie_value(header: str, name: str = COOKIE) -> str | None:
@@ -80,23 +79,30 @@ async def authenticate(*, operator: bool = False) -> User:
     if session is None:
         raise ApiError(401, "unauthorized", "log in first (cookie or Bearer token)")
     if from_cookie and request.method in _MUTATIONS:
-        _check_csrf(ctx)
+        _check_csrf(ctx, session.user_id)
     user = await ctx.users.get(session.user_id)
     if user is None:
         raise ApiError(401, "unauthorized", "this account no longer exists")
-    user_id_var.set(user.id)  # this request's log lines carry it (tradercoin.logs)
+    set_log_user(user.id)  # this request's log lines carry it (tradercoin.logs)
     if operator and user.role is not Role.OPERATOR:
+        security_event("forbidden", address=_address(), user_id=user.id, route=request.path)
         raise ApiError(403, "forbidden", "operators only")
     return user
 
 
-def _check_csrf(ctx: HttpContext) -> None:
+def _address() -> str:
+    return request.remote_addr or "?"
+
+
+def _check_csrf(ctx: HttpContext, user_id: int | None) -> None:
     if not request.is_json:
+        security_event("csrf_refused", address=_address(), user_id=user_id, reason="not json")
         raise ApiError(403, "csrf", "cookie-authenticated changes must send application/json")
     origin = request.headers.get("Origin")
     if origin and not origin_allowed(
         origin, request.host, request.scheme, ctx.settings.allowed_origins
     ):
+        security_event("csrf_refused", address=_address(), user_id=user_id, origin=origin[:100])
         raise ApiError(403, "csrf", "this origin may not change anything here")
 
 
@@ -126,62 +132,164 @@ def _session_response(user: User, status: int) -> Response:
 async def register() -> Response:
     """Create an account (role ``user``); answers the user, a token, and sets the cookie.
 
-    In simulator mode the new user gets simulated exchange keys at once.
+    Limited per address and overall (429 with Retry-After); ``--registration invite`` needs
+    an ``invite`` code, ``closed`` refuses (403). The username is normalised (NFKC, case
+    folded); reserved names, and passwords that are common or too easy to guess, are refused
+    with a 400 that says why. In simulator mode the new user gets simulated keys at once.
     """
     _check_origin_if_any()
     body = await read_body(RegisterBody)
     ctx = context()
-    password_hash = await ctx.passwords.hash(body.password)
-    try:
-        user = await ctx.store.create_user(body.username, password_hash, Role.USER)
-    except DuplicateUser:
-        raise ApiError(409, "username_taken", "that username is taken") from None
+    address = _address()
+    username = _registration_allowed(ctx, body, address)
+    if await ctx.store.get_user_by_name(username) is not None:
+        raise ApiError(409, "username_taken", "that username is taken")
+    problem = password_problem(username, body.password)
+    if problem is not None:
+        raise ApiError(400, "weak_password", problem)
+    user = await _create_user(ctx, username, body)
+    ctx.registrations.created(address)
     ctx.users.put(user)
     if ctx.provision_keys is not None:
         await ctx.provision_keys(user.id)
-    log.info("registered user %d", user.id)
+    security_event("registered", address=address, user_id=user.id, username=user.username)
     return _session_response(user, 201)
+
+
+def _registration_allowed(ctx: HttpContext, body: RegisterBody, address: str) -> str:
+    """The normalised username, once the mode, the limits and the name's rules allow it."""
+    mode = ctx.settings.registration
+    if mode == "closed" or (mode == "invite" and not body.invite):
+        security_event("registration_refused", address=address, reason=mode)
+        message = "registration is closed here" if mode == "closed" else "an invitation is needed"
+        raise ApiError(403, "registration_closed", message)
+    wait = ctx.registrations.wait_time(address)
+    if wait > 0:
+        ctx.registrations.refused += 1
+        security_event("registration_refused", address=address, reason="rate")
+        raise ApiError(
+            429,
+            "too_many_registrations",
+            "too many accounts were created recently; try again later",
+            headers={"Retry-After": str(int(wait) + 1)},
+        )
+    username = normalise_username(body.username)
+    problem = username_problem(username)
+    if problem is not None:
+        raise ApiError(400, "invalid_username", problem)
+    return username
+
+
+async def _create_user(ctx: HttpContext, username: str, body: RegisterBody) -> User:
+    try:
+        password_hash = await ctx.passwords.hash(body.password)
+    except Busy:
+        raise ApiError(
+            503,
+            "busy",
+            "too many accounts are being created; try again shortly",
+            headers={"Retry-After": "5"},
+        ) from None
+    try:
+        if ctx.settings.registration == "invite":
+            code = hash_code(body.invite or "")
+            return await ctx.records.create_user_with_invite(username, password_hash, code)
+        return await ctx.store.create_user(username, password_hash, Role.USER)
+    except DuplicateUser:
+        raise ApiError(409, "username_taken", "that username is taken") from None
+    except InvalidInvite:
+        security_event("registration_refused", address=_address(), reason="bad invite")
+        raise ApiError(
+            403, "invalid_invite", "that invitation is unknown, used or expired"
+        ) from None
 
 
 @tag(["auth"])
 @document_request(LoginBody)
 async def login() -> Response:
-    """Log in; answers the user and a token, and sets the cookie. Throttled per account and
-    per address (429 with Retry-After)."""
+    """Log in; answers the user and a token, and sets the cookie.
+
+    Throttled (429 with Retry-After) per account and address, per address, and for
+    addresses that failed while an account or the whole service is under attack; an
+    address that has not failed is never refused (see :class:`LoginThrottle`).
+    """
     _check_origin_if_any()
     body = await read_body(LoginBody)
     ctx = context()
-    address = request.remote_addr or "?"
-    wait = ctx.throttle.wait_time(body.username, address)
+    address = _address()
+    username = normalise_username(body.username)
+    _check_throttle(ctx, username, address)
+    user = await ctx.store.get_user_by_name(username)
+    if user is None and username != body.username:
+        user = await ctx.store.get_user_by_name(body.username)  # created before normalising
+    ok = await _verify(ctx, user, body.password, address)
+    if user is None or not ok:
+        await _failed_login(ctx, username, address, user)
+        raise ApiError(401, "bad_credentials", "wrong username or password")
+    ctx.throttle.succeeded(username, address)
+    ctx.metrics.logins.labels("ok").inc()
+    ctx.users.put(user)
+    security_event("login", address=address, user_id=user.id, username=user.username)
+    return _session_response(user, 200)
+
+
+async def _verify(ctx: HttpContext, user: User | None, password: str, address: str) -> bool:
+    """The password check, queued fairly (an address that failed recently waits among its
+    kind, never ahead of a clean one; see :class:`Passwords`)."""
+    try:
+        return await ctx.passwords.verify(
+            user.password_hash if user else None, password, suspect=ctx.throttle.suspect(address)
+        )
+    except Busy:
+        ctx.metrics.logins.labels("throttled").inc()
+        security_event("login_throttled", address=address, reason="queue")
+        raise ApiError(
+            429,
+            "too_many_attempts",
+            "too many logins are waiting; try again shortly",
+            headers={"Retry-After": "5"},
+        ) from None
+
+
+def _check_throttle(ctx: HttpContext, username: str, address: str) -> None:
+    wait = ctx.throttle.wait_time(username, address)
     if wait > 0:
         ctx.throttle.refused += 1
         ctx.metrics.logins.labels("throttled").inc()
+        security_event("login_throttled", address=address, username=username)
         raise ApiError(
             429,
             "too_many_attempts",
             "too many failed logins; try again later",
             headers={"Retry-After": str(int(wait) + 1)},
         )
-    user = await ctx.store.get_user_by_name(body.username)
-    ok = await ctx.passwords.verify(user.password_hash if user else None, body.password)
-    if user is None or not ok:
-        ctx.throttle.failed(body.username, address)
-        ctx.metrics.logins.labels("failed").inc()
-        raise ApiError(401, "bad_credentials", "wrong username or password")
-    ctx.throttle.succeeded(body.username)
-    ctx.metrics.logins.labels("ok").inc()
-    ctx.users.put(user)
-    return _session_response(user, 200)
+
+
+async def _failed_login(ctx: HttpContext, username: str, address: str, user: User | None) -> None:
+    """Count it in memory at once, then in the store (so a restart remembers it)."""
+    ctx.throttle.failed(username, address)
+    ctx.metrics.logins.labels("failed").inc()
+    user_id = None if user is None else user.id
+    security_event("login_failed", address=address, user_id=user_id, username=username)
+    try:
+        await ctx.records.record_login_failure(username, address)
+    except StoreError as error:
+        log.warning("a failed login could not be stored: %s", error)
 
 
 @tag(["auth"])
 async def logout() -> Response:
-    """Revoke the presented token and clear the cookie."""
+    """Revoke the presented token (durably: a restart does not bring it back) and clear the
+    cookie. A cookie logout passes the same CSRF checks as every cookie change."""
     ctx = context()
-    token, _ = request_token()
+    token, from_cookie = request_token()
     session: SessionToken | None = ctx.tokens.verify(token) if token else None
     if session is not None:
+        if from_cookie:
+            _check_csrf(ctx, session.user_id)
+        await ctx.records.revoke_token(session.nonce, session.user_id, session.expires)
         ctx.tokens.revoke(session)
+        security_event("logout", address=_address(), user_id=session.user_id)
     response = json_response({"status": "success"})
     response.delete_cookie(COOKIE, path="/", httponly=True, samesite="Strict")
     return response
@@ -203,6 +311,9 @@ async def put_credentials() -> Response:
     ctx = context()
     creds = Credentials(api_key=body.api_key, api_secret=body.api_secret)
     await ctx.store.set_credentials(user.id, creds, testnet=body.testnet)
+    security_event(
+        "keys_changed", address=_address(), user_id=user.id, key_last4=creds.api_key[-4:]
+    )
     await _keys_changed(ctx, user.id)
     return await _credentials_answer(user)
 
@@ -220,6 +331,7 @@ async def delete_credentials() -> Response:
     user = await authenticate()
     ctx = context()
     await ctx.store.delete_credentials(user.id)
+    security_event("keys_deleted", address=_address(), user_id=user.id)
     await _keys_changed(ctx, user.id)
     return await _credentials_answer(user)
 
@@ -250,6 +362,7 @@ def _check_origin_if_any() -> None:
     if origin and not origin_allowed(
         origin, request.host, request.scheme, ctx.settings.allowed_origins
     ):
+        security_event("origin_refused", address=_address(), origin=origin[:100])
         raise ApiError(403, "csrf", "this origin may not log in here")
 
 

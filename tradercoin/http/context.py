@@ -10,14 +10,16 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+import trio
 from quart import current_app
 
 from tradercoin.clock import WallClock
 from tradercoin.config import PollPolicy, Settings
 from tradercoin.exchange.protocol import SymbolInfo
 from tradercoin.http.metrics import HttpMetrics
-from tradercoin.http.security import LoginThrottle, Passwords, TokenSigner
+from tradercoin.http.security import LoginThrottle, Passwords, RegistrationLimit, TokenSigner
 from tradercoin.store import Store, User
+from tradercoin.store.security import SecurityRecords
 
 if TYPE_CHECKING:
     from tradercoin.actors.messages import ActorStatus
@@ -93,7 +95,10 @@ class HttpContext:
     metrics: HttpMetrics = field(default_factory=HttpMetrics)
     max_ws_sessions_per_user: int = 20
     ready: Callable[[], bool] = field(default=lambda: True)
+    metrics_port: int | None = None  # set once --metrics-address is bound
     users: UserCache = field(init=False)
+    records: SecurityRecords = field(init=False)
+    registrations: RegistrationLimit = field(init=False)
     sessions: WsSessions = field(init=False)
     orders_cache: OrdersCache = field(init=False)
 
@@ -102,11 +107,27 @@ class HttpContext:
         from tradercoin.http.ws import WsSessions
 
         self.users = UserCache(self.store)
+        self.records = SecurityRecords(self.store.db, self.store.clock)
+        self.registrations = RegistrationLimit(
+            per_address=self.settings.registrations_per_address,
+            overall=self.settings.registrations_per_hour,
+        )
         self.sessions = WsSessions(self)
         self.orders_cache = OrdersCache(self.store)
         self.metrics.add_parts(
             {"ws": self.sessions.statistics, "orders_cache": self.orders_cache.statistics}
         )
+
+    async def load_security(self) -> None:
+        """Load what the store remembers (revoked tokens, recent failed logins) into memory,
+        after forgetting what has expired. Waits for: three store calls."""
+        window_ms = int(self.throttle.window * 1000)
+        await self.records.prune(window_ms)
+        self.tokens.load_revoked(await self.records.revoked_tokens())
+        now_ms, now = self.clock.now_ms(), trio.current_time()
+        for failure in await self.records.login_failures(window_ms):
+            at = now - max(0, now_ms - failure.at) / 1000
+            self.throttle.failed(failure.username, failure.address, at)
 
 
 def context() -> HttpContext:

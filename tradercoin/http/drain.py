@@ -7,6 +7,12 @@ keep-alive request on it hangs forever. Any route that answers without reading a
 (GET /healthz, the orders fast path, 405s, 404s, ...) could hit it; schemathesis found it
 with GET/OPTIONS/DELETE requests that carry a body. Draining first keeps Hypercorn's state
 machine in step. It costs one receive for requests whose handler ignores the body.
+
+A response to a body that was refused (413, 408) or not read to its end within the bounds
+carries ``Connection: close``: the client cannot be trusted to be between requests, so the
+connection ends with the response instead of waiting for bytes that may never come.
+Without this, 2,000 requests declaring a 2 MB body and sending 2 bytes held 2,000 sockets
+open (issue 13).
 """
 
 from __future__ import annotations
@@ -20,6 +26,8 @@ __all__ = ["DrainBody", "read_to_end"]
 
 DRAIN_TIMEOUT = 5.0  # a client that stops sending mid-body is not waited for longer
 DRAIN_LIMIT = 1024 * 1024  # past this many unread bytes, give up draining
+REFUSED_BODY = frozenset({408, 413})  # the body is not wanted: no drain, close after
+_CLOSE = (b"connection", b"close")
 
 
 @dataclass(eq=False)
@@ -29,16 +37,25 @@ class _Request:
     receive: Any
     done: trio.Event = field(default_factory=trio.Event)
     moved: trio.Event = field(default_factory=trio.Event)
+    closing: bool = False
     in_flight: int = 0
     size: int = 0
 
     async def tracked(self) -> Any:
-        """The app's ``receive``: notes the body's end (or a disconnect)."""
+        """The app's ``receive``: notes the body's end (or a disconnect).
+
+        Once the response is known to close the connection (:attr:`closing`), a disconnect
+        is not passed on: Hypercorn reports one while it closes the connection inside the
+        app's last ``send``, and Quart-Trio's body reader would then cancel that send, leaving
+        the socket open until the client gives up. The app ends when its response is out.
+        """
         self.in_flight += 1
         try:
             message = await self.receive()
         finally:
             self.in_flight -= 1
+        if message["type"] == "http.disconnect" and self.closing:
+            await trio.sleep_forever()
         self.size += len(message.get("body", b""))
         if message["type"] != "http.request" or not message.get("more_body", False):
             self.done.set()
@@ -70,13 +87,20 @@ class DrainBody:
         request = _Request(receive)
 
         async def send_after_drain(message: Any) -> None:
-            if message["type"] == "http.response.body" and not message.get("more_body", False):
-                await request.drain()
+            if message["type"] == "http.response.start":
+                if message.get("status") not in REFUSED_BODY:
+                    await request.drain()
+                if not request.done.is_set():
+                    request.closing = True
+                    message = {**message, "headers": [*message.get("headers", ()), _CLOSE]}
             await send(message)
 
         await self.app(scope, request.tracked, send_after_drain)
 
 
-async def read_to_end(receive: Any) -> None:
-    """For an ASGI app that answers without reading the body: read it (see the module)."""
-    await _Request(receive).drain()
+async def read_to_end(receive: Any) -> bool:
+    """For an ASGI app that answers without reading the body: read it (see the module).
+    Returns whether it was read to its end (if not, answer with ``Connection: close``)."""
+    request = _Request(receive)
+    await request.drain()
+    return request.done.is_set()

@@ -26,6 +26,13 @@ __all__ = ["OrdersFastPath"]
 
 PATH = "/api/orders"
 _JSON = (b"content-type", b"application/json")
+_HEADERS = [  # as tradercoin.http.guards.security_headers gives every API answer
+    _JSON,
+    (b"cache-control", b"no-store"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"x-frame-options", b"DENY"),
+]
 
 
 class OrdersFastPath:
@@ -37,12 +44,17 @@ class OrdersFastPath:
         self.answered = 0
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and scope["path"] == PATH and scope["method"] == "GET":
+        if (
+            scope["type"] == "http"
+            and scope["path"] == PATH
+            and scope["method"] == "GET"
+            and not self.app.on_metrics_port(scope)
+        ):
             started = trio.current_time()
             body = self.cached(scope)
             if body is not None:
-                await read_to_end(receive)  # before answering: see tradercoin/http/drain.py
-                await self._answer(send, body)
+                whole = await read_to_end(receive)  # before answering: see http/drain.py
+                await self._answer(send, body, close=not whole)
                 elapsed = trio.current_time() - started
                 self.ctx.metrics.observe(PATH, "GET", 200, elapsed)
                 return
@@ -75,9 +87,11 @@ class OrdersFastPath:
             return None
         return session.user_id
 
-    async def _answer(self, send: Any, body: bytes) -> None:
+    async def _answer(self, send: Any, body: bytes, *, close: bool) -> None:
         self.answered += 1
-        headers = [_JSON, (b"content-length", str(len(body)).encode())]
+        headers = [*_HEADERS, (b"content-length", str(len(body)).encode())]
+        if close:
+            headers.append((b"connection", b"close"))
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 

@@ -62,9 +62,11 @@ class HttpMetrics:
         for histogram in HISTOGRAMS:
             r.register(histogram)
         self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        self.parts: dict[str, Callable[[], Any]] = {}
 
     def add_parts(self, parts: Mapping[str, Callable[[], Any]]) -> None:
         """Report these parts' statistics at scrape time."""
+        self.parts.update(parts)
         self.registry.register(StatisticsCollector(parts))
 
     def observe(self, route: str, method: str, status: int, seconds: float) -> None:

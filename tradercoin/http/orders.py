@@ -24,6 +24,7 @@ from tradercoin.exchange.protocol import SymbolInfo
 from tradercoin.http.auth import authenticate
 from tradercoin.http.context import HttpContext, context
 from tradercoin.http.errors import ApiError, json_response
+from tradercoin.http.guards import ascii_int
 from tradercoin.http.schemas import MAX_DECIMALS, OrdersQuery, PlaceOrderBody, read_body
 from tradercoin.orders import (
     Order,
@@ -42,15 +43,17 @@ _QUERY_KEYS = frozenset({"page", "page_size", "status", "symbol", "q"})
 _STATUSES = {s.value: s for s in OrderStatus}
 MAX_PAGE = 1_000_000
 MAX_ORDER_ID = 2**63 - 1
+MAX_DIGITS = 20  # digits of a quantity or price as written: more is never a real amount
 ACTOR_TIMEOUT = 30.0
 
 
 def _int_arg(name: str, raw: str | None, default: int, low: int, high: int) -> int:
     if raw is None:
         return default
-    if not raw.isdigit() or not low <= int(raw) <= high:
+    number = ascii_int(raw, max_digits=len(str(high)))
+    if number is None or not low <= number <= high:
         raise ApiError(400, "invalid_query", f"{name} must be an integer from {low} to {high}")
-    return int(raw)
+    return number
 
 
 def parse_orders_query(args: Any) -> dict[str, Any]:
@@ -90,6 +93,22 @@ def _decimals(value: Decimal) -> int:
     return -exponent if isinstance(exponent, int) and exponent < 0 else 0
 
 
+def _canonical(name: str, value: Decimal, precision: int, step: Decimal | None) -> Decimal:
+    """``value`` checked against the symbol's rules and written with at most ``precision``
+    decimals (trailing zeros beyond them dropped): what is sent to the exchange and stored.
+
+    Raises:
+        ApiError: 400 for more than :data:`MAX_DIGITS` digits as written, or a value the
+            symbol's step, tick or precision does not allow.
+    """
+    _, digits, exponent = value.as_tuple()
+    decimals = -exponent if isinstance(exponent, int) and exponent < 0 else 0
+    if len(digits) > MAX_DIGITS or decimals > MAX_DIGITS:
+        raise ApiError(400, "too_many_digits", f"{name} has more digits than any symbol allows")
+    _check_amount(name, value, precision, step)
+    return value.quantize(Decimal(1).scaleb(-precision)) if decimals > precision else value
+
+
 def _check_amount(name: str, value: Decimal, precision: int, step: Decimal | None) -> None:
     if value <= 0:
         raise ApiError(400, f"invalid_{name}", f"{name} must be greater than zero")
@@ -110,13 +129,13 @@ def validate_order(body: PlaceOrderBody, symbols: dict[str, SymbolInfo] | Any) -
     info: SymbolInfo | None = symbols.get(symbol) if symbols else None
     if symbols and (info is None or info.status != "TRADING"):
         raise ApiError(400, "unknown_symbol", f"{symbol} is not a trading symbol here")
-    _check_amount(
+    quantity = _canonical(
         "quantity",
         body.quantity,
         info.quantity_precision if info else MAX_DECIMALS,
         info.step_size if info else None,
     )
-    if info and not info.min_qty <= body.quantity <= info.max_qty:
+    if info and not info.min_qty <= quantity <= info.max_qty:
         raise ApiError(
             400, "invalid_quantity", f"quantity must be from {info.min_qty} to {info.max_qty}"
         )
@@ -125,7 +144,7 @@ def validate_order(body: PlaceOrderBody, symbols: dict[str, SymbolInfo] | Any) -
         symbol=symbol,
         side=Side(body.side),
         type=OrderType(body.type),
-        quantity=body.quantity,
+        quantity=quantity,
         price=price,
         time_in_force=tif,
     )
@@ -140,13 +159,13 @@ def _price_rules(
         return None, None
     if body.price is None:
         raise ApiError(400, "invalid_price", "a LIMIT order needs a price")
-    _check_amount(
+    price = _canonical(
         "price",
         body.price,
         info.price_precision if info else MAX_DECIMALS,
         info.tick_size if info else None,
     )
-    return body.price, TimeInForce(body.time_in_force or "GTC")
+    return price, TimeInForce(body.time_in_force or "GTC")
 
 
 def _actor(ctx: HttpContext, user_id: int) -> Any:

@@ -1,8 +1,9 @@
 """Request ids: every HTTP request and WebSocket session gets one, taken from the client's
 ``X-Request-ID`` when it is sane (1-128 visible ASCII characters) or made here (32 hex
 digits). It is returned in the response's ``X-Request-ID`` header and set in
-:data:`tradercoin.logs.request_id_var`, so every log line written while handling the request
-carries it. Outermost ASGI layer: it wraps the fast paths and Quart alike.
+the request's :class:`tradercoin.logs.RequestScope`, so every log line written while handling
+the request carries it (and the user id, once authentication knows it). Outermost ASGI
+layer: it wraps the fast paths and Quart alike.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import re
 import uuid
 from typing import Any
 
-from tradercoin.logs import request_id_var, user_id_var
+from tradercoin.logs import RequestScope, request_scope
 
 __all__ = ["HEADER", "RequestIds", "request_id_from"]
 
@@ -29,8 +30,9 @@ def request_id_from(headers: list[tuple[bytes, bytes]]) -> str:
 
 
 class RequestIds:
-    """ASGI middleware: sets the request id (and clears the user id) for the request's
-    duration, and adds ``X-Request-ID`` to the response (HTTP) or handshake (WebSocket)."""
+    """ASGI middleware: opens a log scope with the request id for the request's duration
+    (closed after it, also for tasks it spawned), and adds ``X-Request-ID`` to the response
+    (HTTP) or the handshake (WebSocket)."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
@@ -47,10 +49,10 @@ class RequestIds:
                 message = {**message, "headers": [*message.get("headers", []), header]}
             await send(message)
 
-        id_token = request_id_var.set(request_id)
-        user_token = user_id_var.set(None)
+        log_scope = RequestScope(request_id)
+        token = request_scope.set(log_scope)
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            user_id_var.reset(user_token)
-            request_id_var.reset(id_token)
+            log_scope.open = False
+            request_scope.reset(token)

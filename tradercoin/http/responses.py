@@ -93,11 +93,11 @@ SESSION = _success(USER, token=_STR)
 ORDERS_PAGE = _success(_list(ORDER), total=_INT, page=_INT, page_size=_INT)
 
 #: the client errors any /api operation may answer (bad input, auth, origin, size, type)
-_API_ERRORS = (400, 401, 403, 404, 409, 413, 415, 429)
+_API_ERRORS = (400, 401, 403, 404, 408, 409, 413, 415, 429)
 
 #: (method, path) -> {status: body schema} of the successful answers
 RESPONSES: dict[tuple[str, str], dict[int, dict[str, Any]]] = {
-    ("POST", "/api/auth/register"): {201: SESSION},
+    ("POST", "/api/auth/register"): {201: SESSION, 503: ERROR},
     ("POST", "/api/auth/login"): {200: SESSION},
     ("POST", "/api/auth/logout"): {200: _success()},
     ("GET", "/api/auth/me"): {200: _success(USER)},

@@ -83,6 +83,9 @@ class RegisterBody(_Strict):
 
     username: str = Field(min_length=3, max_length=64, pattern=r"^[A-Za-z0-9_.@-]+$")
     password: str = Field(min_length=8, max_length=128)
+    invite: str | None = Field(
+        default=None, max_length=64, description="with --registration invite"
+    )
 
 
 class PlaceOrderBody(_Strict):
@@ -126,6 +129,23 @@ class OrdersQuery(BaseModel):
 M = TypeVar("M", bound=BaseModel)
 
 
+class DuplicateKey(ValueError):
+    """A JSON object names one key twice (which of the values counts is ambiguous)."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key[:40]
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise DuplicateKey(key)
+        result[key] = value
+    return result
+
+
 async def read_body(model: type[M]) -> M:
     """Parse the request's JSON body into ``model``.
 
@@ -137,7 +157,9 @@ async def read_body(model: type[M]) -> M:
         raise ApiError(415, "unsupported_media_type", "send the body as application/json")
     raw = await request.get_data()
     try:
-        data = json.loads(raw, parse_float=Decimal)
+        data = json.loads(raw, parse_float=Decimal, object_pairs_hook=_unique_keys)
+    except DuplicateKey as error:
+        raise ApiError(400, "duplicate_key", f"the body names {error.key!r} twice") from None
     except (ValueError, RecursionError):  # not UTF-8; nested too deeply (RecursionError)
         raise ApiError(400, "malformed_json", "the body is not valid JSON") from None
     if not isinstance(data, dict):

@@ -34,8 +34,10 @@ from urllib.parse import parse_qs
 
 import trio
 
-from tradercoin.http.auth import cookie_value, origin_allowed
-from tradercoin.logs import user_id_var
+from tradercoin.http.audit import security_event
+from tradercoin.http.auth import cookie_value
+from tradercoin.http.guards import ascii_int, host_allowed, origin_allowed
+from tradercoin.logs import set_log_user
 from tradercoin.orders import order_to_wire
 from tradercoin.store.models import User
 
@@ -47,7 +49,8 @@ __all__ = ["MAX_MESSAGE_SIZE", "WsEndpoint", "WsSession", "WsSessions", "serve_w
 log = logging.getLogger(__name__)
 
 HEARTBEAT = 25.0
-AUTH_TIMEOUT = 10.0
+AUTH_TIMEOUT = 3.0  # an unauthenticated socket's grace for its first message
+MAX_UNAUTHENTICATED = 8  # sockets per address still waiting to authenticate
 ATTACH_TIMEOUT = 10.0
 REATTACH_DELAY = 1.0
 CHANNEL_SIZE = 256
@@ -69,6 +72,7 @@ class WsSessions:
         self._empty.set()
         self.closing = False
         self.opened = 0
+        self._unauthenticated: dict[str, int] = {}
 
     def __len__(self) -> int:
         return len(self._sessions)
@@ -111,8 +115,29 @@ class WsSessions:
             session.stop(code)
         await self._empty.wait()
 
+    def may_wait_for_auth(self, address: str) -> bool:
+        """Whether ``address`` may open one more socket that has yet to authenticate."""
+        return self._unauthenticated.get(address, 0) < MAX_UNAUTHENTICATED
+
+    async def authenticate(self, socket: AsgiSocket, address: str) -> User | None:
+        """The user of the socket's first message (counted against ``address`` meanwhile)."""
+        self._unauthenticated[address] = self._unauthenticated.get(address, 0) + 1
+        try:
+            return await _first_message_user(self._ctx, socket)
+        finally:
+            left = self._unauthenticated[address] - 1
+            if left:
+                self._unauthenticated[address] = left
+            else:
+                del self._unauthenticated[address]
+
     def statistics(self) -> dict[str, int]:
-        return {"open": len(self._sessions), "users": len(self._per_user), "opened": self.opened}
+        return {
+            "open": len(self._sessions),
+            "users": len(self._per_user),
+            "opened": self.opened,
+            "unauthenticated": sum(self._unauthenticated.values()),
+        }
 
 
 class WsSession:
@@ -401,7 +426,8 @@ def _since_arg(query: dict[str, list[str]]) -> int | str | None:
     raw = query.get("since", [None])[0]
     if raw is None:
         return None
-    return int(raw) if raw.isdigit() and len(raw) < 19 else "bad"
+    number = ascii_int(raw, max_digits=18)
+    return "bad" if number is None else number
 
 
 async def _reject(send: Any, scope: Any, status: int, code: str, message: str) -> None:
@@ -435,9 +461,11 @@ async def _first_message_user(ctx: HttpContext, socket: AsgiSocket) -> User | No
 def _refusal(ctx: HttpContext, scope: Any, headers: dict[str, str]) -> tuple[int, str, str] | None:
     origin = headers.get("origin")
     scheme = "https" if scope.get("scheme") == "wss" else "http"
-    if origin and not origin_allowed(
-        origin, headers.get("host", ""), scheme, ctx.settings.allowed_origins
-    ):
+    host = headers.get("host", "")
+    server = scope.get("server")
+    if origin and not host_allowed(host, server[1] if server else None, ctx.settings):
+        return 403, "forbidden_host", "this service does not answer to that host name"
+    if origin and not origin_allowed(origin, host, scheme, ctx.settings.allowed_origins):
         return 403, "forbidden_origin", "this origin may not connect"
     if ctx.sessions.closing:
         return 503, "shutting_down", "the server is shutting down"
@@ -452,17 +480,21 @@ async def serve_websocket(ctx: HttpContext, scope: Any, socket: AsgiSocket, send
     since = _since_arg(query)
     if refusal is None and since == "bad":
         refusal = 400, "invalid_query", "since must be a non-negative integer"
+    token = query.get("token", [None])[0] or cookie_value(headers.get("cookie", ""))
+    user = None if refusal is not None else await _token_user(ctx, token)
+    address = (scope.get("client") or ("?",))[0]
+    if refusal is None and user is None and not ctx.sessions.may_wait_for_auth(address):
+        refusal = 429, "too_many_sockets", "too many unauthenticated connections from here"
     if refusal is not None:
+        security_event("ws_refused", address=address, status=refusal[0], reason=refusal[1])
         await _reject(send, scope, *refusal)
         return
-    token = query.get("token", [None])[0] or cookie_value(headers.get("cookie", ""))
-    user = await _token_user(ctx, token)
     await send({"type": "websocket.accept"})
     if user is None:
-        user = await _first_message_user(ctx, socket)
+        user = await ctx.sessions.authenticate(socket, address)
         if user is None:
             await socket.close(POLICY, "unauthorized")
             return
     assert not isinstance(since, str)
-    user_id_var.set(user.id)  # the session's log lines carry it (tradercoin.logs)
+    set_log_user(user.id)  # the session's log lines carry it (tradercoin.logs)
     await ctx.sessions.serve(WsSession(ctx, socket, user, since))

@@ -14,10 +14,13 @@ from sqlalchemy.dialects import postgresql
 __all__ = [
     "credentials",
     "fills",
+    "invites",
+    "login_failures",
     "metadata",
     "order_events",
     "orders",
     "poll_policies",
+    "revoked_tokens",
     "user_seq",
     "users",
 ]
@@ -152,4 +155,35 @@ order_events = sa.Table(
     sa.Column("created_at", sa.BigInteger, nullable=False),
     sa.UniqueConstraint("user_id", "seq"),
     sa.Index("ix_order_events_created_at", "created_at"),
+)
+
+# --- security (migration 0003): durable logout, the login throttle, invitations ---------------
+
+revoked_tokens = sa.Table(
+    "revoked_tokens",
+    metadata,
+    sa.Column("nonce", sa.String(32), primary_key=True),
+    sa.Column("user_id", Id, _user_fk(), nullable=False),
+    sa.Column("expires_at", sa.BigInteger, nullable=False),
+    sa.Index("ix_revoked_tokens_expires_at", "expires_at"),
+)
+
+login_failures = sa.Table(
+    "login_failures",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("username", sa.String(64), nullable=False),
+    sa.Column("address", sa.String(64), nullable=False),
+    sa.Column("at", sa.BigInteger, nullable=False),
+    sa.Index("ix_login_failures_at", "at"),
+)
+
+invites = sa.Table(
+    "invites",
+    metadata,
+    sa.Column("code_hash", sa.String(64), primary_key=True),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("expires_at", sa.BigInteger, nullable=False),
+    sa.Column("used_by", Id, _user_fk("SET NULL"), nullable=True),
+    sa.Column("used_at", sa.BigInteger, nullable=True),
 )

@@ -25,6 +25,7 @@ from tradercoin.store import users as user_sql
 from tradercoin.store.batcher import WriteBatcher, _Job
 from tradercoin.store.db import Database, RunSync
 from tradercoin.store.errors import CredentialsError, DuplicateUser, StoreError, UnknownUser
+from tradercoin.store.files import protect_sqlite_files
 from tradercoin.store.migrate import upgrade
 from tradercoin.store.models import CredentialInfo, OrderPage, Role, StoreStatistics, User
 from tradercoin.store.secrets import SecretBox
@@ -58,6 +59,7 @@ async def open_store(
     Raises:
         StoreError: a bad URL, an unreachable database or a failed migration (one line).
     """
+    protect_sqlite_files(url)
     db = Database(url, run_sync=run_sync)
     try:
         await db.check()
