@@ -28,6 +28,7 @@ Test hooks: :meth:`Simulator.set_price`, :meth:`~Simulator.fill`, :meth:`~Simula
 :meth:`~Simulator.statistics`; the same over ``/sim/admin/...`` (see ``admin.py``).
 """
 
+from tradercoin.exchange.sim.connrules import ConnectionLimits, ConnectionRuleStatistics
 from tradercoin.exchange.sim.faults import Fault, FaultKind
 from tradercoin.exchange.sim.markets import DEFAULT_SYMBOLS, SymbolSpec
 from tradercoin.exchange.sim.ratelimit import Limits
@@ -37,6 +38,8 @@ from tradercoin.exchange.sim.stream import StreamConfig
 
 __all__ = [
     "DEFAULT_SYMBOLS",
+    "ConnectionLimits",
+    "ConnectionRuleStatistics",
     "Fault",
     "FaultKind",
     "Limits",

@@ -6,12 +6,13 @@ import gc
 import json
 import logging
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 
 import trio
 
 from tradercoin.clock import system_clock
+from tradercoin.exchange.sim.connrules import ConnectionLimits
 from tradercoin.exchange.sim.ratelimit import Limits
 from tradercoin.exchange.sim.server import serve_simulator
 from tradercoin.exchange.sim.simulator import Simulator
@@ -32,6 +33,7 @@ class SimOptions:
     fill_latency: float = 2.0
     weight_limit: int = 2400
     stream_lifetime: float = 86400.0
+    rules: ConnectionLimits = field(default_factory=ConnectionLimits)
 
 
 def run_sim(options: SimOptions) -> None:
@@ -54,7 +56,7 @@ async def _serve(options: SimOptions) -> None:
         seed=options.seed,
         market_fill_latency=options.fill_latency,
         limits=Limits(weight_per_minute=options.weight_limit),
-        stream=StreamConfig(lifetime=options.stream_lifetime),
+        stream=StreamConfig(lifetime=options.stream_lifetime, rules=options.rules),
     )
     for _ in range(options.accounts):
         api_key, api_secret = sim.create_account()
