@@ -1,0 +1,311 @@
+"""The stream hub against the in-process simulator with Binance's connection rules, under
+MockClock. The oracle is the simulator's own record (its connection-rule statistics, the
+orders it made) and what each owner's channel received."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import pytest
+import trio
+import trio.testing
+
+from tests.sim.test_connrules import _small as _sim
+from tradercoin.actors.connbudget import ConnectionBudget
+from tradercoin.actors.hub import (
+    HubMessage,
+    HubOptions,
+    StreamDown,
+    StreamEvents,
+    StreamGap,
+    StreamHub,
+    StreamUp,
+)
+from tradercoin.exchange.sim import Fault, FaultKind, Simulator
+from tradercoin.exchange.sim.engine import Account
+from tradercoin.exchange.sim.validate import OrderRequest
+
+
+@dataclass(eq=False)
+class Owner:
+    """One user: its account, its listenKey and what its channel received."""
+
+    api_key: str
+    account: Account
+    key: str
+    send: trio.MemorySendChannel[HubMessage]
+    receive: trio.MemoryReceiveChannel[HubMessage]
+    got: list[HubMessage] = field(default_factory=list)
+
+    def drain(self) -> list[HubMessage]:
+        while True:
+            try:
+                self.got.append(self.receive.receive_nowait())
+            except trio.WouldBlock:
+                return self.got
+
+    def order_ids(self) -> list[int]:
+        return [
+            u.exchange_order_id
+            for m in self.drain()
+            if isinstance(m, StreamEvents)
+            for u in m.updates
+        ]
+
+    def kinds(self) -> list[type]:
+        return [type(m) for m in self.drain()]
+
+
+async def _hub(
+    nursery: trio.Nursery, sim: Simulator, budget: ConnectionBudget | None = None, **options: Any
+) -> StreamHub:
+    hub = StreamHub(
+        "ws://sim", budget=budget or ConnectionBudget(), connect=sim.open_websocket,
+        options=HubOptions(**options),
+    )  # fmt: skip
+    await nursery.start(hub.run)
+    return hub
+
+
+def _owners(sim: Simulator, count: int, buffer: int = 16) -> list[Owner]:
+    owners = []
+    for _ in range(count):
+        api_key, _secret = sim.create_account()
+        account = sim.account(api_key)
+        send, receive = trio.open_memory_channel[HubMessage](buffer)
+        owners.append(Owner(api_key, account, sim.streams.create_key(account), send, receive))
+    return owners
+
+
+def _place(sim: Simulator, owner: Owner) -> int:
+    """A resting BTCUSDT limit order: the exchange pushes its NEW event."""
+    spec = sim.specs["BTCUSDT"]
+    request = OrderRequest(
+        spec, "BUY", "LIMIT", "GTC", Decimal("0.010"), Decimal("49000"), None, False, False, 0
+    )
+    return sim.place(owner.account, request).order_id
+
+
+async def _join_all(hub: StreamHub, owners: list[Owner]) -> None:
+    for owner in owners:
+        await hub.join(owner.key, owner.send)
+
+
+async def _wait_up(owners: list[Owner]) -> None:
+    """Until every owner's latest health message is StreamUp."""
+    for owner in owners:
+        while not _up(owner):
+            owner.got.append(await owner.receive.receive())
+
+
+def _up(owner: Owner) -> bool:
+    health = [m for m in owner.drain() if isinstance(m, StreamUp | StreamDown)]
+    return bool(health) and isinstance(health[-1], StreamUp)
+
+
+async def test_thousands_of_keys_ride_ten_connections(
+    autojump_clock: trio.testing.MockClock, nursery: trio.Nursery
+) -> None:
+    sim = await _sim(nursery)
+    hub = await _hub(nursery, sim)
+    owners = _owners(sim, 2000)
+    start = trio.current_time()
+    await _join_all(hub, owners)
+    await _wait_up(owners)
+    assert trio.current_time() - start < 10  # ten handshakes 0.5 s apart, then SUBSCRIBEs
+    rules = sim.statistics().connection_rules
+    assert rules.streams_per_connection == [200] * 10
+    assert (rules.attempts_total, rules.refusals, rules.closed_for_messages) == (10, 0, 0)
+    assert hub.statistics().keys_per_connection == (200,) * 10
+    chosen = owners[::97]
+    placed = {owner.key: _place(sim, owner) for owner in chosen}
+    await trio.sleep(1)
+    for owner in owners:
+        assert owner.order_ids() == ([placed[owner.key]] if owner.key in placed else [])
+
+
+async def test_join_and_leave_reconnect_nothing_and_disturb_nobody(
+    autojump_clock: trio.testing.MockClock, nursery: trio.Nursery
+) -> None:
+    sim = await _sim(nursery)
+    hub = await _hub(nursery, sim, keys_per_connection=3)
+    owners = _owners(sim, 6)
+    await _join_all(hub, owners[:5])
+    await _wait_up(owners[:5])
+    before = sim.statistics().connection_rules
+    assert before.streams_per_connection == [3, 2]
+    subscription = await hub.join(owners[5].key, owners[5].send)
+    assert subscription.hidden == {owners[5].key}
+    first = _place(sim, owners[0])  # while the SUBSCRIBE is on its way
+    await _wait_up(owners)
+    await hub.leave(owners[1].key)
+    second = _place(sim, owners[0])
+    await trio.sleep(1)
+    after = sim.statistics().connection_rules
+    assert after.attempts_total == before.attempts_total == 2
+    assert after.streams_per_connection == [3, 2]
+    assert owners[0].order_ids() == [first, second]
+    assert all(StreamDown not in o.kinds() for o in owners)
+    _place(sim, owners[1])
+    await trio.sleep(1)
+    assert owners[1].order_ids() == []  # left: nothing more for it
+    for owner in owners[2:3]:  # the last key of a connection leaves: it closes
+        await hub.leave(owner.key)
+    await hub.leave(owners[0].key)
+    await trio.sleep(1)
+    assert sim.statistics().connection_rules.streams_per_connection == [3]
+
+
+async def test_a_refused_handshake_pauses_attempts_and_never_earns_a_ban(
+    autojump_clock: trio.testing.MockClock, nursery: trio.Nursery
+) -> None:
+    sim = await _sim(nursery, max_attempts=2, attempt_window=60)
+    budget = ConnectionBudget(attempts_per_window=50)  # more than this exchange allows
+    hub = await _hub(nursery, sim, budget, keys_per_connection=1)
+    owners = _owners(sim, 3)
+    start = trio.current_time()
+    await _join_all(hub, owners)
+    await _wait_up(owners)
+    rules = sim.statistics().connection_rules
+    assert (rules.refusals, rules.banned_refusals) == (1, 0)
+    assert trio.current_time() - start == pytest.approx(60, abs=1)  # the Retry-After
+    assert hub.statistics().refusals == 1
+    assert all(StreamDown not in o.kinds() for o in owners)
+
+
+async def _pair(
+    nursery: trio.Nursery, buffer: int = 16
+) -> tuple[Simulator, StreamHub, Owner, Owner]:
+    """A simulator, a hub, and two owners whose streams are up on one connection."""
+    sim = await _sim(nursery)
+    hub = await _hub(nursery, sim)
+    alice, bob = _owners(sim, 2, buffer)
+    await _join_all(hub, [alice, bob])
+    await _wait_up([alice, bob])
+    return sim, hub, alice, bob
+
+
+async def test_an_expired_key_affects_only_its_owner(
+    autojump_clock: trio.testing.MockClock, nursery: trio.Nursery
+) -> None:
+    sim, hub, alice, bob = await _pair(nursery)
+    sim.inject(Fault(FaultKind.LISTEN_KEY_EXPIRED), account=alice.api_key)
+    await trio.sleep(1)
+    assert alice.drain()[-1] == StreamDown(alice.key, "listenKey expired")
+    bobs = _place(sim, bob)
+    await trio.sleep(1)
+    assert bob.order_ids() == [bobs] and bob.kinds() == [StreamUp, StreamEvents]
+    new_key = sim.streams.create_key(alice.account)
+    assert new_key != alice.key
+    subscription = hub.replace(alice.key, new_key)
+    assert subscription.hidden == {new_key}
+    await trio.sleep(1)
+    assert alice.drain()[-1] == StreamUp(new_key)
+    alices = _place(sim, alice)
+    await trio.sleep(1)
+    assert alice.order_ids() == [alices]
+    assert sim.statistics().connection_rules.attempts_total == 1
+
+
+async def test_garbage_frames_mark_a_gap_for_their_owner_only(
+    autojump_clock: trio.testing.MockClock, nursery: trio.Nursery
+) -> None:
+    sim, hub, alice, bob = await _pair(nursery)
+    sim.inject(Fault(FaultKind.STREAM_GARBLED), account=alice.api_key)
+    _place(sim, alice)
+    bobs = _place(sim, bob)
+    await trio.sleep(1)
+    assert [type(m) for m in alice.drain()] == [StreamUp, StreamGap]
+    assert alice.order_ids() == [] and bob.order_ids() == [bobs]
+    assert hub.statistics().connections == 1 and sim.faults.hits == 1
+
+
+async def test_a_slow_owner_loses_events_to_a_gap_and_a_gone_one_leaves(
+    autojump_clock: trio.testing.MockClock, nursery: trio.Nursery
+) -> None:
+    sim, hub, alice, bob = await _pair(nursery, buffer=2)
+    placed = [_place(sim, alice) for _ in range(4)]  # alice reads nothing meanwhile
+    bobs = _place(sim, bob)
+    await trio.sleep(0.01)
+    assert alice.order_ids() == placed[:2] and bob.order_ids() == [bobs]
+    await trio.sleep(1.0)
+    assert alice.drain()[-1] == StreamGap(alice.key, "2 events dropped: the channel was full")
+    assert hub.statistics().events_dropped == 2
+    bob.receive.close()
+    _place(sim, bob)
+    await trio.sleep(1)
+    assert hub.statistics().keys == 1
+    assert sim.statistics().connection_rules.streams_per_connection == [1]
+
+
+async def test_the_ten_messages_rule_closing_a_connection_touches_only_its_keys(
+    autojump_clock: trio.testing.MockClock, nursery: trio.Nursery
+) -> None:
+    sim = await _sim(nursery, max_messages=1)  # an exchange stricter than Binance
+    hub = await _hub(nursery, sim, keys_per_connection=4, url_keys=4, subscribe_batch=1)
+    owners = _owners(sim, 6)
+    await _join_all(hub, owners[:5])  # [4 keys in the URL] [1 key]
+    await _wait_up(owners[:5])
+    await _join_all(hub, owners[5:])
+    await hub.leave(owners[4].key)
+    # the second connection gets UNSUBSCRIBE then SUBSCRIBE 0.25 s apart: closed
+    await trio.sleep(0.1)
+    await _wait_up(owners[:4] + owners[5:])
+    assert sim.statistics().connection_rules.closed_for_messages == 1
+    assert all(StreamDown not in o.kinds() for o in owners[:4])
+    assert owners[5].kinds() == [StreamDown, StreamUp] or owners[5].kinds() == [StreamUp]
+    placed = _place(sim, owners[5])
+    await trio.sleep(1)
+    assert owners[5].order_ids() == [placed]
+
+
+async def test_all_connections_dropped_everyone_back_within_60s_without_refusal(
+    autojump_clock: trio.testing.MockClock, nursery: trio.Nursery
+) -> None:
+    sim = await _sim(nursery)
+    hub = await _hub(nursery, sim)
+    owners = _owners(sim, 10_000, buffer=4)
+    await _join_all(hub, owners)
+    await _wait_up(owners)
+    assert sim.statistics().connection_rules.streams_per_connection == [200] * 50
+    dropped = trio.current_time()
+    sim.inject(Fault(FaultKind.DISCONNECT))
+    await trio.sleep(0.01)
+    assert all(isinstance(o.drain()[-1], StreamDown) for o in owners)
+    await _wait_up(owners)
+    assert trio.current_time() - dropped <= 60
+    rules = sim.statistics().connection_rules
+    assert (rules.refusals, rules.banned_refusals, rules.attempts_total) == (0, 0, 100)
+    assert rules.max_attempts_in_window == 100
+    assert rules.streams_per_connection == [200] * 50
+    assert hub.statistics().drops == 50
+
+
+async def test_rotation_before_24h_is_staggered_and_invisible_to_owners(
+    autojump_clock: trio.testing.MockClock, nursery: trio.Nursery
+) -> None:
+    sim = await _sim(nursery)
+    hub = await _hub(nursery, sim, keys_per_connection=2)
+    owners = _owners(sim, 6)
+    nursery.start_soon(_keep_keys_alive, sim, owners)
+    await _join_all(hub, owners)
+    await _wait_up(owners)
+    start = trio.current_time()
+    await trio.sleep_until(start + 22 * 3600 + 20 * 60)
+    assert hub.statistics().rotations == 1  # offsets 14, 37 and 51 min after 22 h
+    await trio.sleep_until(start + 25 * 3600)
+    assert all(o.kinds() == [StreamUp] for o in owners)
+    stats = hub.statistics()
+    assert stats.rotations == 3 and stats.drops == 0
+    rules = sim.statistics().connection_rules
+    assert rules.attempts_total == 6 and rules.refusals == 0
+    assert rules.streams_per_connection == [2, 2, 2]
+
+
+async def _keep_keys_alive(sim: Simulator, owners: list[Owner]) -> None:
+    while True:
+        await trio.sleep(1800)
+        for owner in owners:
+            sim.streams.keepalive(owner.account, owner.key)
