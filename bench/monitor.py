@@ -193,7 +193,21 @@ async def run_strategy(args: argparse.Namespace, strategy: str) -> dict[str, Any
             if intervals
             else None,
             "rate_limited": sum(1 for r in requests if r.status in (418, 429)),
+            **connection_rules(system),
         }
+
+
+def connection_rules(system: TestSystem) -> dict[str, Any]:
+    """The simulator's record of Binance's WebSocket connection rules over the whole run."""
+    rules = system.sim.statistics().connection_rules
+    return {
+        "ws_connections_open": rules.connections_open,
+        "ws_attempts_max_5min": rules.max_attempts_in_window,
+        "ws_attempts_total": rules.attempts_total,
+        "ws_refused_429": rules.refusals,
+        "ws_refused_418": rules.banned_refusals,
+        "ws_closed_10_messages": rules.closed_for_messages,
+    }
 
 
 def run_one(args: argparse.Namespace, strategy: str) -> dict[str, Any]:

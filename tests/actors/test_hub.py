@@ -4,6 +4,8 @@ orders it made) and what each owner's channel received."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -11,6 +13,7 @@ from typing import Any
 import pytest
 import trio
 import trio.testing
+import trio_websocket
 
 from tests.sim.test_connrules import _small as _sim
 from tradercoin.actors.connbudget import ConnectionBudget
@@ -23,7 +26,8 @@ from tradercoin.actors.hub import (
     StreamHub,
     StreamUp,
 )
-from tradercoin.exchange.sim import Fault, FaultKind, Simulator
+from tradercoin.clock import system_clock
+from tradercoin.exchange.sim import Fault, FaultKind, Simulator, serve_simulator
 from tradercoin.exchange.sim.engine import Account
 from tradercoin.exchange.sim.validate import OrderRequest
 
@@ -309,3 +313,98 @@ async def _keep_keys_alive(sim: Simulator, owners: list[Owner]) -> None:
         await trio.sleep(1800)
         for owner in owners:
             sim.streams.keepalive(owner.account, owner.key)
+
+
+class _Wire(trio.abc.Stream):
+    """A client stream that goes dead when ``cut`` is set: nothing in, nothing out."""
+
+    def __init__(self, inner: trio.abc.Stream, cut: trio.Event) -> None:
+        self._inner, self._cut = inner, cut
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        if not self._cut.is_set():
+            await self._inner.send_all(data)
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await self._inner.wait_send_all_might_not_block()
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
+        while True:
+            data = await self._inner.receive_some(max_bytes)
+            if not self._cut.is_set():
+                return data
+            if not data:
+                await trio.sleep_forever()
+
+    async def send_eof(self) -> None:
+        pass
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+def _cuttable(sim: Simulator, cut: trio.Event) -> Any:
+    """A ``connect`` for the hub whose first connection dies (silently) when ``cut`` is set."""
+    made = [0]
+
+    @contextlib.asynccontextmanager
+    async def connect(url: str) -> AsyncIterator[trio_websocket.WebSocketConnection]:
+        made[0] += 1
+        if made[0] > 1:
+            async with sim.open_websocket(url) as ws:
+                yield ws
+            return
+        client, server = trio.testing.memory_stream_pair()
+        sim._nursery.start_soon(sim._serve_memory, server)  # type: ignore[union-attr]
+        resource = url.removeprefix("ws://sim")
+        async with trio.open_nursery() as nursery:
+            ws = await trio_websocket.wrap_client_stream(
+                nursery, _Wire(client, cut), "sim", resource
+            )
+            try:
+                yield ws
+            finally:
+                nursery.cancel_scope.cancel()
+
+    return connect
+
+
+async def test_a_dead_connection_is_found_by_silence_and_a_missing_pong(
+    autojump_clock: trio.testing.MockClock, nursery: trio.Nursery
+) -> None:
+    sim = await _sim(nursery)
+    cut = trio.Event()
+    hub = StreamHub("ws://sim", budget=ConnectionBudget(), connect=_cuttable(sim, cut))
+    await nursery.start(hub.run)
+    alice, bob = _owners(sim, 2)
+    await _join_all(hub, [alice, bob])
+    await _wait_up([alice, bob])
+    await trio.sleep(300)  # idle: pinged each minute, answered, nothing reported
+    assert alice.kinds() == [StreamUp]
+    cut.set()
+    start = trio.current_time()
+    down = await alice.receive.receive()
+    assert down == StreamDown(alice.key, "no pong: the connection is dead")
+    assert trio.current_time() - start <= 60 + 30  # silence_after + pong_timeout
+    await _wait_up([alice, bob])
+    placed = _place(sim, alice)
+    await trio.sleep(1)
+    assert alice.order_ids() == [placed]
+    assert hub.statistics().drops == 1
+
+
+async def test_over_loopback_with_real_sockets(nursery: trio.Nursery) -> None:
+    """No autojump: the real server, trio-websocket over TCP, the hub's default connect."""
+    sim = Simulator(clock=system_clock(), volatility_scale=0)
+    address = await nursery.start(serve_simulator, sim, "127.0.0.1", 0)
+    hub = StreamHub(address.ws_url, budget=ConnectionBudget(spacing=0.05))
+    await nursery.start(hub.run)
+    owners = _owners(sim, 3)
+    with trio.fail_after(10):
+        await _join_all(hub, owners)
+        await _wait_up(owners)
+        placed = _place(sim, owners[1])
+        got = await owners[1].receive.receive()
+    assert isinstance(got, StreamEvents) and got.updates[0].exchange_order_id == placed
+    rules = sim.statistics().connection_rules
+    assert rules.attempts_in_window == {"127.0.0.1": 1} and rules.streams_per_connection == [3]

@@ -5,7 +5,10 @@
 - ``POST /sim/admin/fill`` ``{"symbol", "orderId", "quantity"?}``
 - ``POST /sim/admin/faults`` ``{"kind", "seconds"?, "path"?, "account"?, "count"?}``;
   ``DELETE /sim/admin/faults`` clears them
-- ``GET /sim/admin/orders?api_key=...``, ``GET /sim/admin/statistics``
+- ``GET /sim/admin/orders?api_key=...``, ``GET /sim/admin/statistics`` (with
+  ``connection_rules``: connections open, handshakes per IP in the 5-minute window and the
+  most ever, refusals 429/418, bans, connections closed for >10 messages/s, streams per
+  connection)
 """
 
 from __future__ import annotations

@@ -326,7 +326,8 @@ class StreamHub:
                 message = await conn.ws.get_message()
                 if conn.rate.exceeded():
                     self.rules.closed_for_messages()
-                    logger.warning("user stream: connection closed, over 10 messages a second")
+                    limit = self.config.rules.max_messages
+                    logger.warning("user stream: closed a connection over %d messages/s", limit)
                     conn.close(1008, "too many messages")
                     return
                 if conn.stream_mode:
