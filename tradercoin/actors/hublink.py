@@ -142,17 +142,21 @@ class Slot:
                 await self._keep_connected()
 
     async def _keep_connected(self) -> None:
+        """Reconnect at once after a connection that lived, with back-off after one that
+        failed or ended within ``retry_max`` (so a connection the exchange keeps closing
+        does not spend the process's handshake budget)."""
+        options = self.router.options
         failures = 0
         while True:
+            began = trio.current_time()
             link = await self._connect()
-            if link is None:
-                failures += 1
-                options = self.router.options
-                await trio.sleep(min(options.retry_max, options.retry_min * 2.0 ** (failures - 1)))
-                continue
-            failures = 0
             while link is not None:
                 link = await self._serve(link)
+            if trio.current_time() - began > options.retry_max:
+                failures = 0
+                continue
+            failures += 1
+            await trio.sleep(min(options.retry_max, options.retry_min * 2.0 ** (failures - 1)))
 
     async def _serve(self, link: Link) -> Link | None:
         """Wait until ``link`` ends (``None``) or is due for rotation (its successor)."""
