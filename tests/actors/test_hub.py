@@ -29,6 +29,7 @@ from tradercoin.actors.hub import (
 from tradercoin.clock import system_clock
 from tradercoin.exchange.sim import Fault, FaultKind, Simulator, serve_simulator
 from tradercoin.exchange.sim.engine import Account
+from tradercoin.exchange.sim.errors import ApiError
 from tradercoin.exchange.sim.validate import OrderRequest
 
 
@@ -408,3 +409,42 @@ async def test_over_loopback_with_real_sockets(nursery: trio.Nursery) -> None:
     assert isinstance(got, StreamEvents) and got.updates[0].exchange_order_id == placed
     rules = sim.statistics().connection_rules
     assert rules.attempts_in_window == {"127.0.0.1": 1} and rules.streams_per_connection == [3]
+
+
+async def test_a_deleted_key_is_replaced_by_its_owner_alone(
+    autojump_clock: trio.testing.MockClock, nursery: trio.Nursery
+) -> None:
+    """The exchange forgets alice's key silently (DELETE): her keepalive's -1125 is the
+    evidence, she recreates it and replaces it on the same connection; bob sees nothing."""
+    sim, hub, alice, bob = await _pair(nursery)
+    sim.streams.close_key(alice.account, alice.key)
+    lost = _place(sim, alice)
+    await trio.sleep(1)
+    assert alice.order_ids() == []  # the stream cannot tell: the reconcile poll finds it
+    with pytest.raises(ApiError) as keepalive:
+        sim.streams.keepalive(alice.account, alice.key)
+    assert keepalive.value.code == -1125
+    new_key = sim.streams.create_key(alice.account)
+    hub.replace(alice.key, new_key)
+    await trio.sleep(1)
+    assert alice.drain()[-1] == StreamUp(new_key)
+    placed = _place(sim, alice)
+    await trio.sleep(1)
+    assert alice.order_ids() == [placed] and lost != placed
+    assert bob.kinds() == [StreamUp]
+    assert sim.statistics().connection_rules.attempts_total == 1
+
+
+async def test_a_restarted_owner_joins_again_and_takes_the_key_over(
+    autojump_clock: trio.testing.MockClock, nursery: trio.Nursery
+) -> None:
+    sim, hub, alice, bob = await _pair(nursery)
+    send, receive = trio.open_memory_channel[HubMessage](8)
+    await hub.join(alice.key, send)
+    assert receive.receive_nowait() == StreamUp(alice.key)  # up already: said at once
+    placed = _place(sim, alice)
+    await trio.sleep(1)
+    got = receive.receive_nowait()
+    assert isinstance(got, StreamEvents) and got.updates[0].exchange_order_id == placed
+    assert alice.kinds() == [StreamUp] and bob.kinds() == [StreamUp]
+    assert sim.statistics().connection_rules.attempts_total == 1
