@@ -206,6 +206,7 @@ class StreamHub:
         """
         if self._nursery is None:
             raise RuntimeError("the stream hub is not running")
+        await trio.lowlevel.checkpoint()
         sub = self._subs.get(key)
         if sub is not None:
             sub.owner, sub.pending, sub.lost = owner, None, 0
@@ -220,6 +221,7 @@ class StreamHub:
 
     async def leave(self, key: str) -> None:
         """Stop carrying ``key`` (unknown keys are ignored); no message follows for it."""
+        await trio.lowlevel.checkpoint()
         self._forget(key)
 
     def replace(self, old_key: str, new_key: str) -> Subscription:
