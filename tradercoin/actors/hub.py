@@ -32,26 +32,30 @@ creation and the ``SUBSCRIBE`` answer), returned as :attr:`Subscription.hidden`;
 reconciles it on StreamUp. A connection that loses all its keys is closed; nothing that
 others use is.
 
-How an actor uses it (the wiring is the supervisor's, after the actor's reshape):
+How an actor uses it. :func:`tradercoin.actors.hubstream.run_hub_stream` does all of the
+following and has the contract of today's stream runner (``await runner(client, user_id=...,
+sink=...)`` in the actor's nursery), so the wiring, after the actor's reshape, is:
 
 1. ``service.py`` builds one ``ConnectionBudget`` and one ``StreamHub(ws_base, budget=...,
-   connect=...)`` beside the ``RateGovernor``, starts ``await nursery.start(hub.run)`` before
-   the supervisor, and hands the hub to every actor (constructor argument, no global).
+   connect=...)`` beside the ``RateGovernor`` and starts ``await nursery.start(hub.run)``
+   before the supervisor; the supervisor's stream runner becomes
+   ``functools.partial(run_hub_stream, hub=hub, governor=governor)`` instead of
+   ``run_user_stream`` (the per-user connection, kept for the benchmark's comparison).
 2. The actor keeps owning its key: it creates it (``POST /fapi/v1/listenKey``, weight 1,
-   through the governor) with its own credentials, PUTs it every 30-55 min (spread: a random
-   phase per user), and on -1125 or a :class:`StreamDown` whose reason is
-   ``"listenKey expired"`` creates a new one and calls ``hub.replace(old, new)``.
-3. It opens its channel ``send, receive = trio.open_memory_channel[HubMessage](64)`` and calls
-   ``await hub.join(key, send)``; a child task of the actor reads ``receive`` and forwards into
-   the mailbox: StreamEvents -> ``StreamUpdates(updates)``; StreamUp -> ``StreamChanged(
-   "healthy")`` + a reconcile poll; StreamDown -> ``StreamChanged("down", reason)``;
-   StreamGap -> a reconcile poll of that user only.
-4. On stop (or a credentials change) it calls ``await hub.leave(key)`` and closes ``send``.
-   A restarted actor joins with its key again (POST returns the same live key): the hub moves
+   through the governor) with its own credentials, PUTs it every 30 min at a phase of its own
+   (keepalives spread evenly), and on -1125 or a :class:`StreamDown` whose reason is
+   :data:`LISTEN_KEY_EXPIRED` creates a new one and calls ``hub.replace(old, new)``.
+3. It opens a channel ``send, receive = trio.open_memory_channel[HubMessage](64)``, calls
+   ``await hub.join(key, send)``, and forwards what ``receive`` brings into the mailbox:
+   StreamEvents -> ``StreamUpdates(updates)``; StreamUp -> ``StreamChanged("healthy")`` (the
+   actor reconciles on the change); StreamDown -> ``StreamChanged("down", reason)``;
+   StreamGap -> ``Wake()`` (a reconcile poll of that user only).
+4. When cancelled it calls ``await hub.leave(key)`` (shielded) and closes ``send``. A
+   restarted actor joins with its key again (POST returns the same live key): the hub moves
    the key to the new channel and, if the stream is up, says StreamUp at once.
-5. There is no per-user silence watchdog any more: a shared connection is pinged by the hub
-   when silent, and a dead key is found by evidence (a reconcile that finds a change the
-   stream never delivered: the actor recreates its key and calls ``replace``).
+5. The per-user silence watchdog goes: the hub pings a silent shared connection, and a dead
+   key is found by evidence (a reconcile that finds a change the stream never delivered: the
+   actor recreates its key and calls ``replace``; that part is the actor's).
 """
 
 from __future__ import annotations
@@ -71,6 +75,7 @@ from tradercoin.exchange.stream import Connect, OrderUpdateEvent
 from tradercoin.orders import ExchangeUpdate
 
 __all__ = [
+    "LISTEN_KEY_EXPIRED",
     "HubMessage",
     "HubOptions",
     "HubStatistics",
@@ -83,6 +88,9 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+#: the reason of the StreamDown that says the exchange expired the key (recreate it)
+LISTEN_KEY_EXPIRED = "listenKey expired"
 
 # --- hub -> owner ----------------------------------------------------------------------------
 
@@ -280,7 +288,7 @@ class StreamHub:
         sub = self._subs.get(key)
         if sub is not None and sub.link is link:
             sub.link = None
-            self._send(sub, StreamDown(key, "listenKey expired"))
+            self._send(sub, StreamDown(key, LISTEN_KEY_EXPIRED))
 
     def gap(self, link: Link, key: str | None, reason: str) -> None:
         """Events were lost on ``link``: for ``key``, or for every key it carries."""
