@@ -36,6 +36,7 @@ from tradercoin.actors.hub import (
     StreamUp,
 )
 from tradercoin.actors.messages import Message, StreamChanged, StreamUpdates, Wake
+from tradercoin.actors.stream import INVALID_LISTEN_KEY, LISTEN_KEY_WEIGHT
 from tradercoin.exchange.errors import ExchangeError
 from tradercoin.exchange.protocol import ExchangeClient
 
@@ -43,8 +44,6 @@ __all__ = ["HubStreamOptions", "run_hub_stream"]
 
 log = logging.getLogger(__name__)
 
-LISTEN_KEY_WEIGHT = 1
-INVALID_LISTEN_KEY = -1125
 _GOLDEN = (math.sqrt(5) - 1) / 2
 
 
