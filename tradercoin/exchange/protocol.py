@@ -17,6 +17,7 @@ from tradercoin.orders import ExchangeUpdate, Fill, OrderType, Side, TimeInForce
 __all__ = [
     "Credentials",
     "ExchangeClient",
+    "OrderCounts",
     "PlaceOrder",
     "SymbolInfo",
     "Usage",
@@ -73,6 +74,16 @@ class Usage:
 UsageCallback = Callable[[Usage], None]
 
 
+@dataclass(frozen=True, slots=True)
+class OrderCounts:
+    """An account's new-order counts as the exchange last stated them
+    (``X-MBX-ORDER-COUNT-10S`` / ``-1M``), at exchange time ``at_ms``."""
+
+    count_10s: int | None
+    count_1m: int | None
+    at_ms: int
+
+
 class ExchangeClient(Protocol):
     """One account's view of the exchange."""
 
@@ -97,6 +108,10 @@ class ExchangeClient(Protocol):
         start_time: int | None = None,
         limit: int | None = None,
     ) -> list[Fill]: ...
+
+    async def cancel_all_orders(self, symbol: str) -> None: ...
+
+    def order_counts(self) -> OrderCounts | None: ...
 
     async def server_time(self) -> int: ...
 

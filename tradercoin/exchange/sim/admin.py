@@ -1,6 +1,8 @@
 """``/sim/admin/...``: the simulator's unauthenticated control routes (JSON in, JSON out).
 
-- ``POST /sim/admin/accounts`` -> ``{"api_key", "api_secret"}``
+- ``POST /sim/admin/accounts`` ``{"orders_per_10s"?, "orders_per_minute"?}`` -> ``{"api_key",
+  "api_secret"}`` (the account's own ORDERS limits, counted per account, Binance's 300 and
+  1200 unless given; ``GET /fapi/v1/rateLimit/order`` shows them)
 - ``GET|POST /sim/admin/price`` ``{"symbol", "price"?}`` -> ``{"symbol", "price"}``
 - ``POST /sim/admin/fill`` ``{"symbol", "orderId", "quantity"?}``
 - ``POST /sim/admin/faults`` ``{"kind", "seconds"?, "path"?, "account"?, "count"?}``;
@@ -9,6 +11,8 @@
   ``connection_rules``: connections open, handshakes per IP in the 5-minute window and the
   most ever, refusals 429/418, bans, connections closed for >10 messages/s, streams per
   connection)
+- ``GET /sim/admin/trades?api_key=...[&symbol=...][&orderId=...]``: the account's side of
+  each trade; ``GET /sim/admin/matches``: the trades between two accounts
 """
 
 from __future__ import annotations
@@ -55,8 +59,22 @@ def _body(request: Request) -> dict[str, Any]:
 
 
 def _accounts(sim: Simulator, body: dict[str, Any]) -> Any:
+    per_10s, per_minute = _order_limits(sim, body)
     api_key, api_secret = sim.create_account()
+    sim.set_order_limits(api_key, per_10s=per_10s, per_minute=per_minute)
     return {"api_key": api_key, "api_secret": api_secret}
+
+
+def _order_limits(sim: Simulator, body: dict[str, Any]) -> tuple[int, int]:
+    """The requested ``(per 10 s, per minute)`` limits. ValueError: not whole numbers >= 1."""
+    defaults = sim.limiter.limits
+    limits = (
+        body.get("orders_per_10s", defaults.orders_per_10s),
+        body.get("orders_per_minute", defaults.orders_per_minute),
+    )
+    if not all(type(n) is int and n >= 1 for n in limits):
+        raise ValueError(f"order limits must be whole numbers >= 1, not {limits}")
+    return limits[0], limits[1]
 
 
 def _get_price(sim: Simulator, body: dict[str, Any]) -> Any:
@@ -97,10 +115,28 @@ def _clear(sim: Simulator, body: dict[str, Any]) -> Any:
 
 
 def _orders(sim: Simulator, body: dict[str, Any]) -> Any:
-    return [
-        {k: str(v) if isinstance(v, Decimal) else v for k, v in dataclasses.asdict(o).items()}
-        for o in sim.orders(str(body["api_key"]))
-    ]
+    return [_plain(order) for order in sim.orders(str(body["api_key"]))]
+
+
+def _trades(sim: Simulator, body: dict[str, Any]) -> Any:
+    order_id = body.get("orderId")
+    trades = sim.trades(
+        str(body["api_key"]),
+        symbol=body.get("symbol"),
+        order_id=None if order_id is None else int(order_id),
+    )
+    return [_plain(trade) for trade in trades]
+
+
+def _matches(sim: Simulator, body: dict[str, Any]) -> Any:
+    return [_plain(match) for match in sim.matches()]
+
+
+def _plain(record: Any) -> dict[str, Any]:
+    """A dataclass as JSON: Decimals as strings."""
+    return {
+        k: str(v) if isinstance(v, Decimal) else v for k, v in dataclasses.asdict(record).items()
+    }
 
 
 def _statistics(sim: Simulator, body: dict[str, Any]) -> Any:
@@ -115,5 +151,7 @@ _ADMIN = {
     ("POST", "faults"): _inject,
     ("DELETE", "faults"): _clear,
     ("GET", "orders"): _orders,
+    ("GET", "trades"): _trades,
+    ("GET", "matches"): _matches,
     ("GET", "statistics"): _statistics,
 }

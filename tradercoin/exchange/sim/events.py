@@ -7,7 +7,7 @@ from typing import Any
 from tradercoin.exchange.sim.engine import ZERO, SimOrder, Trade
 from tradercoin.exchange.sim.markets import SymbolSpec
 
-__all__ = ["account_update", "order_trade_update", "order_wire", "user_trade"]
+__all__ = ["account_update", "ack_wire", "order_trade_update", "order_wire", "user_trade"]
 
 
 def order_wire(order: SimOrder, *, placed: bool) -> dict[str, Any]:
@@ -46,12 +46,37 @@ def order_wire(order: SimOrder, *, placed: bool) -> dict[str, Any]:
     return wire
 
 
+def ack_wire(order: SimOrder) -> dict[str, Any]:
+    """The POST answer with ``newOrderRespType=ACK`` (the default): the order as accepted,
+    ``NEW`` with nothing executed, whatever happened to it since.
+
+    Binance's New Order (TRADE) doc (developers.binance.com/docs/derivatives/
+    usds-margined-futures/trade/rest-api): "If newOrderRespType is sent as RESULT: MARKET order: the
+    final FILLED result of the order will be return directly. LIMIT order with special
+    timeInForce: the final status result of the order (FILLED or EXPIRED) will be returned
+    directly." Its response example (the ACK default) is NEW with executedQty 0; the final
+    state comes later, from the user stream or a query (reference §1).
+    """
+    spec = order.spec
+    wire = order_wire(order, placed=True)
+    zero_qty = spec.fmt_qty(ZERO)
+    wire.update(
+        status="NEW",
+        avgPrice=spec.fmt_avg(ZERO),
+        executedQty=zero_qty,
+        cumQty=zero_qty,
+        cumQuote=spec.fmt_quote(ZERO),
+        updateTime=order.time,
+    )
+    return wire
+
+
 def user_trade(trade: Trade, spec: SymbolSpec) -> dict[str, Any]:
     """One element of ``GET /fapi/v1/userTrades``."""
     return {
         "buyer": trade.side == "BUY",
         "commission": f"{trade.commission:.8f}",
-        "commissionAsset": spec.quote_asset,
+        "commissionAsset": trade.commission_asset,
         "id": trade.id,
         "maker": trade.maker,
         "orderId": trade.order_id,

@@ -11,7 +11,7 @@ import trio
 
 from tradercoin.exchange.sim.engine import Account, SimOrder
 from tradercoin.exchange.sim.errors import ApiError, one_of_mandatory
-from tradercoin.exchange.sim.events import order_wire, user_trade
+from tradercoin.exchange.sim.events import ack_wire, order_wire, user_trade
 from tradercoin.exchange.sim.validate import parse_int, parse_order, symbol_of
 
 if TYPE_CHECKING:
@@ -99,7 +99,7 @@ def new_order(sim: Simulator, call: Call) -> Any:
     spec = symbol_of(call.params, sim.specs)
     request = parse_order(call.params, sim.specs, sim.mark(spec.symbol), call.now_ms)
     order = sim.place(call.account, request, call.visible_after)
-    return order_wire(order, placed=True)
+    return order_wire(order, placed=True) if request.respond_result else ack_wire(order)
 
 
 def get_order(sim: Simulator, call: Call) -> Any:
@@ -221,6 +221,15 @@ def _purged(order: SimOrder, now_ms: int) -> bool:
     )
 
 
+def order_rate_limit(sim: Simulator, call: Call) -> Any:
+    """``GET /fapi/v1/rateLimit/order``: the account's own ORDERS limits."""
+    per_10s, per_minute = sim.limiter.order_limits(call.account.api_key)
+    return [
+        {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": per_10s},
+        {"rateLimitType": "ORDERS", "interval": "MINUTE", "intervalNum": 1, "limit": per_minute},
+    ]
+
+
 # --- listenKey ---------------------------------------------------------------------------
 
 
@@ -260,6 +269,7 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("GET", "/fapi/v1/allOrders"): Route(all_orders, "SIGNED", _w(5)),
     ("DELETE", "/fapi/v1/allOpenOrders"): Route(cancel_all, "SIGNED", _w(1)),
     ("GET", "/fapi/v1/userTrades"): Route(user_trades, "SIGNED", _w(5)),
+    ("GET", "/fapi/v1/rateLimit/order"): Route(order_rate_limit, "SIGNED", _w(1)),
     ("POST", "/fapi/v1/listenKey"): Route(listen_key_create, "USER_STREAM", _w(1)),
     ("PUT", "/fapi/v1/listenKey"): Route(listen_key_keepalive, "USER_STREAM", _w(1)),
     ("DELETE", "/fapi/v1/listenKey"): Route(listen_key_close, "USER_STREAM", _w(1)),

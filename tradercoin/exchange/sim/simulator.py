@@ -28,7 +28,7 @@ from tradercoin.clock import WallClock
 from tradercoin.exchange.sim.admin import handle_admin
 from tradercoin.exchange.sim.auth import check_api_key, check_signature, check_timestamp
 from tradercoin.exchange.sim.connrules import ConnectionRuleStatistics
-from tradercoin.exchange.sim.engine import Account, Engine, SimOrder, Trade
+from tradercoin.exchange.sim.engine import Account, Engine, Match, SimOrder, Trade
 from tradercoin.exchange.sim.errors import ApiError
 from tradercoin.exchange.sim.events import account_update, order_trade_update
 from tradercoin.exchange.sim.faults import (
@@ -36,13 +36,15 @@ from tradercoin.exchange.sim.faults import (
     BEFORE,
     GARBLED,
     IMMEDIATE,
+    SERVER_ERRORS,
     Fault,
     FaultKind,
     FaultTable,
     garble,
+    server_error,
 )
 from tradercoin.exchange.sim.markets import DEFAULT_SYMBOLS, PriceWalk, SymbolSpec
-from tradercoin.exchange.sim.ratelimit import Limits, RateLimiter
+from tradercoin.exchange.sim.ratelimit import Limits, RateLimiter, order_count_headers
 from tradercoin.exchange.sim.rest import Request, Response, RestApp, dropped, json_response
 from tradercoin.exchange.sim.routes import ROUTES, Call, Route
 from tradercoin.exchange.sim.scheduler import Scheduler
@@ -96,6 +98,8 @@ class OrderTruth:
     status: str
     time: int
     update_time: int
+    avg_price: Decimal = Decimal(0)
+    """As the exchange reports it (``avgPrice``, at the symbol's average precision)."""
 
     @classmethod
     def of(cls, order: SimOrder) -> OrderTruth:
@@ -113,6 +117,7 @@ class OrderTruth:
             order.status,
             order.time,
             order.update_time,
+            Decimal(order.spec.fmt_avg(order.avg_price)),
         )
 
 
@@ -346,8 +351,15 @@ class Simulator:
                 else:
                     self.streams.disconnect(target)
 
+    def set_order_limits(self, api_key: str, *, per_10s: int, per_minute: int) -> None:
+        """Give the account its own ORDERS limits (Binance's defaults, 300 per 10 s and 1200
+        per minute, come from ``limits``). KeyError: unknown key; ValueError: below 1."""
+        self.account(api_key)
+        self.limiter.set_order_limits(api_key, per_10s, per_minute)
+
     def clear_faults(self) -> None:
         self.faults.clear()
+        self.streams.flush_bursts()
         self._skew_ms = 0
 
     def orders(self, api_key: str) -> list[OrderTruth]:
@@ -359,8 +371,22 @@ class Simulator:
             for order in account.orders[symbol].values()
         ]
 
-    def trades(self, api_key: str) -> list[Trade]:
-        return [t for ts in self._accounts[api_key].trades.values() for t in ts]
+    def trades(
+        self, api_key: str, *, symbol: str | None = None, order_id: int | None = None
+    ) -> list[Trade]:
+        """The account's trades (its side of each), by symbol then id; only ``symbol``'s and
+        only ``order_id``'s when given. KeyError: unknown key."""
+        return [
+            t
+            for s, ts in sorted(self._accounts[api_key].trades.items())
+            if symbol is None or s == symbol
+            for t in ts
+            if order_id is None or t.order_id == order_id
+        ]
+
+    def matches(self) -> list[Match]:
+        """Every trade between two accounts, oldest first (each side's fill has its id)."""
+        return list(self.engine.matches)
 
     def statistics(self) -> SimStatistics:
         return SimStatistics(
@@ -422,13 +448,17 @@ class Simulator:
             if early is not None:
                 return early
         account = self._authenticate(route, request, params, now)
-        order_counts = self.limiter.count_order(account.api_key, now) if route.is_order else None
+        counted: list[tuple[bytes, bytes]] = []
+        if route.is_order:
+            counted = order_count_headers(self.limiter.count_order(account.api_key, now))
         visible_after = self._visibility_delay(route, request, api_key)
-        payload = route.handler(self, Call(params, account, now, visible_after))
+        try:
+            payload = route.handler(self, Call(params, account, now, visible_after))
+        except ApiError as exc:
+            exc.headers += counted
+            raise
         response = json_response(payload)
-        if order_counts is not None:
-            response.headers.append((b"x-mbx-order-count-10s", str(order_counts[0]).encode()))
-            response.headers.append((b"x-mbx-order-count-1m", str(order_counts[1]).encode()))
+        response.headers += counted
         if self.faults:
             late = self.faults.take(AFTER, request.path, api_key)
             if late is not None and late.kind in GARBLED:
@@ -472,6 +502,9 @@ class Simulator:
             return dropped()
         if kind is FaultKind.WAF_HTML:
             return Response(403, WAF_PAGE, [(b"content-type", b"text/html")])
+        if kind in SERVER_ERRORS:
+            status, content_type, body = server_error(kind)
+            return Response(status, body, [(b"content-type", content_type)])
         if kind is FaultKind.RATE_LIMITED:
             seconds = max(1, math.ceil(fault.seconds))
             return _error(ApiError(-1003, "Too many requests.", 429, retry_after=seconds))
@@ -576,6 +609,7 @@ def _garbled(kind: FaultKind, payload: Any) -> Response:
 
 def _error(exc: ApiError) -> Response:
     response = json_response(exc.body(), exc.status)
+    response.headers += exc.headers
     if exc.retry_after is not None:
         response.headers.append((b"retry-after", str(exc.retry_after).encode()))
     return response
