@@ -4,9 +4,12 @@ simulator account, the real governor and hub, and a channel standing for the act
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 import httpx
 import pytest
@@ -14,16 +17,20 @@ import trio
 import trio.testing
 
 from tests.actors.test_hub import _sim
+from tests.actors.test_stream import fill_arrives_at_once
 from tradercoin.actors.connbudget import ConnectionBudget
 from tradercoin.actors.governor import RateGovernor
 from tradercoin.actors.hub import StreamHub
 from tradercoin.actors.hubstream import run_hub_stream
 from tradercoin.actors.messages import Message, StreamChanged, StreamUpdates, Wake
+from tradercoin.actors.parts import ActorConfig
+from tradercoin.actors.user import UserActor
 from tradercoin.clock import FixedEpochClock
 from tradercoin.exchange.client import AccountClient, BinanceFutures
 from tradercoin.exchange.protocol import Credentials
 from tradercoin.exchange.sim import Fault, FaultKind, Simulator
 from tradercoin.exchange.sim.validate import OrderRequest
+from tradercoin.testing import open_test_system
 
 EPOCH_MS = 1_790_000_000_000
 
@@ -121,3 +128,50 @@ async def test_cancelled_it_leaves_the_hub(
     await trio.sleep(1)
     assert actor.hub.statistics().keys == 0
     assert actor.sim.statistics().connection_rules.connections_open == 0
+
+
+async def test_real_actors_share_one_connection_and_a_drop_loses_nothing(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """The whole service (supervisor, actors, store, sessions) with every actor's stream
+    through one hub, wired as the supervisor will: the actor's stream runner replaced."""
+    holder: dict[str, Any] = {}
+
+    class HubActor(UserActor):
+        def __init__(self, *args: Any, config: ActorConfig, **kw: Any) -> None:
+            runner = functools.partial(
+                run_hub_stream, hub=holder["hub"], governor=holder["governor"]
+            )
+            super().__init__(*args, config=dataclasses.replace(config, stream=runner), **kw)
+
+    options = {"actor_class": HubActor}
+    async with open_test_system(stream=True, supervisor_options=options) as system:
+        async with trio.open_nursery() as nursery:
+            hub = StreamHub(
+                "ws://sim", budget=ConnectionBudget(), connect=system.sim.open_websocket
+            )
+            await nursery.start(hub.run)
+            holder.update(hub=hub, governor=system.governor)
+            users = [await system.add_user() for _ in range(30)]
+            tabs = [await user.open_session() for user in users]
+            for user in users:
+                await user.wait_stream()
+            rules = system.sim.statistics().connection_rules
+            assert rules.streams_per_connection == [30] and rules.attempts_total == 1
+            orders = [await u.place("BTCUSDT", "BUY", "LIMIT", "0.2", price="1000") for u in users]
+            await trio.sleep(7)
+            for tab, order in list(zip(tabs, orders, strict=True))[:10]:
+                await fill_arrives_at_once(system, tab, order)
+            system.inject("disconnect")  # every connection at once
+            dropped_at = trio.current_time()
+            for order in orders[10:]:
+                system.sim.fill("BTCUSDT", order.exchange_order_id)
+            for tab, order in list(zip(tabs, orders, strict=True))[10:]:
+                got = await tab.wait_for_status(order.id, "filled")
+                assert got.time - dropped_at <= 5.0  # the reconcile on StreamUp
+            await trio.sleep(120)
+            for tab, order in zip(tabs, orders, strict=True):
+                assert [u["status"] for u in tab.updates(order.id)].count("filled") == 1
+            rules = system.sim.statistics().connection_rules
+            assert (rules.attempts_total, rules.refusals) == (2, 0)
+            nursery.cancel_scope.cancel()
