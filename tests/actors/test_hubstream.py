@@ -145,33 +145,33 @@ async def test_real_actors_share_one_connection_and_a_drop_loses_nothing(
             super().__init__(*args, config=dataclasses.replace(config, stream=runner), **kw)
 
     options = {"actor_class": HubActor}
-    async with open_test_system(stream=True, supervisor_options=options) as system:
-        async with trio.open_nursery() as nursery:
-            hub = StreamHub(
-                "ws://sim", budget=ConnectionBudget(), connect=system.sim.open_websocket
-            )
-            await nursery.start(hub.run)
-            holder.update(hub=hub, governor=system.governor)
-            users = [await system.add_user() for _ in range(30)]
-            tabs = [await user.open_session() for user in users]
-            for user in users:
-                await user.wait_stream()
-            rules = system.sim.statistics().connection_rules
-            assert rules.streams_per_connection == [30] and rules.attempts_total == 1
-            orders = [await u.place("BTCUSDT", "BUY", "LIMIT", "0.2", price="1000") for u in users]
-            await trio.sleep(7)
-            for tab, order in list(zip(tabs, orders, strict=True))[:10]:
-                await fill_arrives_at_once(system, tab, order)
-            system.inject("disconnect")  # every connection at once
-            dropped_at = trio.current_time()
-            for order in orders[10:]:
-                system.sim.fill("BTCUSDT", order.exchange_order_id)
-            for tab, order in list(zip(tabs, orders, strict=True))[10:]:
-                got = await tab.wait_for_status(order.id, "filled")
-                assert got.time - dropped_at <= 5.0  # the reconcile on StreamUp
-            await trio.sleep(120)
-            for tab, order in zip(tabs, orders, strict=True):
-                assert [u["status"] for u in tab.updates(order.id)].count("filled") == 1
-            rules = system.sim.statistics().connection_rules
-            assert (rules.attempts_total, rules.refusals) == (2, 0)
-            nursery.cancel_scope.cancel()
+    async with (
+        open_test_system(stream=True, supervisor_options=options) as system,
+        trio.open_nursery() as nursery,
+    ):
+        hub = StreamHub("ws://sim", budget=ConnectionBudget(), connect=system.sim.open_websocket)
+        await nursery.start(hub.run)
+        holder.update(hub=hub, governor=system.governor)
+        users = [await system.add_user() for _ in range(30)]
+        tabs = [await user.open_session() for user in users]
+        for user in users:
+            await user.wait_stream()
+        rules = system.sim.statistics().connection_rules
+        assert rules.streams_per_connection == [30] and rules.attempts_total == 1
+        orders = [await u.place("BTCUSDT", "BUY", "LIMIT", "0.2", price="1000") for u in users]
+        await trio.sleep(7)
+        for tab, order in list(zip(tabs, orders, strict=True))[:10]:
+            await fill_arrives_at_once(system, tab, order)
+        system.inject("disconnect")  # every connection at once
+        dropped_at = trio.current_time()
+        for order in orders[10:]:
+            system.sim.fill("BTCUSDT", order.exchange_order_id)
+        for tab, order in list(zip(tabs, orders, strict=True))[10:]:
+            got = await tab.wait_for_status(order.id, "filled")
+            assert got.time - dropped_at <= 5.0  # the reconcile on StreamUp
+        await trio.sleep(120)
+        for tab, order in zip(tabs, orders, strict=True):
+            assert [u["status"] for u in tab.updates(order.id)].count("filled") == 1
+        rules = system.sim.statistics().connection_rules
+        assert (rules.attempts_total, rules.refusals) == (2, 0)
+        nursery.cancel_scope.cancel()
