@@ -317,10 +317,20 @@ async def _keep_keys_alive(sim: Simulator, owners: list[Owner]) -> None:
 
 
 class _Wire(trio.abc.Stream):
-    """A client stream that goes dead when ``cut`` is set: nothing in, nothing out."""
+    """A client stream that delivers what it receives ``delay`` seconds late (latency, not
+    a throughput limit), and goes dead when ``cut`` is set: nothing in, nothing out."""
 
-    def __init__(self, inner: trio.abc.Stream, cut: trio.Event) -> None:
-        self._inner, self._cut = inner, cut
+    def __init__(
+        self, inner: trio.abc.Stream, cut: trio.Event, delay: float, nursery: trio.Nursery
+    ) -> None:
+        self._inner, self._cut, self._delay = inner, cut, delay
+        self._arrived, self._due = trio.open_memory_channel[tuple[float, bytes]](100_000)
+        nursery.start_soon(self._pump)
+
+    async def _pump(self) -> None:
+        while data := bytes(await self._inner.receive_some(4096)):
+            await self._arrived.send((trio.current_time() + self._delay, data))
+        await self._arrived.send((trio.current_time() + self._delay, b""))
 
     async def send_all(self, data: bytes | bytearray | memoryview) -> None:
         if not self._cut.is_set():
@@ -331,7 +341,8 @@ class _Wire(trio.abc.Stream):
 
     async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
         while True:
-            data = await self._inner.receive_some(max_bytes)
+            due, data = await self._due.receive()
+            await trio.sleep_until(due)
             if not self._cut.is_set():
                 return data
             if not data:
@@ -344,8 +355,9 @@ class _Wire(trio.abc.Stream):
         await self._inner.aclose()
 
 
-def _cuttable(sim: Simulator, cut: trio.Event) -> Any:
-    """A ``connect`` for the hub whose first connection dies (silently) when ``cut`` is set."""
+def _cuttable(sim: Simulator, cut: trio.Event, delay: float = 0.0) -> Any:
+    """A ``connect`` for the hub whose first connection dies (silently) when ``cut`` is set
+    and delivers ``delay`` seconds late; the next ones are plain."""
     made = [0]
 
     @contextlib.asynccontextmanager
@@ -359,9 +371,8 @@ def _cuttable(sim: Simulator, cut: trio.Event) -> Any:
         sim._nursery.start_soon(sim._serve_memory, server)  # type: ignore[union-attr]
         resource = url.removeprefix("ws://sim")
         async with trio.open_nursery() as nursery:
-            ws = await trio_websocket.wrap_client_stream(
-                nursery, _Wire(client, cut), "sim", resource
-            )
+            wire = _Wire(client, cut, delay, nursery)
+            ws = await trio_websocket.wrap_client_stream(nursery, wire, "sim", resource)
             try:
                 yield ws
             finally:
@@ -448,3 +459,29 @@ async def test_a_restarted_owner_joins_again_and_takes_the_key_over(
     assert isinstance(got, StreamEvents) and got.updates[0].exchange_order_id == placed
     assert alice.kinds() == [StreamUp] and bob.kinds() == [StreamUp]
     assert sim.statistics().connection_rules.attempts_total == 1
+
+
+async def test_events_across_a_rotation_arrive_once_each(
+    autojump_clock: trio.testing.MockClock, nursery: trio.Nursery
+) -> None:
+    """The old connection lags half a second behind the new one: what it alone carried
+    still arrives, what both carried arrives once."""
+    sim = await _sim(nursery)
+    options = HubOptions(rotate_after=100.0, rotate_spread=1.0)
+    connect = _cuttable(sim, trio.Event(), delay=0.5)
+    hub = StreamHub("ws://sim", budget=ConnectionBudget(), connect=connect, options=options)
+    await nursery.start(hub.run)
+    owners = _owners(sim, 3, buffer=4096)
+    await _join_all(hub, owners)
+    await _wait_up(owners)
+    await trio.sleep_until(trio.current_time() + 99.0)
+    placed = []
+    for _ in range(400):  # from a second before the rotation to three after
+        placed.append(_place(sim, owners[0]))
+        await trio.sleep(0.01)
+    await trio.sleep(5)
+    assert hub.statistics().rotations == 1
+    got = owners[0].order_ids()  # interleaved: the two connections lag differently
+    assert sorted(got) == placed and len(set(got)) == len(got)
+    assert all(o.kinds() == [StreamUp] for o in owners[1:])
+    assert sim.statistics().connection_rules.attempts_total == 2

@@ -16,7 +16,9 @@ Messages, hub -> owner (on the bounded channel the owner registered; never block
   the exchange said the key expired (``listenKeyExpired``). Poll at the user's interval until
   the next StreamUp. After an expiry the hub waits for the owner's new key (:meth:`replace`).
 * :class:`StreamEvents` ``(key, updates)``: ``ORDER_TRADE_UPDATE`` events in exchange order,
-  as :class:`~tradercoin.orders.ExchangeUpdate` (what ``StreamUpdates`` carries today).
+  as :class:`~tradercoin.orders.ExchangeUpdate` (what ``StreamUpdates`` carries today);
+  during a rotation's few seconds of overlap, events read by the old and the new connection
+  may interleave (each is delivered once; the merge orders them).
 * :class:`StreamGap` ``(key, reason)``: events of ``key`` were lost while the stream stays up
   (a malformed frame, or the owner's channel was full): **reconcile**.
 
@@ -278,9 +280,16 @@ class StreamHub:
                 self._send(sub, StreamUp(key))
 
     def route(self, link: Link, updates: dict[str, list[OrderUpdateEvent]]) -> None:
+        """Events of up keys of ``link``'s connection; while two links overlap (a
+        rotation), each event once, from whichever link read it first."""
+        seen = link.slot.seen if len(link.slot.links) > 1 else None
         for key, events in updates.items():
             sub = self._subs.get(key)
-            if sub is not None and sub.link is link:
+            if sub is None or sub.link is None or sub.slot is not link.slot:
+                continue
+            if seen is not None:
+                events = _first_sightings(events, seen)
+            if events:
                 self._routed += len(events)
                 self._send(sub, StreamEvents(key, tuple(e.update for e in events)))
 
@@ -380,3 +389,11 @@ class StreamHub:
             rotations=self._rotations + sum(s.rotations for s in slots),
             drops=self._drops,
         )
+
+
+def _first_sightings(
+    events: list[OrderUpdateEvent], seen: set[OrderUpdateEvent]
+) -> list[OrderUpdateEvent]:
+    fresh = [e for e in events if e not in seen]
+    seen.update(fresh)
+    return fresh

@@ -12,13 +12,15 @@ A :class:`Slot` is one shared connection as the hub sees it: a set of up to
   in ``UNSUBSCRIBE``. A link sends at most ``messages_per_second`` requests (the exchange
   closes a connection over 10 a second).
 * **Confirmation.** A key is *confirmed* on a link when the handshake that named it succeeded
-  or its ``SUBSCRIBE`` was answered without error. Events of a key are routed only from the
-  link that confirmed it last (``Router.confirm``), so during a rotation the old and the new
-  connection never both deliver the same event.
+  or its ``SUBSCRIBE`` was answered without error; health (up, down, expired) follows the
+  link that confirmed a key last (``Router.confirm``).
 * **Rotation** (make before break): ``rotate_after`` plus a per-slot offset in
   ``[0, rotate_spread)`` after a link opened, the slot opens a new link for the same keys,
-  waits until it confirmed them all (at most ``subscribe_timeout``), then closes the old one.
-  No owner sees a drop.
+  waits until it confirmed them all (at most ``subscribe_timeout``) and ``overlap`` seconds
+  more (what only the old one carried may still be on its way), then retires the old one:
+  it routes what it had already read, then closes. While both are open, events come from
+  both and each is routed once (:attr:`Slot.seen`), so the switch neither loses nor repeats
+  an event, and no owner sees a drop.
 * **Dead connections.** After ``silence_after`` seconds without a frame the link pings; no
   pong within ``pong_timeout`` closes it. A link that ends unplanned makes its keys down
   (``Router.link_ended``) and the slot reconnects at once (the budget paces it), backing off
@@ -70,6 +72,7 @@ class HubOptions:
     rotate_after: float = 22 * 3600.0
     rotate_spread: float = 3600.0
     subscribe_timeout: float = 30.0
+    overlap: float = 5.0
     silence_after: float = 60.0
     pong_timeout: float = 30.0
     retry_min: float = 1.0
@@ -106,6 +109,7 @@ class Slot:
         self.ident = ident
         self.keys: set[str] = set()
         self.links: set[Link] = set()
+        self.seen: set[OrderUpdateEvent] = set()  # routed while two links overlap
         self.scope = trio.CancelScope()
         self.rotations = 0
         self._link_ids = itertools.count(1)
@@ -169,8 +173,10 @@ class Slot:
             return link
         with trio.move_on_after(self.router.options.subscribe_timeout):
             await new.settled.wait()
+        with trio.move_on_after(self.router.options.overlap):
+            await link.ended.wait()  # what the old one read before the switch still arrives
         self.rotations += 1
-        link.close("rotated before the 24 h limit", planned=True)
+        link.retire()
         return new
 
     async def _connect(self) -> Link | None:
@@ -208,8 +214,10 @@ class Link:
         self._dirty = trio.Event()
         self._reason = "closed"
         self._planned = False
+        self._retiring = False
         self._pinging = False
         self._stream: UserStream | None = None
+        self._receive: trio.MemoryReceiveChannel[StreamEvent] | None = None
 
     def __repr__(self) -> str:
         return f"Link({self.slot.ident}.{self.ident}, confirmed={len(self.confirmed)})"
@@ -232,6 +240,12 @@ class Link:
         self._reason, self._planned = reason, planned
         self.scope.cancel()
 
+    def retire(self) -> None:
+        """Close after routing what was already read (its successor carries the keys)."""
+        self._reason, self._planned, self._retiring = "rotated before the 24 h limit", True, True
+        if self._receive is None or self._receive.statistics().current_buffer_used == 0:
+            self.scope.cancel()
+
     async def run(
         self, *, task_status: trio.TaskStatus[ExchangeError | None] = trio.TASK_STATUS_IGNORED
     ) -> None:
@@ -239,6 +253,7 @@ class Link:
         then return); then read and route until it ends, and tell the router why."""
         keys = sorted(self.slot.keys)[: self.router.options.url_keys]
         send, receive = trio.open_memory_channel[StreamEvent](self.router.options.events_buffer)
+        self._receive = receive
         self._stream = stream = UserStream(
             self.router.ws_base, keys, send, connect=self.router.connect,
             silence_after=self.router.options.silence_after, multiplex=True,
@@ -258,6 +273,8 @@ class Link:
                     nursery.cancel_scope.cancel()
         finally:
             self.slot.links.discard(self)
+            if len(self.slot.links) <= 1:
+                self.slot.seen.clear()
             self.ended.set()
         self._report_end()
 
@@ -283,6 +300,8 @@ class Link:
                     return
             if updates:
                 self.router.route(self, updates)
+            if self._retiring:
+                return
 
     def _control_event(self, event: StreamEvent, nursery: trio.Nursery) -> bool:
         """Act on a non-update event; ``True`` when the connection is done for."""
