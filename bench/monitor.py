@@ -8,6 +8,8 @@ simulator, in simulated time (``trio.testing.MockClock(autojump_threshold=0)``),
 * ``per-order``: the seed's worker, ``GET order`` for every pending order every interval;
 * ``batched``: one ``GET openOrders`` per symbol with pending orders, ``GET order`` only for
   orders that left the open set (+ ``userTrades`` for their fills);
+* ``hub``: ``stream``, every user's listenKey carried by one stream hub on shared
+  connections (``tradercoin/actors/hub.py``) instead of a connection per user;
 * ``stream``: ``batched`` while the user-data stream is down, the stream plus a reconcile poll
   (60 s) while it is up.
 
@@ -29,6 +31,7 @@ that strategy's own).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -49,11 +52,12 @@ import trio  # noqa: E402
 import trio.testing  # noqa: E402
 
 from bench.baseline import PerOrderActor  # noqa: E402
+from bench.hubwire import HubWiring  # noqa: E402
 from tradercoin.config import PollPolicy  # noqa: E402
 from tradercoin.exchange.sim import Limits  # noqa: E402
 from tradercoin.testing import TestSystem, TestUser, open_test_system  # noqa: E402
 
-STRATEGIES = ("per-order", "batched", "stream")
+STRATEGIES = ("per-order", "batched", "stream", "hub")
 SYMBOL = "BTCUSDT"
 WARMUP = 150.0  # start-up bursts (listenKeys, first polls) have passed by then
 
@@ -158,14 +162,19 @@ def _round(value: float | None) -> float | None:
 
 async def run_strategy(args: argparse.Namespace, strategy: str) -> dict[str, Any]:
     policy = PollPolicy(interval=args.interval)
-    async with open_test_system(
-        stream=strategy == "stream",
-        supervisor_options={"actor_class": PerOrderActor} if strategy == "per-order" else None,
-        poll=policy,
-        budget_per_minute=args.budget,
-        seed=args.seed,
-        sim_options={"limits": Limits(weight_per_minute=args.budget)},  # one IP's budget
-    ) as system:
+    wiring = HubWiring()
+    actors = {"per-order": PerOrderActor, "hub": wiring.actor_class()}.get(strategy)
+    async with (
+        open_test_system(
+            stream=strategy in ("stream", "hub"),
+            supervisor_options=None if actors is None else {"actor_class": actors},
+            poll=policy,
+            budget_per_minute=args.budget,
+            seed=args.seed,
+            sim_options={"limits": Limits(weight_per_minute=args.budget)},  # one IP's budget
+        ) as system,
+        wiring.running(system) if strategy == "hub" else contextlib.nullcontext(),
+    ):
         population = await setup(system, args)
         await trio.sleep(WARMUP)
         t0 = trio.current_time()
@@ -195,7 +204,21 @@ async def run_strategy(args: argparse.Namespace, strategy: str) -> dict[str, Any
             if intervals
             else None,
             "rate_limited": sum(1 for r in requests if r.status in (418, 429)),
+            **connection_rules(system),
         }
+
+
+def connection_rules(system: TestSystem) -> dict[str, Any]:
+    """The simulator's record of Binance's WebSocket connection rules over the whole run."""
+    rules = system.sim.statistics().connection_rules
+    return {
+        "ws_connections_open": rules.connections_open,
+        "ws_attempts_max_5min": rules.max_attempts_in_window,
+        "ws_attempts_total": rules.attempts_total,
+        "ws_refused_429": rules.refusals,
+        "ws_refused_418": rules.banned_refusals,
+        "ws_closed_10_messages": rules.closed_for_messages,
+    }
 
 
 def run_one(args: argparse.Namespace, strategy: str) -> dict[str, Any]:
