@@ -8,10 +8,11 @@ simulator, in simulated time (``trio.testing.MockClock(autojump_threshold=0)``),
 * ``per-order``: the seed's worker, ``GET order`` for every pending order every interval;
 * ``batched``: one ``GET openOrders`` per symbol with pending orders, ``GET order`` only for
   orders that left the open set (+ ``userTrades`` for their fills);
-* ``hub``: ``stream``, every user's listenKey carried by one stream hub on shared
-  connections (``tradercoin/actors/hub.py``) instead of a connection per user;
 * ``stream``: ``batched`` while the user-data stream is down, the stream plus a reconcile poll
-  (60 s) while it is up.
+  (60 s) while it is up, with one exchange connection per user (the design before the hub,
+  kept for the comparison: ``stream_mode="per-user"``);
+* ``hub``: ``stream`` as the service runs it: every user's listenKey carried by the process's
+  stream hub on a few shared connections (``tradercoin/actors/hub.py``).
 
 Each user has one session and ``--orders-per-user`` LIMIT orders far from the market (normal
 notional, so the 5 s interval applies). After a warm-up, one of each user's orders is filled
@@ -31,7 +32,6 @@ that strategy's own).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import logging
 import os
@@ -52,7 +52,6 @@ import trio  # noqa: E402
 import trio.testing  # noqa: E402
 
 from bench.baseline import PerOrderActor  # noqa: E402
-from bench.hubwire import HubWiring  # noqa: E402
 from tradercoin.config import PollPolicy  # noqa: E402
 from tradercoin.exchange.sim import Limits  # noqa: E402
 from tradercoin.testing import TestSystem, TestUser, open_test_system  # noqa: E402
@@ -162,19 +161,16 @@ def _round(value: float | None) -> float | None:
 
 async def run_strategy(args: argparse.Namespace, strategy: str) -> dict[str, Any]:
     policy = PollPolicy(interval=args.interval)
-    wiring = HubWiring()
-    actors = {"per-order": PerOrderActor, "hub": wiring.actor_class()}.get(strategy)
-    async with (
-        open_test_system(
-            stream=strategy in ("stream", "hub"),
-            supervisor_options=None if actors is None else {"actor_class": actors},
-            poll=policy,
-            budget_per_minute=args.budget,
-            seed=args.seed,
-            sim_options={"limits": Limits(weight_per_minute=args.budget)},  # one IP's budget
-        ) as system,
-        wiring.running(system) if strategy == "hub" else contextlib.nullcontext(),
-    ):
+    per_order = strategy == "per-order"
+    async with open_test_system(
+        stream=strategy in ("stream", "hub"),
+        supervisor_options={"actor_class": PerOrderActor} if per_order else None,
+        settings={"stream_mode": "per-user" if strategy == "stream" else "hub"},
+        poll=policy,
+        budget_per_minute=args.budget,
+        seed=args.seed,
+        sim_options={"limits": Limits(weight_per_minute=args.budget)},  # one IP's budget
+    ) as system:
         population = await setup(system, args)
         await trio.sleep(WARMUP)
         t0 = trio.current_time()

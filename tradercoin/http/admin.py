@@ -108,9 +108,28 @@ async def governor() -> Response:
     return json_response({"status": "success", "data": jsonable(ctx.governor.statistics())})
 
 
+@tag(["admin"])
+async def streams() -> Response:
+    """The user-data streams: the exchange connections the stream hub holds, the listenKeys
+    on each, handshakes in the exchange's 5-minute window, refusals, drops and gaps."""
+    await authenticate(operator=True)
+    ctx = context()
+    if ctx.hub is None:
+        data: dict[str, Any] = {"mode": ctx.settings.stream_mode, "hub": None}
+    else:
+        budget = ctx.hub.budget.statistics()
+        data = {
+            "mode": "hub",
+            "hub": jsonable(ctx.hub.statistics()),
+            "handshake_budget": jsonable(budget),
+        }
+    return json_response({"status": "success", "data": data})
+
+
 def register_routes(app: Quart) -> None:
     app.add_url_rule("/api/admin/actors", view_func=actors, methods=["GET"])
     rule = "/api/admin/users/<int:user_id>/poll-policy"
     app.add_url_rule(rule, view_func=get_poll_policy, methods=["GET"])
     app.add_url_rule(rule, view_func=put_poll_policy, methods=["PUT"])
     app.add_url_rule("/api/admin/governor", view_func=governor, methods=["GET"])
+    app.add_url_rule("/api/admin/streams", view_func=streams, methods=["GET"])

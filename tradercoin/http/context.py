@@ -88,6 +88,7 @@ class HttpContext:
     tokens: TokenSigner
     supervisor: SupervisorView | None = None
     governor: Any = None
+    hub: Any = None  # the process's StreamHub (None: no stream, or one connection per user)
     symbols: Mapping[str, SymbolInfo] = field(default_factory=dict)
     provision_keys: Callable[[int], Awaitable[None]] | None = None
     passwords: Passwords = field(default_factory=Passwords)

@@ -115,6 +115,7 @@ RESPONSES: dict[tuple[str, str], dict[int, dict[str, Any]]] = {
         200: _success(_list({"type": "object"}), statistics={"type": "object"})
     },
     ("GET", "/api/admin/governor"): {200: _success({"type": "object"})},
+    ("GET", "/api/admin/streams"): {200: _success({"type": "object"})},
     ("GET", "/api/admin/users/{user_id}/poll-policy"): {200: _success(POLICY)},
     ("PUT", "/api/admin/users/{user_id}/poll-policy"): {200: _success(POLICY)},
     ("GET", "/healthz"): {200: _object(status={"const": "ok"})},
