@@ -26,7 +26,9 @@ from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve as hypercorn_serve
 from quart_trio import QuartTrio
 
+from tradercoin.actors.account import check_keys
 from tradercoin.actors.governor import RateGovernor
+from tradercoin.actors.prices import PriceFeed
 from tradercoin.actors.supervisor import Supervisor
 from tradercoin.clock import WallClock, system_clock
 from tradercoin.config import Settings
@@ -266,6 +268,8 @@ async def _start(
             service._supervisor_scope,
             service._supervisor_done,
         )
+    if service.ctx.prices is not None:
+        await nursery.start(service.ctx.prices.run)
     binds = await nursery.start(
         _serve_http, service.app, hypercorn_config(settings), service._stop_http, service._http_done
     )
@@ -317,6 +321,8 @@ async def _build(
         governor=governor,
         symbols=symbols,
         provision_keys=_provisioner(simulator, store, supervisor),
+        check_keys=lambda creds: check_keys(exchange, creds),
+        prices=PriceFeed(exchange, governor, known=symbols),
         passwords=passwords or Passwords(),
     )
     service = Service(
@@ -354,6 +360,8 @@ def _add_metrics(service: Service) -> None:
         "exchange": service.exchange.statistics,
         "store": service.store.statistics,
     }
+    if service.ctx.prices is not None:
+        parts["prices"] = service.ctx.prices.statistics
     if service.simulator is not None:
         parts["simulator"] = service.simulator.statistics
     service.ctx.metrics.add_parts(parts)

@@ -186,7 +186,8 @@ async def _credentials_put(w: World) -> None:
     body = {"api_key": "bobsOwnKey" + "K" * 54, "api_secret": "bobsOwnSecret" + "S" * 51}
     before = await w.service.store.get_credentials(w.alice_id)
     assert await _status(w, "PUT", "/api/credentials", None, json=body) == 401
-    assert await _status(w, "PUT", "/api/credentials", w.bob, json=body) == 200
+    # checked with the exchange first: keys it does not know are refused and not stored
+    assert await _status(w, "PUT", "/api/credentials", w.bob, json=body) == 400
     assert await w.service.store.get_credentials(w.alice_id) == before
 
 
@@ -196,6 +197,25 @@ async def _credentials_delete(w: World) -> None:
     assert await _status(w, "DELETE", "/api/credentials", w.bob) in (200, 204)
     assert await w.service.store.get_credentials(w.alice_id) == before
     assert w.service.supervisor.actor(w.alice_id) is not None
+
+
+async def _prices(w: World) -> None:
+    assert await _status(w, "GET", "/api/prices?symbols=BTCUSDT", None) == 401
+    assert await _status(w, "GET", "/api/prices?symbols=BTCUSDT", w.bob) == 200
+
+
+async def _account(w: World) -> None:
+    """Each user reads the account of the keys they stored (the simulator's own answer for
+    those keys), never another's."""
+    assert await _status(w, "GET", "/api/account", None) == 401
+    for who, user_id in ((w.alice, w.alice_id), (w.bob, w.bob_id)):
+        response = await w.http.get("/api/account", headers=who)
+        assert response.status_code == 200, response.text
+        creds = await w.service.store.get_credentials(user_id)
+        assert creds is not None
+        truth = await w.service.exchange.for_account(creds).account()
+        totals = response.json()["data"]["totals"]
+        assert totals["wallet_balance"] == format(truth.total_wallet_balance, "f")
 
 
 async def _me(w: World) -> None:
@@ -263,6 +283,8 @@ ROUTES: dict[tuple[str, str], Callable[[World], Awaitable[None]]] = {
     ("/docs", "GET"): _static("/docs"),
     ("/static/<path:filename>", "GET"): _static("/static/main.js"),
     ("/api/symbols", "GET"): _static("/api/symbols"),
+    ("/api/prices", "GET"): _prices,
+    ("/api/account", "GET"): _account,
     ("/api/auth/register", "POST"): _register_route,
     ("/api/auth/login", "POST"): _login_route,
     ("/api/auth/me", "GET"): _me,

@@ -21,6 +21,7 @@ from tradercoin.config import PollPolicy
 from tradercoin.orders import OrderType, Side, TimeInForce
 
 __all__ = [
+    "AccountChanged",
     "ActorState",
     "ActorStatus",
     "ActorUnavailable",
@@ -29,6 +30,7 @@ __all__ = [
     "CancelOrder",
     "CredentialsChanged",
     "DetachSession",
+    "GetAccount",
     "GovernorStatistics",
     "Message",
     "OrderNotFoundError",
@@ -137,6 +139,13 @@ class CredentialsChanged:
 
 
 @dataclass(frozen=True, slots=True)
+class GetAccount:
+    """Read the account (balances, positions) from the exchange; answers its wire JSON."""
+
+    reply: Reply
+
+
+@dataclass(frozen=True, slots=True)
 class Wake:
     """Poll now instead of at the next deadline."""
 
@@ -165,6 +174,13 @@ class StreamChanged:
 
 
 @dataclass(frozen=True, slots=True)
+class AccountChanged:
+    """An ``ACCOUNT_UPDATE`` read from the user-data stream, to push to the sessions."""
+
+    update: Any
+
+
+@dataclass(frozen=True, slots=True)
 class BudgetGranted:
     """The governor let the actor's queued poll spend ``weight`` (already recorded)."""
 
@@ -183,6 +199,8 @@ Message: TypeAlias = (
     | StreamUpdates
     | StreamChanged
     | BudgetGranted
+    | GetAccount
+    | AccountChanged
 )
 
 

@@ -37,8 +37,10 @@ from typing import Any, Literal, Protocol
 import outcome
 import trio
 
+from tradercoin.actors import account
 from tradercoin.actors.governor import Demand, RateGovernor
 from tradercoin.actors.messages import (
+    AccountChanged,
     ActorState,
     ActorUnavailable,
     AttachSession,
@@ -46,6 +48,7 @@ from tradercoin.actors.messages import (
     CancelOrder,
     CredentialsChanged,
     DetachSession,
+    GetAccount,
     Message,
     OrderNotFoundError,
     OrderRejected,
@@ -317,6 +320,10 @@ class UserActor:
                 self._on_stream_changed(state, reason)
             case BudgetGranted(weight):
                 await self._poll_prepaid(weight)
+            case GetAccount(reply):
+                await self._answer(reply, self._read_account)
+            case AccountChanged(update):
+                self._sessions.send_all(account.update_message(update))
 
     async def _answer(
         self, reply: Reply, handler: Callable[..., Awaitable[Any]], *args: Any
@@ -593,6 +600,17 @@ class UserActor:
             self._note_error(inner)
             await self._on_exchange_error(inner)
             raise ActorUnavailable(f"cancel outcome unknown: {inner.msg}") from None
+
+    async def _read_account(self) -> dict[str, Any]:
+        """Balances and positions from the exchange (see :func:`account.snapshot`)."""
+        self._check_usable()
+        try:
+            await self._spend(account.SNAPSHOT_WEIGHT)
+            return await account.snapshot(self._client, self.now())
+        except ExchangeError as exc:
+            self._note_error(exc)
+            await self._on_exchange_error(exc)
+            raise ActorUnavailable("The exchange could not be asked for the account now.") from None
 
     # ------------------------------------------------------------ sessions
 

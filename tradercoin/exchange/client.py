@@ -55,6 +55,7 @@ import trio
 
 from tradercoin.clock import WallClock
 from tradercoin.config import EXCHANGE_URLS
+from tradercoin.exchange import account as acct
 from tradercoin.exchange import parsing
 from tradercoin.exchange.errors import (
     ExchangeError,
@@ -67,6 +68,7 @@ from tradercoin.exchange.errors import (
     UnknownOutcome,
 )
 from tradercoin.exchange.protocol import (
+    AccountView,
     Credentials,
     ExchangeClient,
     PlaceOrder,
@@ -364,6 +366,19 @@ class BinanceFutures:
             "GET", "/fapi/v1/exchangeInfo", "", parsing.symbol_infos, weight=1
         )
 
+    async def mark_prices(self, symbol: str | None = None) -> list[acct.MarkPrice]:
+        """``GET /fapi/v1/premiumIndex``: the mark price of one symbol (weight 1) or all (10)."""
+        query = "" if symbol is None else _encode([("symbol", symbol)])
+        weight = 10 if symbol is None else 1
+        return await self.request(
+            "GET", "/fapi/v1/premiumIndex", query, acct.mark_prices, weight=weight
+        )
+
+    async def ticker_24hr(self, symbol: str) -> acct.Ticker:
+        """``GET /fapi/v1/ticker/24hr`` for one symbol (weight 1)."""
+        query = _encode([("symbol", symbol)])
+        return await self.request("GET", "/fapi/v1/ticker/24hr", query, acct.ticker, weight=1)
+
     async def ping(self) -> None:
         await self.request("GET", "/fapi/v1/ping", "", _any, weight=1)
 
@@ -620,6 +635,46 @@ class AccountClient:
         ]
         return await self._signed("GET", "/fapi/v1/userTrades", params, _trade_list, 5)
 
+    async def cancel_all_open_orders(self, symbol: str) -> None:
+        """``DELETE /fapi/v1/allOpenOrders`` (weight 1): every open order of ``symbol``."""
+        await self._signed(
+            "DELETE",
+            "/fapi/v1/allOpenOrders",
+            [("symbol", symbol)],
+            acct.cancel_all_done,
+            1,
+            write=True,
+        )
+
+    async def account(self) -> acct.AccountSummary:
+        """``GET /fapi/v3/account`` (weight 5): totals and the positions' margins."""
+        return await self._signed("GET", "/fapi/v3/account", [], acct.account_summary, 5)
+
+    async def balances(self) -> list[acct.Balance]:
+        """``GET /fapi/v3/balance`` (weight 5): one row per asset."""
+        return await self._signed("GET", "/fapi/v3/balance", [], acct.balances, 5)
+
+    async def position_risk(self, symbol: str | None = None) -> list[acct.Position]:
+        """``GET /fapi/v3/positionRisk`` (weight 5): open positions with mark and liquidation."""
+        params = [] if symbol is None else [("symbol", symbol)]
+        return await self._signed("GET", "/fapi/v3/positionRisk", params, acct.positions, 5)
+
+    async def leverage_brackets(
+        self, symbol: str | None = None
+    ) -> dict[str, tuple[acct.Bracket, ...]]:
+        """``GET /fapi/v1/leverageBracket`` (weight 1): notional brackets per symbol."""
+        params = [] if symbol is None else [("symbol", symbol)]
+        return await self._signed(
+            "GET", "/fapi/v1/leverageBracket", params, acct.leverage_brackets, 1
+        )
+
+    async def change_leverage(self, symbol: str, leverage: int) -> acct.LeverageChange:
+        """``POST /fapi/v1/leverage`` (weight 1): the initial leverage of ``symbol``."""
+        params = [("symbol", symbol), ("leverage", str(leverage))]
+        return await self._signed(
+            "POST", "/fapi/v1/leverage", params, acct.leverage_change, 1, write=True
+        )
+
     async def server_time(self) -> int:
         return await self._exchange.server_time()
 
@@ -647,3 +702,4 @@ class AccountClient:
 
 if TYPE_CHECKING:  # AccountClient implements the protocol the actors use
     _protocol_check: type[ExchangeClient] = AccountClient
+    _account_check: type[AccountView] = AccountClient

@@ -43,10 +43,12 @@ from trio_websocket import (
 )
 
 from tradercoin.exchange import parsing
+from tradercoin.exchange.account import AccountUpdate, account_update
 from tradercoin.exchange.errors import Unavailable
 from tradercoin.orders import ExchangeUpdate
 
 __all__ = [
+    "AccountUpdateEvent",
     "Connect",
     "Connected",
     "Disconnected",
@@ -79,6 +81,12 @@ class OrderUpdateEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class AccountUpdateEvent:
+    listen_key: str
+    update: AccountUpdate
+
+
+@dataclass(frozen=True, slots=True)
 class ListenKeyExpired:
     listen_key: str
     event_time: int
@@ -99,7 +107,9 @@ class Disconnected:
     code: int | None
 
 
-StreamEvent: TypeAlias = Connected | OrderUpdateEvent | ListenKeyExpired | Silence | Disconnected
+StreamEvent: TypeAlias = (
+    Connected | OrderUpdateEvent | AccountUpdateEvent | ListenKeyExpired | Silence | Disconnected
+)
 Connect: TypeAlias = Callable[[str], AbstractAsyncContextManager[WebSocketConnection]]
 
 
@@ -136,6 +146,8 @@ def parse_frame(message: str | bytes, default_key: str | None) -> StreamEvent | 
     if kind == "ORDER_TRADE_UPDATE":
         update = parsing.update_from_stream(obj)
         return OrderUpdateEvent(_key(key), update, parsing.integer(obj, "E"))
+    if kind == "ACCOUNT_UPDATE":
+        return AccountUpdateEvent(_key(key), account_update(obj))
     if kind == "listenKeyExpired":
         expired = parsing.text(obj, "listenKey") if "listenKey" in obj else _key(key)
         return ListenKeyExpired(expired, parsing.integer(obj, "E"))

@@ -9,7 +9,7 @@ from quart import Response, g, request
 from quart_schema import QuartSchema, hide
 from quart_trio import QuartTrio
 
-from tradercoin.http import admin, auth, orders, ws
+from tradercoin.http import account, admin, auth, orders, ws
 from tradercoin.http.context import HttpContext, context
 from tradercoin.http.drain import DrainBody
 from tradercoin.http.errors import error_response, install_error_handlers, json_response
@@ -45,7 +45,7 @@ def create_app(ctx: HttpContext) -> QuartTrio:
     install_error_handlers(app)
     app.before_request(_start_timer)
     app.after_request(_finish)
-    for module in (auth, orders, admin):
+    for module in (auth, orders, admin, account):
         module.register_routes(app)
     # In front of Quart, on ASGI: /ws, and cached GET /api/orders pages (both fall back to it).
     # Every request body is read before its response ends (drain.py; the fast path too).
