@@ -515,9 +515,9 @@ class UserActor:
             return await self._resolve_unknown(order)
         reason = f"{exc.code}: {exc.msg}" if exc.code is not None else exc.msg
         await self._commit([mark_rejected(order, reason, now=self.now())])
-        self._note_error(exc)
         if isinstance(exc, InvalidRequest | OrderNotFound):
-            raise OrderRejected(exc.code, exc.msg)
+            raise OrderRejected(exc.code, exc.msg)  # the user's order, not an actor error
+        self._note_error(exc)
         await self._on_exchange_error(exc)
         raise ActorUnavailable(f"the exchange did not take the order: {exc.msg}")
 

@@ -155,6 +155,11 @@ class OrdersCache:
         if entry is not None and entry.receive is not None:
             entry.receive.close()  # the actor sees BrokenResourceError and drops the session
 
+    def holds_session(self, user_id: int) -> bool:
+        """Whether the cache is attached to the user's actor as a session. Sync-coloured."""
+        entry = self._users.get(user_id)
+        return entry is not None and entry.receive is not None
+
     def forget_all(self) -> None:
         for user_id in list(self._users):
             self.forget(user_id)
