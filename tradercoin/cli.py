@@ -298,6 +298,12 @@ def keys_generate(kid: str) -> None:
     type=click.FloatRange(1),
     help="Seconds a user-stream connection lives before the server closes it.",
 )
+@click.option(
+    "--starting-balance",
+    default="100000",
+    show_default=True,
+    help="USDT in the wallet of each new account.",
+)
 def sim_command(
     host: str,
     port: int,
@@ -307,16 +313,21 @@ def sim_command(
     fill_latency: float,
     weight_limit: int,
     stream_lifetime: float,
+    starting_balance: str,
 ) -> None:
     """Run the Binance USDⓈ-M futures simulator (REST + user stream) until interrupted."""
-    from tradercoin.exchange.sim.cli import SimOptions, run_sim
+    from tradercoin.exchange.sim.cli import SimOptions, parse_balance, run_sim
 
+    balance = parse_balance(starting_balance)
+    if balance is None:
+        fail(f"--starting-balance must be a number of USDT, 0 or more, not {starting_balance!r}")
     try:
         run_sim(
             SimOptions(
-                host, port, ws_port, accounts, seed, fill_latency, weight_limit, stream_lifetime
+                host, port, ws_port, accounts, seed, fill_latency, weight_limit, stream_lifetime,
+                starting_balance=balance,
             )
-        )
+        )  # fmt: skip
     except OSError as exc:
         fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
     except KeyboardInterrupt:

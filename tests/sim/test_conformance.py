@@ -10,8 +10,13 @@ from typing import Any, TypeVar
 
 import pytest
 import trio
-from binance import AsyncClient, BinanceSocketManager, Client
+
+# Submodules, not ``from binance import ...``: binance-futures-connector ships a
+# ``binance/__init__.py`` of its own (empty) that may replace python-binance's.
+from binance.async_client import AsyncClient
+from binance.client import Client
 from binance.exceptions import BinanceAPIException
+from binance.ws.streams import BinanceSocketManager
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
 from tradercoin.clock import FixedEpochClock, system_clock
@@ -242,3 +247,19 @@ async def test_async_client_rest(served: Served) -> None:
     )
     assert set(server_time) == {"serverTime"}
     assert got["orderId"] == placed["orderId"] and got["status"] == "NEW"
+
+
+async def test_two_clients_trade_with_each_other_and_ack_is_new(served: Served) -> None:
+    seller, buyer = served.client(), served.client()
+    resting = await call(lambda: seller.futures_create_order(**{**LIMIT, "side": "SELL",
+                                                                "price": "50500"}))  # fmt: skip
+    crossing = await call(
+        lambda: buyer.futures_create_order(**{**LIMIT, "price": "50500", "timeInForce": "IOC"})
+    )
+    assert (crossing["status"], crossing["executedQty"]) == ("NEW", "0.000")  # the ACK
+    got = await call(lambda: buyer.futures_get_order(symbol="BTCUSDT", orderId=crossing["orderId"]))
+    assert (got["status"], got["avgPrice"]) == ("FILLED", "50500.00000")
+    [sold] = await call(lambda: seller.futures_account_trades(symbol="BTCUSDT"))
+    [bought] = await call(lambda: buyer.futures_account_trades(symbol="BTCUSDT"))
+    assert sold["id"] == bought["id"] and sold["orderId"] == resting["orderId"]
+    assert (sold["maker"], bought["maker"]) == (True, False)

@@ -79,6 +79,6 @@ async def test_ticker_and_mark_price_routes(
         every = await http.get("/fapi/v2/ticker/price")
         assert len(every.json()) == 5 and every.headers["x-mbx-used-weight-1m"] == "3"
         mark = (await http.get("/fapi/v1/premiumIndex?symbol=BTCUSDT")).json()
-        assert mark["markPrice"] == "50000.00" and mark["nextFundingTime"] > EPOCH_MS
+        assert mark["markPrice"] == "50000.00000000" and mark["nextFundingTime"] > EPOCH_MS
         bad = await http.get("/fapi/v1/premiumIndex?symbol=NOPE")
         assert bad.json() == {"code": -1121, "msg": "Invalid symbol."}

@@ -182,6 +182,7 @@ async def test_ioc_expires_remainder_and_fok_gtx_rejects(
             "timeInForce": tif,
             "price": price,
             "quantity": quantity,
+            "newOrderRespType": "RESULT",
         }
 
     ioc = await client.order(**limit("IOC", "49000"))
@@ -294,7 +295,7 @@ async def test_self_trade_prevention(
     maker = await client.limit(side="SELL", price="50500")  # resting above the mark (50000)
     extra = {"selfTradePreventionMode": mode} if mode else {}
     taker = await client.limit(side="BUY", price="50500", **extra)  # crosses mark and maker
-    assert taker["status"] == taker_status
+    assert (await client.get(taker["orderId"]))["status"] == taker_status
     assert (await client.get(maker["orderId"]))["status"] == maker_status
     other_side = await client.limit(side="BUY", price="49000")
     assert other_side["status"] == "NEW"

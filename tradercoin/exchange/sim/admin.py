@@ -1,11 +1,18 @@
 """``/sim/admin/...``: the simulator's unauthenticated control routes (JSON in, JSON out).
 
-- ``POST /sim/admin/accounts`` -> ``{"api_key", "api_secret"}``
+- ``POST /sim/admin/accounts`` ``{"balance"?, "orders_per_10s"?, "orders_per_minute"?}`` ->
+  ``{"api_key", "api_secret"}`` (the wallet holds ``balance`` USDT, default the simulator's
+  ``starting_balance``; the account's own ORDERS limits, counted per account, Binance's 300
+  and 1200 unless given; ``GET /fapi/v1/rateLimit/order`` shows them)
 - ``GET|POST /sim/admin/price`` ``{"symbol", "price"?}`` -> ``{"symbol", "price"}``
 - ``POST /sim/admin/fill`` ``{"symbol", "orderId", "quantity"?}``
 - ``POST /sim/admin/faults`` ``{"kind", "seconds"?, "path"?, "account"?, "count"?}``;
   ``DELETE /sim/admin/faults`` clears them
+- ``GET /sim/admin/account?api_key=...``: wallet, positions and margins (account.py's
+  ``AccountView``, decimals as strings)
 - ``GET /sim/admin/orders?api_key=...``, ``GET /sim/admin/statistics``
+- ``GET /sim/admin/trades?api_key=...[&symbol=...][&orderId=...]``: the account's side of
+  each trade; ``GET /sim/admin/matches``: the trades between two accounts
 """
 
 from __future__ import annotations
@@ -52,8 +59,23 @@ def _body(request: Request) -> dict[str, Any]:
 
 
 def _accounts(sim: Simulator, body: dict[str, Any]) -> Any:
-    api_key, api_secret = sim.create_account()
+    per_10s, per_minute = _order_limits(sim, body)
+    balance = body.get("balance")
+    api_key, api_secret = sim.create_account(None if balance is None else Decimal(str(balance)))
+    sim.set_order_limits(api_key, per_10s=per_10s, per_minute=per_minute)
     return {"api_key": api_key, "api_secret": api_secret}
+
+
+def _order_limits(sim: Simulator, body: dict[str, Any]) -> tuple[int, int]:
+    """The requested ``(per 10 s, per minute)`` limits. ValueError: not whole numbers >= 1."""
+    defaults = sim.limiter.limits
+    limits = (
+        body.get("orders_per_10s", defaults.orders_per_10s),
+        body.get("orders_per_minute", defaults.orders_per_minute),
+    )
+    if not all(type(n) is int and n >= 1 for n in limits):
+        raise ValueError(f"order limits must be whole numbers >= 1, not {limits}")
+    return limits[0], limits[1]
 
 
 def _get_price(sim: Simulator, body: dict[str, Any]) -> Any:
@@ -94,10 +116,43 @@ def _clear(sim: Simulator, body: dict[str, Any]) -> Any:
 
 
 def _orders(sim: Simulator, body: dict[str, Any]) -> Any:
-    return [
-        {k: str(v) if isinstance(v, Decimal) else v for k, v in dataclasses.asdict(o).items()}
-        for o in sim.orders(str(body["api_key"]))
-    ]
+    return [_plain(order) for order in sim.orders(str(body["api_key"]))]
+
+
+def _trades(sim: Simulator, body: dict[str, Any]) -> Any:
+    order_id = body.get("orderId")
+    trades = sim.trades(
+        str(body["api_key"]),
+        symbol=body.get("symbol"),
+        order_id=None if order_id is None else int(order_id),
+    )
+    return [_plain(trade) for trade in trades]
+
+
+def _matches(sim: Simulator, body: dict[str, Any]) -> Any:
+    return [_plain(match) for match in sim.matches()]
+
+
+def _plain(record: Any) -> dict[str, Any]:
+    """A dataclass as JSON: Decimals as strings."""
+    return {
+        k: str(v) if isinstance(v, Decimal) else v for k, v in dataclasses.asdict(record).items()
+    }
+
+
+def _account(sim: Simulator, body: dict[str, Any]) -> Any:
+    return _jsonable(dataclasses.asdict(sim.account_view(str(body["api_key"]))))
+
+
+def _jsonable(value: Any) -> Any:
+    """Decimals as strings, all the way down."""
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value
 
 
 def _statistics(sim: Simulator, body: dict[str, Any]) -> Any:
@@ -112,5 +167,8 @@ _ADMIN = {
     ("POST", "faults"): _inject,
     ("DELETE", "faults"): _clear,
     ("GET", "orders"): _orders,
+    ("GET", "account"): _account,
+    ("GET", "trades"): _trades,
+    ("GET", "matches"): _matches,
     ("GET", "statistics"): _statistics,
 }

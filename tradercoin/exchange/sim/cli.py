@@ -7,17 +7,19 @@ import json
 import logging
 import sys
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from functools import partial
 
 import trio
 
 from tradercoin.clock import system_clock
+from tradercoin.exchange.sim.account import DEFAULT_STARTING_BALANCE
 from tradercoin.exchange.sim.ratelimit import Limits
 from tradercoin.exchange.sim.server import serve_simulator
 from tradercoin.exchange.sim.simulator import Simulator
 from tradercoin.exchange.sim.stream import StreamConfig
 
-__all__ = ["SimOptions", "run_sim"]
+__all__ = ["SimOptions", "parse_balance", "run_sim"]
 
 logger = logging.getLogger("tradercoin.sim")
 
@@ -32,6 +34,16 @@ class SimOptions:
     fill_latency: float = 2.0
     weight_limit: int = 2400
     stream_lifetime: float = 86400.0
+    starting_balance: Decimal = DEFAULT_STARTING_BALANCE
+
+
+def parse_balance(text: str) -> Decimal | None:
+    """A starting balance in USDT (finite, 0 or more), or None when ``text`` is not one."""
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        return None
+    return value if value.is_finite() and value >= 0 else None
 
 
 def run_sim(options: SimOptions) -> None:
@@ -55,6 +67,7 @@ async def _serve(options: SimOptions) -> None:
         market_fill_latency=options.fill_latency,
         limits=Limits(weight_per_minute=options.weight_limit),
         stream=StreamConfig(lifetime=options.stream_lifetime),
+        starting_balance=options.starting_balance,
     )
     for _ in range(options.accounts):
         api_key, api_secret = sim.create_account()

@@ -4,11 +4,18 @@ Sync-coloured throughout: the simulator calls it from request handlers and from 
 scheduler and tick loop. Every change of an order is reported to ``on_execution`` (which the
 simulator turns into user-stream events) in the order it happened.
 
-Fill model: a MARKET order fills at the mark price once its latency has passed (immediately
-with ``newOrderRespType=RESULT``), at most ``spec.liquidity`` per step, the rest on later
-steps. A LIMIT order that crosses the mark when placed takes liquidity at the mark at once;
-a resting one fills at its own price, one step of liquidity per price step, while the mark
-is at or through it.
+Fill model: one book per symbol holds every account's resting LIMIT orders. An incoming
+LIMIT order first trades against the resting orders of other accounts it crosses, best price
+then oldest first, at each resting order's price: both fills carry one trade id, the resting
+side is the maker (:class:`Match` records each such trade). Its own resting orders it meets
+go through self-trade prevention instead (:meth:`Engine._prevent_self_trade`). What is left
+then trades against the rest of the market, which stands at the mark price: a LIMIT order
+that crosses the mark when placed takes liquidity at the mark at once; a resting one fills at
+its own price, one step of liquidity per price step, while the mark is at or through it. A
+MARKET order fills at the mark once its latency has passed (immediately with
+``newOrderRespType=RESULT``), at most ``spec.liquidity`` per step, the rest on later steps;
+it meets resting orders of other accounts only where they are at least as good as the mark
+(the market's depth is at the mark, so a resting order priced worse is never reached).
 """
 
 from __future__ import annotations
@@ -20,11 +27,12 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from tradercoin.exchange.sim.account import DEFAULT_STARTING_BALANCE, Position, apply_fill
 from tradercoin.exchange.sim.errors import ApiError
 from tradercoin.exchange.sim.markets import SymbolSpec
 from tradercoin.exchange.sim.validate import OrderRequest
 
-__all__ = ["Account", "Engine", "Position", "SimOrder", "Trade"]
+__all__ = ["Account", "Engine", "Match", "Position", "SimOrder", "Trade"]
 
 ZERO = Decimal(0)
 OPEN_STATUSES = frozenset({"NEW", "PARTIALLY_FILLED"})
@@ -81,12 +89,22 @@ class Trade:
     maker: bool
     time: int
     realized_pnl: Decimal
+    commission_asset: str = "USDT"
 
 
-@dataclass(slots=True)
-class Position:
-    amount: Decimal = ZERO
-    entry_price: Decimal = ZERO
+@dataclass(frozen=True, slots=True)
+class Match:
+    """One trade between two accounts' orders; each side's :class:`Trade` has ``trade_id``."""
+
+    trade_id: int
+    symbol: str
+    price: Decimal
+    qty: Decimal
+    maker_api_key: str
+    maker_order_id: int
+    taker_api_key: str
+    taker_order_id: int
+    time: int
 
 
 @dataclass(eq=False)
@@ -96,12 +114,14 @@ class Account:
     api_key: str
     secret: bytes | None = None
     ed25519_public: bytes | None = None
-    balance: Decimal = Decimal("100000")
+    balance: Decimal = DEFAULT_STARTING_BALANCE  # USDT wallet balance (account.py)
+    balance_time: int = 0
     orders: dict[str, dict[int, SimOrder]] = field(default_factory=dict)
     open_orders: dict[str, dict[int, SimOrder]] = field(default_factory=dict)
     by_client_id: dict[tuple[str, str], SimOrder] = field(default_factory=dict)
     trades: dict[str, list[Trade]] = field(default_factory=dict)
     positions: dict[str, Position] = field(default_factory=dict)
+    leverage: dict[str, int] = field(default_factory=dict)
 
     def open_in(self, symbol: str) -> dict[int, SimOrder]:
         return self.open_orders.setdefault(symbol, {})
@@ -145,6 +165,7 @@ class Engine:
         self._working: dict[str, dict[int, SimOrder]] = {s: {} for s in specs}
         self._resting: set[SimOrder] = set()
         self.orders: dict[tuple[str, int], SimOrder] = {}
+        self.matches: list[Match] = []
         self._live = {(s, side): 0 for s in specs for side in ("BUY", "SELL")}
         self.orders_created = 0
         self.fills = 0
@@ -165,47 +186,28 @@ class Engine:
         if existing is not None and existing.is_open:
             raise ApiError(-4116, "clientOrderId is duplicated")
         crossing = req.type == "LIMIT" and self._crosses(req.side, req.price, self.marks[symbol])
-        self._check_fok_gtx(req, crossing)
+        self._check_fok_gtx(req, crossing, self._book_depth(account, req))
         if req.reduce_only and not _reduces(account.positions.get(symbol), req.side):
             raise ApiError(-2022, "ReduceOnly Order is rejected.")
         order = self._record(account, req, client_id, visible_at)
         self._on_execution(order, "NEW", None, 0)
-        if req.type == "LIMIT" and self._prevent_self_trade(order):
-            return order
         if req.type == "LIMIT":
             self._start_limit(order, crossing)
         elif req.respond_result:
             self.work_market(order, until_done=True)
         return order
 
-    def _prevent_self_trade(self, taker: SimOrder) -> bool:
-        """Apply the taker's STP mode against the account's own crossing resting orders
-        (they expire as EXPIRED_IN_MATCH); True when the taker itself expired."""
-        if taker.stp_mode == "NONE" or taker.time_in_force in ("FOK", "GTX"):
-            return False
-        makers = [
-            o for o in taker.account.open_in(taker.spec.symbol).values()
-            if o is not taker and o.type == "LIMIT" and o.side != taker.side
-            and self._crosses(taker.side, taker.price, o.price)
-        ]  # fmt: skip
-        if not makers:
-            return False
-        if taker.stp_mode in ("EXPIRE_MAKER", "EXPIRE_BOTH"):
-            for maker in makers:
-                self._close(maker, "EXPIRED_IN_MATCH", expiry_reason=1)
-        if taker.stp_mode in ("EXPIRE_TAKER", "EXPIRE_BOTH"):
-            self._close(taker, "EXPIRED_IN_MATCH", expiry_reason=1)
-            return True
-        return False
-
-    def _check_fok_gtx(self, req: OrderRequest, crossing: bool) -> None:
-        if req.time_in_force == "GTX" and crossing:
+    def _check_fok_gtx(self, req: OrderRequest, crossing: bool, depth: Decimal | None) -> None:
+        """``depth``: what resting orders of other accounts offer to ``req`` (None: the book
+        holds nothing it crosses)."""
+        if req.time_in_force == "GTX" and (crossing or depth is not None):
             raise ApiError(
                 -5022,
                 "Due to the order could not be executed as maker, the Post "
                 "Only order will be rejected.",
             )
-        if req.time_in_force == "FOK" and (not crossing or req.quantity > req.spec.liquidity):
+        available = (depth or ZERO) + (req.spec.liquidity if crossing else ZERO)
+        if req.time_in_force == "FOK" and req.quantity > available:
             raise ApiError(
                 -5021,
                 "Due to the order could not be filled immediately, the FOK "
@@ -230,7 +232,8 @@ class Engine:
         return order
 
     def _start_limit(self, order: SimOrder, crossing: bool) -> None:
-        if crossing:
+        self._take_book(order, order.price)
+        if crossing and order.is_open:
             self._fill_step(order, self.marks[order.spec.symbol], maker=False)
         if order.is_open and order.time_in_force in ("IOC", "FOK"):
             self._close(order, "EXPIRED", expiry_reason=2)
@@ -248,12 +251,78 @@ class Engine:
     def _crosses(side: str, price: Decimal, mark: Decimal) -> bool:
         return price >= mark if side == "BUY" else price <= mark
 
+    # --- the book across accounts -------------------------------------------------------
+
+    def _take_book(self, taker: SimOrder, limit: Decimal) -> None:
+        """Trade ``taker`` against the opposite resting orders priced up to ``limit``, best
+        price then oldest (lowest orderId) first, until it is done or nothing crosses."""
+        book = (self._asks if taker.side == "BUY" else self._bids)[taker.spec.symbol]
+        kept: list[tuple[Decimal, int, SimOrder]] = []
+        while taker.is_open and book:
+            entry = book[0]
+            maker = entry[2]
+            if maker.is_open and not self._crosses(taker.side, limit, maker.price):
+                break
+            heapq.heappop(book)
+            if maker.is_open and maker is not taker:
+                self._meet(taker, maker)
+            if maker.is_open:
+                kept.append(entry)
+        for entry in kept:
+            heapq.heappush(book, entry)
+
+    def _meet(self, taker: SimOrder, maker: SimOrder) -> None:
+        if maker.account is not taker.account:
+            self._cross_trade(taker, maker)
+        elif _stp_applies(taker):
+            self._prevent_self_trade(taker, maker)
+
+    def _cross_trade(self, taker: SimOrder, maker: SimOrder) -> None:
+        """One trade between two accounts at the maker's price, under one trade id."""
+        qty = min(taker.remaining, maker.remaining)
+        trade_id = self._new_trade_id(taker)
+        self.matches.append(
+            Match(trade_id, taker.spec.symbol, maker.price, qty, maker.account.api_key,
+                  maker.order_id, taker.account.api_key, taker.order_id, self._now_ms())
+        )  # fmt: skip
+        self._execute(maker, qty, maker.price, True, trade_id)
+        self._execute(taker, qty, maker.price, False, trade_id)
+
+    def _prevent_self_trade(self, taker: SimOrder, maker: SimOrder) -> None:
+        """Binance's STP, decided by the taker's mode (EXPIRE_MAKER by default): the resting
+        order, the taker, or both expire as EXPIRED_IN_MATCH (``er`` 1) instead of trading.
+
+        Per the USDⓈ-M STP FAQ (developers.binance.com/docs/derivatives/usds-margined-futures/
+        faq/stp-faq): "The STP event will occur depending on the STP mode of the taker order";
+        the New Order doc: "selfTradePreventionMode is only effective when timeInForce set to
+        IOC or GTC or GTD" (see :func:`_stp_applies`). With NONE Binance lets the account
+        trade with itself; the simulator skips its own order instead (no self-trades).
+        """
+        if taker.stp_mode in ("EXPIRE_MAKER", "EXPIRE_BOTH"):
+            self._close(maker, "EXPIRED_IN_MATCH", expiry_reason=1)
+        if taker.stp_mode in ("EXPIRE_TAKER", "EXPIRE_BOTH"):
+            self._close(taker, "EXPIRED_IN_MATCH", expiry_reason=1)
+
+    def _book_depth(self, account: Account, req: OrderRequest) -> Decimal | None:
+        """What resting orders cross ``req`` (``None``: none do): their remaining quantity,
+        other accounts' only (FOK/GTX orders are outside STP, so they never take their own)."""
+        if req.type != "LIMIT" or req.time_in_force not in ("FOK", "GTX"):
+            return None
+        book = (self._asks if req.side == "BUY" else self._bids)[req.spec.symbol]
+        crossed = [
+            o for _, _, o in book if o.is_open and self._crosses(req.side, req.price, o.price)
+        ]
+        if not crossed:
+            return None
+        return sum((o.remaining for o in crossed if o.account is not account), ZERO)
+
     # --- market orders -------------------------------------------------------------------
 
     def work_market(self, order: SimOrder, *, until_done: bool = False) -> None:
         """Fill one step of a MARKET order (all of it with ``until_done``); keeps the rest
         working for the next price steps."""
         symbol = order.spec.symbol
+        self._take_book(order, self.marks[symbol])
         while order.is_open:
             self._fill_step(order, self.marks[symbol], maker=False)
             if not until_done:
@@ -352,11 +421,14 @@ class Engine:
     def _fill_step(self, order: SimOrder, price: Decimal, *, maker: bool) -> None:
         self._execute(order, min(order.remaining, order.spec.liquidity), price, maker)
 
-    def _execute(self, order: SimOrder, qty: Decimal, price: Decimal, maker: bool) -> None:
-        """One trade of ``qty`` at ``price``: the account settles, the order advances."""
+    def _execute(
+        self, order: SimOrder, qty: Decimal, price: Decimal, maker: bool, trade_id: int = 0
+    ) -> None:
+        """One trade of ``qty`` at ``price`` (``trade_id``, or the next id when 0): the account
+        settles, the order advances."""
         if qty <= 0:
             return
-        trade = self._settle(order, qty, price, maker)
+        trade = self._settle(order, qty, price, maker, trade_id or self._new_trade_id(order))
         order.account.trades.setdefault(trade.symbol, []).append(trade)
         order.executed_qty += qty
         order.cum_quote += trade.quote_qty
@@ -367,18 +439,27 @@ class Engine:
         self.fills += 1
         self._on_execution(order, "TRADE", trade, 0)
 
-    def _settle(self, order: SimOrder, qty: Decimal, price: Decimal, maker: bool) -> Trade:
-        """Fee, position and balance of a trade; returns the trade with the next id."""
+    def _new_trade_id(self, order: SimOrder) -> int:
+        trade_id = self._next_trade_id[order.spec.symbol]
+        self._next_trade_id[order.spec.symbol] = trade_id + 1
+        return trade_id
+
+    def _settle(
+        self, order: SimOrder, qty: Decimal, price: Decimal, maker: bool, trade_id: int
+    ) -> Trade:
+        """Fee, position and balance of a trade; returns the trade."""
         symbol, account = order.spec.symbol, order.account
         quote = qty * price
         fee = (quote * (self._maker_fee if maker else self._taker_fee)).quantize(FEE_PLACES)
-        position = account.positions.setdefault(symbol, Position())
-        pnl = _apply_position(position, qty if order.side == "BUY" else -qty, price)
-        account.balance += pnl - fee
-        trade_id = self._next_trade_id[symbol]
-        self._next_trade_id[symbol] = trade_id + 1
+        now = self._now_ms()
+        pnl = apply_fill(account, symbol, order.side, qty, price, fee, now)
         return Trade(trade_id, symbol, order.order_id, order.side, price, qty, quote, fee, maker,
-                     self._now_ms(), pnl)  # fmt: skip
+                     now, pnl, order.spec.quote_asset)  # fmt: skip
+
+
+def _stp_applies(taker: SimOrder) -> bool:
+    """STP acts for IOC, GTC and GTD orders (MARKET orders are GTC) not sent with NONE."""
+    return taker.stp_mode != "NONE" and taker.time_in_force not in ("FOK", "GTX")
 
 
 def _reduces(position: Position | None, side: str) -> bool:
@@ -386,21 +467,3 @@ def _reduces(position: Position | None, side: str) -> bool:
     if position is None or position.amount == 0:
         return False
     return (position.amount > 0) == (side == "SELL")
-
-
-def _apply_position(position: Position, signed_qty: Decimal, price: Decimal) -> Decimal:
-    """Update a one-way position with a fill; returns the realized PnL."""
-    amount, entry = position.amount, position.entry_price
-    if amount == 0 or (amount > 0) == (signed_qty > 0):
-        total = abs(amount) + abs(signed_qty)
-        position.entry_price = (abs(amount) * entry + abs(signed_qty) * price) / total
-        position.amount = amount + signed_qty
-        return ZERO
-    closing = min(abs(signed_qty), abs(amount))
-    pnl = (price - entry) * closing * (1 if amount > 0 else -1)
-    position.amount = amount + signed_qty
-    if position.amount == 0:
-        position.entry_price = ZERO
-    elif (position.amount > 0) != (amount > 0):
-        position.entry_price = price
-    return pnl

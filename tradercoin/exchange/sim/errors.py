@@ -30,6 +30,7 @@ class ApiError(Exception):
         self.msg = msg
         self.status = status
         self.retry_after = retry_after
+        self.headers: list[tuple[bytes, bytes]] = []
 
     def body(self) -> dict[str, object]:
         return {"code": self.code, "msg": self.msg}

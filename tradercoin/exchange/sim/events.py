@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
+from tradercoin.exchange.sim.account import open_notional, plain
 from tradercoin.exchange.sim.engine import ZERO, SimOrder, Trade
 from tradercoin.exchange.sim.markets import SymbolSpec
 
-__all__ = ["account_update", "order_trade_update", "order_wire", "user_trade"]
+__all__ = ["ack_wire", "order_trade_update", "order_wire", "user_trade"]
 
 
 def order_wire(order: SimOrder, *, placed: bool) -> dict[str, Any]:
@@ -46,12 +48,37 @@ def order_wire(order: SimOrder, *, placed: bool) -> dict[str, Any]:
     return wire
 
 
+def ack_wire(order: SimOrder) -> dict[str, Any]:
+    """The POST answer with ``newOrderRespType=ACK`` (the default): the order as accepted,
+    ``NEW`` with nothing executed, whatever happened to it since.
+
+    Binance's New Order doc (developers.binance.com/docs/derivatives/usds-margined-futures/
+    trade/rest-api/New-Order): "If newOrderRespType is sent as RESULT: MARKET order: the
+    final FILLED result of the order will be return directly. LIMIT order with special
+    timeInForce: the final status result of the order (FILLED or EXPIRED) will be returned
+    directly." Its response example (the ACK default) is NEW with executedQty 0; the final
+    state comes later, from the user stream or a query (reference §1).
+    """
+    spec = order.spec
+    wire = order_wire(order, placed=True)
+    zero_qty = spec.fmt_qty(ZERO)
+    wire.update(
+        status="NEW",
+        avgPrice=spec.fmt_avg(ZERO),
+        executedQty=zero_qty,
+        cumQty=zero_qty,
+        cumQuote=spec.fmt_quote(ZERO),
+        updateTime=order.time,
+    )
+    return wire
+
+
 def user_trade(trade: Trade, spec: SymbolSpec) -> dict[str, Any]:
     """One element of ``GET /fapi/v1/userTrades``."""
     return {
         "buyer": trade.side == "BUY",
         "commission": f"{trade.commission:.8f}",
-        "commissionAsset": spec.quote_asset,
+        "commissionAsset": trade.commission_asset,
         "id": trade.id,
         "maker": trade.maker,
         "orderId": trade.order_id,
@@ -67,10 +94,19 @@ def user_trade(trade: Trade, spec: SymbolSpec) -> dict[str, Any]:
 
 
 def order_trade_update(
-    order: SimOrder, execution: str, trade: Trade | None, expiry_reason: int, event_ms: int
+    order: SimOrder,
+    execution: str,
+    trade: Trade | None,
+    expiry_reason: int,
+    event_ms: int,
+    mark: Decimal = ZERO,
 ) -> dict[str, Any]:
-    """``ORDER_TRADE_UPDATE`` for one change; ``N``/``n`` only when a trade paid commission."""
+    """``ORDER_TRADE_UPDATE`` for one change; ``N``/``n`` only when a trade paid commission.
+    ``b``/``a``: the notional of the account's open BUY/SELL orders on the symbol after the
+    change (MARKET orders valued at ``mark``), as positionRisk's bid/askNotional."""
     o = _order_part(order, execution, expiry_reason)
+    bids, asks = open_notional(order.account.open_in(order.spec.symbol).values(), mark)
+    o["b"], o["a"] = plain(bids), plain(asks)
     o.update(_trade_part(order.spec, trade))
     return {"e": "ORDER_TRADE_UPDATE", "E": event_ms, "T": order.update_time, "o": o}
 
@@ -101,32 +137,3 @@ def _trade_part(spec: SymbolSpec, trade: Trade | None) -> dict[str, Any]:
         part["N"] = spec.quote_asset
         part["n"] = f"{trade.commission:.8f}"
     return part
-
-
-def account_update(order: SimOrder, event_ms: int) -> dict[str, Any]:
-    """``ACCOUNT_UPDATE`` after a fill: the balance and the one changed position."""
-    account, spec = order.account, order.spec
-    position = account.positions[spec.symbol]
-    balance = f"{account.balance:.8f}"
-    return {
-        "e": "ACCOUNT_UPDATE",
-        "E": event_ms,
-        "T": order.update_time,
-        "a": {
-            "m": "ORDER",
-            "B": [{"a": spec.quote_asset, "wb": balance, "cw": balance, "bc": "0"}],
-            "P": [
-                {
-                    "s": spec.symbol,
-                    "pa": spec.fmt_qty(position.amount),
-                    "ep": f"{position.entry_price:.8f}",
-                    "bep": f"{position.entry_price:.8f}",
-                    "cr": "0",
-                    "up": "0",
-                    "mt": "cross",
-                    "iw": "0",
-                    "ps": "BOTH",
-                }
-            ],
-        },
-    }

@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Fault", "FaultKind", "FaultTable", "garble", "garble_event"]
+__all__ = ["Fault", "FaultKind", "FaultTable", "garble", "garble_event", "server_error"]
 
 
 class FaultKind(enum.StrEnum):
@@ -30,6 +30,9 @@ class FaultKind(enum.StrEnum):
     TIMEOUT = "timeout"  # 408 -1007
     NO_CODE_5XX = "no_code_5xx"  # 503 JSON without ``code``
     DROP_RESPONSE = "drop_response"  # processed, then the connection drops
+    HTTP_500 = "http_500"  # 500 JSON -1000 (an internal error after the work was done)
+    HTTP_502 = "http_502"  # 502 with a proxy's HTML page
+    HTTP_504 = "http_504"  # 504 with a proxy's HTML page (the backend answered too late)
     # REST, processed, then the 200 answer is mangled (a broken proxy or a bug upstream)
     GARBLED_HTML = "garbled_html"  # 200 with an HTML page instead of JSON
     TRUNCATED_JSON = "truncated_json"  # 200 with the JSON cut in half
@@ -42,6 +45,8 @@ class FaultKind(enum.StrEnum):
     STREAM_DROP = "stream_drop"  # ORDER_TRADE_UPDATE events are not sent
     STREAM_SILENT = "stream_silent"  # no events at all (pings go on)
     STREAM_GARBLED = "stream_garbled"  # each ORDER_TRADE_UPDATE's order has wrong field types
+    STREAM_REORDER = "stream_reorder"  # after an order's update, its previous one is sent again
+    STREAM_BURST = "stream_burst"  # the next ``count`` updates are held, then sent in one write
     # immediate actions (count and path ignored)
     LISTEN_KEY_EXPIRED = "listen_key_expired"  # expire the account's listenKey now
     DISCONNECT = "disconnect"  # close the account's stream connections now
@@ -67,6 +72,7 @@ GARBLED = frozenset(
         FaultKind.MISSING_FIELDS,
     }
 )
+SERVER_ERRORS = frozenset({FaultKind.HTTP_500, FaultKind.HTTP_502, FaultKind.HTTP_504})
 AFTER = (
     frozenset(
         {
@@ -77,6 +83,7 @@ AFTER = (
         }
     )
     | GARBLED
+    | SERVER_ERRORS
 )
 STREAM = frozenset(
     {
@@ -87,6 +94,8 @@ STREAM = frozenset(
         FaultKind.STREAM_GARBLED,
     }
 )
+REORDER = frozenset({FaultKind.STREAM_REORDER})
+BURST = frozenset({FaultKind.STREAM_BURST})
 IMMEDIATE = frozenset({FaultKind.LISTEN_KEY_EXPIRED, FaultKind.DISCONNECT, FaultKind.CLOCK_SKEW})
 
 
@@ -133,6 +142,10 @@ class FaultTable:
     def __bool__(self) -> bool:
         return bool(self._rules)
 
+    def armed(self, kinds: frozenset[FaultKind], path: str | None, account: str | None) -> bool:
+        """True while a fault of ``kinds`` would hit (nothing is used up)."""
+        return any(r.fault.kind in kinds and _matches(r, path, account) for r in self._rules)
+
     def take(
         self, kinds: frozenset[FaultKind], path: str | None, account: str | None
     ) -> Fault | None:
@@ -156,6 +169,21 @@ def _matches(rule: _Rule, path: str | None, account: str | None) -> bool:
 
 
 GARBLED_PAGE = b"<html><body><h1>502 Bad Gateway</h1></body></html>"
+_PROXY_PAGE = (
+    "<html>\r\n<head><title>{0}</title></head>\r\n<body>\r\n<center><h1>{0}</h1></center>"
+    "\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n"
+)
+_INTERNAL_ERROR = b'{"code":-1000,"msg":"An unknown error occured while processing the request."}'
+
+
+def server_error(kind: FaultKind) -> tuple[int, bytes, bytes]:
+    """``(status, content type, body)`` of a SERVER_ERRORS fault. Each is answered after the
+    request was processed, so, as Binance says of every 5XX, "the execution status is
+    UNKNOWN and could have been a success" (reference §4)."""
+    if kind is FaultKind.HTTP_500:
+        return 500, b"application/json", _INTERNAL_ERROR
+    title = "502 Bad Gateway" if kind is FaultKind.HTTP_502 else "504 Gateway Time-out"
+    return int(title[:3]), b"text/html", _PROXY_PAGE.format(title).encode()
 
 
 def garble(kind: FaultKind, payload: Any) -> bytes:

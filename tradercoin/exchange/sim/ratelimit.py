@@ -12,7 +12,7 @@ from typing import Any
 
 from tradercoin.exchange.sim.errors import ApiError
 
-__all__ = ["Limits", "RateLimiter"]
+__all__ = ["Limits", "RateLimiter", "order_count_headers"]
 
 MINUTE_MS = 60_000
 TEN_SECONDS_MS = 10_000
@@ -78,6 +78,7 @@ class RateLimiter:
         self.limits = limits
         self._ips: dict[str, _IpState] = {}
         self._orders: dict[str, tuple[_Window, _Window]] = {}
+        self._order_limits: dict[str, tuple[int, int]] = {}
         self.weight_used = 0
 
     def charge(self, ip: str, weight: int, now_ms: int) -> int:
@@ -121,22 +122,39 @@ class RateLimiter:
             retry_after=(state.banned_until - now_ms + 999) // 1000,
         )
 
+    def set_order_limits(self, api_key: str, per_10s: int, per_minute: int) -> None:
+        """The account's own ORDERS limits (Binance sets them per account: ``GET
+        /fapi/v1/rateLimit/order``). Raises ValueError for a limit below 1."""
+        if per_10s < 1 or per_minute < 1:
+            raise ValueError(f"order limits must be at least 1, not {per_10s}/{per_minute}")
+        self._order_limits[api_key] = (per_10s, per_minute)
+
+    def order_limits(self, api_key: str) -> tuple[int, int]:
+        """The account's ``(per 10 s, per minute)`` order limits."""
+        default = (self.limits.orders_per_10s, self.limits.orders_per_minute)
+        return self._order_limits.get(api_key, default)
+
     def count_order(self, api_key: str, now_ms: int) -> tuple[int, int]:
         """Count one new order for the account; returns the 10 s and 1 min counts.
 
         Raises:
-            ApiError: -1015 (HTTP 429) over either limit.
+            ApiError: -1015 (HTTP 429, Retry-After: the rest of the window) over either of
+                the account's limits; its ``headers`` carry the counts.
         """
         ten, minute = self._orders.get(api_key) or self._orders.setdefault(
             api_key, (_Window(), _Window())
         )
-        in_ten = ten.add(now_ms, TEN_SECONDS_MS, 1)
-        in_minute = minute.add(now_ms, MINUTE_MS, 1)
-        if in_ten > self.limits.orders_per_10s:
-            raise _too_many_orders(self.limits.orders_per_10s, "TEN_SECONDS")
-        if in_minute > self.limits.orders_per_minute:
-            raise _too_many_orders(self.limits.orders_per_minute, "MINUTE")
-        return in_ten, in_minute
+        counts = ten.add(now_ms, TEN_SECONDS_MS, 1), minute.add(now_ms, MINUTE_MS, 1)
+        per_10s, per_minute = self.order_limits(api_key)
+        error = None
+        if counts[0] > per_10s:
+            error = _too_many_orders(per_10s, "TEN_SECONDS", now_ms, TEN_SECONDS_MS)
+        elif counts[1] > per_minute:
+            error = _too_many_orders(per_minute, "MINUTE", now_ms, MINUTE_MS)
+        if error is not None:
+            error.headers = order_count_headers(counts)
+            raise error
+        return counts
 
     def order_counts(self, api_key: str, now_ms: int) -> tuple[int, int]:
         windows = self._orders.get(api_key)
@@ -145,10 +163,18 @@ class RateLimiter:
         return windows[0].add(now_ms, TEN_SECONDS_MS, 0), windows[1].add(now_ms, MINUTE_MS, 0)
 
 
-def _too_many_orders(limit: int, interval: str) -> ApiError:
+def order_count_headers(counts: tuple[int, int]) -> list[tuple[bytes, bytes]]:
+    """``X-MBX-ORDER-COUNT-10S`` and ``-1M`` for an account's ``(10 s, 1 min)`` counts."""
+    return [
+        (b"x-mbx-order-count-10s", str(counts[0]).encode()),
+        (b"x-mbx-order-count-1m", str(counts[1]).encode()),
+    ]
+
+
+def _too_many_orders(limit: int, interval: str, now_ms: int, size: int) -> ApiError:
     return ApiError(
         -1015,
         f"Too many new orders; current limit is {limit} orders per {interval}.",
         429,
-        retry_after=10 if interval == "TEN_SECONDS" else 60,
+        retry_after=(size - now_ms % size + 999) // 1000,
     )

@@ -9,9 +9,11 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import trio
 
+from tradercoin.exchange.sim import account_api, market_data
+from tradercoin.exchange.sim.account import active_symbols, check_order_margin
 from tradercoin.exchange.sim.engine import Account, SimOrder
 from tradercoin.exchange.sim.errors import ApiError, one_of_mandatory
-from tradercoin.exchange.sim.events import order_wire, user_trade
+from tradercoin.exchange.sim.events import ack_wire, order_wire, user_trade
 from tradercoin.exchange.sim.validate import parse_int, parse_order, symbol_of
 
 if TYPE_CHECKING:
@@ -84,7 +86,7 @@ def premium_index(sim: Simulator, call: Call) -> Any:
 
 
 def _premium(sim: Simulator, symbol: str, now_ms: int) -> dict[str, Any]:
-    mark = sim.specs[symbol].fmt_price(sim.mark(symbol))
+    mark = f"{sim.mark(symbol):.8f}"
     return {
         "symbol": symbol, "markPrice": mark, "indexPrice": mark, "estimatedSettlePrice": mark,
         "lastFundingRate": "0.00000000", "interestRate": "0.00000000",
@@ -98,8 +100,12 @@ def _premium(sim: Simulator, symbol: str, now_ms: int) -> dict[str, Any]:
 def new_order(sim: Simulator, call: Call) -> Any:
     spec = symbol_of(call.params, sim.specs)
     request = parse_order(call.params, sim.specs, sim.mark(spec.symbol), call.now_ms)
+    if not request.reduce_only:
+        price = request.price if request.type == "LIMIT" else sim.mark(spec.symbol)
+        marks = {s: sim.mark(s) for s in {spec.symbol, *active_symbols(call.account)}}
+        check_order_margin(call.account, spec.symbol, request.side, request.quantity, price, marks)
     order = sim.place(call.account, request, call.visible_after)
-    return order_wire(order, placed=True)
+    return order_wire(order, placed=True) if request.respond_result else ack_wire(order)
 
 
 def get_order(sim: Simulator, call: Call) -> Any:
@@ -221,6 +227,15 @@ def _purged(order: SimOrder, now_ms: int) -> bool:
     )
 
 
+def order_rate_limit(sim: Simulator, call: Call) -> Any:
+    """``GET /fapi/v1/rateLimit/order``: the account's own ORDERS limits."""
+    per_10s, per_minute = sim.limiter.order_limits(call.account.api_key)
+    return [
+        {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": per_10s},
+        {"rateLimitType": "ORDERS", "interval": "MINUTE", "intervalNum": 1, "limit": per_minute},
+    ]
+
+
 # --- listenKey ---------------------------------------------------------------------------
 
 
@@ -249,7 +264,23 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("GET", "/fapi/v2/ticker/price"): Route(
         ticker_price, "NONE", lambda p: 1 if p.get("symbol") else 2
     ),
-    ("GET", "/fapi/v1/premiumIndex"): Route(premium_index, "NONE", _w(1)),
+    ("GET", "/fapi/v1/premiumIndex"): Route(
+        premium_index, "NONE", lambda p: 1 if p.get("symbol") else 10
+    ),
+    ("GET", "/fapi/v1/ticker/24hr"): Route(
+        market_data.ticker_24hr, "NONE", lambda p: 1 if p.get("symbol") else 40
+    ),
+    ("GET", "/fapi/v1/ticker/bookTicker"): Route(
+        market_data.book_ticker, "NONE", lambda p: 2 if p.get("symbol") else 5
+    ),
+    ("GET", "/fapi/v1/depth"): Route(market_data.depth, "NONE", market_data.depth_weight),
+    ("GET", "/fapi/v3/account"): Route(account_api.futures_account, "SIGNED", _w(5)),
+    ("GET", "/fapi/v2/account"): Route(account_api.futures_account_v2, "SIGNED", _w(5)),
+    ("GET", "/fapi/v3/balance"): Route(account_api.balance, "SIGNED", _w(5)),
+    ("GET", "/fapi/v3/positionRisk"): Route(account_api.position_risk, "SIGNED", _w(5)),
+    ("GET", "/fapi/v1/leverageBracket"): Route(account_api.leverage_bracket, "SIGNED", _w(1)),
+    ("GET", "/fapi/v1/symbolConfig"): Route(account_api.symbol_config, "SIGNED", _w(5)),
+    ("POST", "/fapi/v1/leverage"): Route(account_api.change_leverage, "SIGNED", _w(1)),
     ("POST", "/fapi/v1/order"): Route(new_order, "SIGNED", _w(0), is_order=True),
     ("GET", "/fapi/v1/order"): Route(get_order, "SIGNED", _w(1)),
     ("DELETE", "/fapi/v1/order"): Route(cancel_order, "SIGNED", _w(1)),
@@ -260,6 +291,7 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("GET", "/fapi/v1/allOrders"): Route(all_orders, "SIGNED", _w(5)),
     ("DELETE", "/fapi/v1/allOpenOrders"): Route(cancel_all, "SIGNED", _w(1)),
     ("GET", "/fapi/v1/userTrades"): Route(user_trades, "SIGNED", _w(5)),
+    ("GET", "/fapi/v1/rateLimit/order"): Route(order_rate_limit, "SIGNED", _w(1)),
     ("POST", "/fapi/v1/listenKey"): Route(listen_key_create, "USER_STREAM", _w(1)),
     ("PUT", "/fapi/v1/listenKey"): Route(listen_key_keepalive, "USER_STREAM", _w(1)),
     ("DELETE", "/fapi/v1/listenKey"): Route(listen_key_close, "USER_STREAM", _w(1)),

@@ -11,7 +11,7 @@ import collections
 import math
 import random
 import string
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from decimal import Decimal
@@ -25,23 +25,28 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from tradercoin.clock import WallClock
+from tradercoin.exchange.sim.account import DEFAULT_STARTING_BALANCE, AccountView
+from tradercoin.exchange.sim.account_api import account_update, current_view
 from tradercoin.exchange.sim.admin import handle_admin
 from tradercoin.exchange.sim.auth import check_api_key, check_signature, check_timestamp
-from tradercoin.exchange.sim.engine import Account, Engine, SimOrder, Trade
+from tradercoin.exchange.sim.engine import Account, Engine, Match, SimOrder, Trade
 from tradercoin.exchange.sim.errors import ApiError
-from tradercoin.exchange.sim.events import account_update, order_trade_update
+from tradercoin.exchange.sim.events import order_trade_update
 from tradercoin.exchange.sim.faults import (
     AFTER,
     BEFORE,
     GARBLED,
     IMMEDIATE,
+    SERVER_ERRORS,
     Fault,
     FaultKind,
     FaultTable,
     garble,
+    server_error,
 )
+from tradercoin.exchange.sim.market_data import Tape
 from tradercoin.exchange.sim.markets import DEFAULT_SYMBOLS, PriceWalk, SymbolSpec
-from tradercoin.exchange.sim.ratelimit import Limits, RateLimiter
+from tradercoin.exchange.sim.ratelimit import Limits, RateLimiter, order_count_headers
 from tradercoin.exchange.sim.rest import Request, Response, RestApp, dropped, json_response
 from tradercoin.exchange.sim.routes import ROUTES, Call, Route
 from tradercoin.exchange.sim.scheduler import Scheduler
@@ -94,6 +99,8 @@ class OrderTruth:
     status: str
     time: int
     update_time: int
+    avg_price: Decimal = Decimal(0)
+    """As the exchange reports it (``avgPrice``, at the symbol's average precision)."""
 
     @classmethod
     def of(cls, order: SimOrder) -> OrderTruth:
@@ -111,6 +118,7 @@ class OrderTruth:
             order.status,
             order.time,
             order.update_time,
+            Decimal(order.spec.fmt_avg(order.avg_price)),
         )
 
 
@@ -128,8 +136,10 @@ class Simulator:
         stream: StreamConfig = DEFAULT_STREAM,
         price_interval: float = 1.0,
         volatility_scale: float = 1.0,
+        starting_balance: Decimal = DEFAULT_STARTING_BALANCE,
     ) -> None:
         self.clock = clock
+        self.starting_balance = starting_balance
         self.specs: dict[str, SymbolSpec] = {s.symbol: s for s in symbols}
         self.market_fill_latency = market_fill_latency
         self._price_interval = price_interval
@@ -137,6 +147,7 @@ class Simulator:
         self._walks = {
             s.symbol: PriceWalk(s, seed, price_interval, volatility_scale) for s in symbols
         }
+        self.tapes = {s.symbol: Tape(s.initial_price) for s in symbols}
         self._rng = random.Random(f"{seed}:accounts")
         self._accounts: dict[str, Account] = {}
         self._skew_ms = 0
@@ -231,6 +242,7 @@ class Simulator:
         walk = self._walks[symbol]
         walk.advance_to(self._current_step())
         self.engine.marks[symbol] = walk.price
+        self.tapes[symbol].observe(walk.price, self.server_ms())
         return walk.price
 
     def server_ms(self) -> int:
@@ -238,11 +250,14 @@ class Simulator:
 
     # --- accounts ------------------------------------------------------------------------
 
-    def create_account(self) -> tuple[str, str]:
-        """A new HMAC account: ``(api_key, api_secret)``."""
+    def create_account(self, balance: Decimal | None = None) -> tuple[str, str]:
+        """A new HMAC account: ``(api_key, api_secret)``, its wallet holding ``balance``
+        USDT (default: the simulator's ``starting_balance``)."""
         api_key = self._new_api_key()
         secret = "".join(self._rng.choices(_ALNUM, k=64))
-        self._accounts[api_key] = Account(api_key, secret=secret.encode())
+        self._accounts[api_key] = Account(
+            api_key, secret=secret.encode(), balance=self._balance(balance)
+        )
         return api_key, secret
 
     def create_ed25519_account(self) -> tuple[str, Ed25519PrivateKey]:
@@ -250,8 +265,17 @@ class Simulator:
         api_key = self._new_api_key()
         private = Ed25519PrivateKey.generate()
         public = private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
-        self._accounts[api_key] = Account(api_key, ed25519_public=public)
+        self._accounts[api_key] = Account(
+            api_key, ed25519_public=public, balance=self.starting_balance
+        )
         return api_key, private
+
+    def _balance(self, balance: Decimal | None) -> Decimal:
+        if balance is None:
+            return self.starting_balance
+        if not balance.is_finite() or balance < 0:
+            raise ValueError(f"balance must be finite and not negative, not {balance}")
+        return balance
 
     def _new_api_key(self) -> str:
         while (key := "".join(self._rng.choices(_ALNUM, k=64))) in self._accounts:
@@ -286,14 +310,26 @@ class Simulator:
     def _on_execution(
         self, order: SimOrder, execution: str, trade: Trade | None, expiry_reason: int
     ) -> None:
+        symbol = order.spec.symbol
+        tape = self.tapes[symbol]
+        if trade is not None:
+            tape.trade(trade.id, trade.price, trade.qty, trade.time)
+        else:
+            tape.touch()
         if not self.streams.wants(order.account):
             return
         now = self.server_ms()
-        self.streams.publish(
-            order.account, order_trade_update(order, execution, trade, expiry_reason, now)
-        )
+        mark = self.engine.marks[symbol]
+        event = order_trade_update(order, execution, trade, expiry_reason, now, mark)
+        self.streams.publish(order.account, event)
         if trade is not None:
-            self.streams.publish(order.account, account_update(order, now))
+            update = account_update(self, order.account, symbol, now, order.update_time)
+            self.streams.publish(order.account, update)
+
+    def resting_orders(self, symbol: str) -> Iterator[SimOrder]:
+        """Every account's open orders on ``symbol``."""
+        for account in self._accounts.values():
+            yield from account.open_in(symbol).values()
 
     # --- test and fault hooks ------------------------------------------------------------
 
@@ -308,6 +344,7 @@ class Simulator:
         self.mark(symbol)
         self._walks[symbol].set(price)
         self.engine.marks[symbol] = self._walks[symbol].price
+        self.tapes[symbol].observe(self._walks[symbol].price, self.server_ms())
         self.engine.step(symbol)
         self._poke()
 
@@ -344,8 +381,15 @@ class Simulator:
                 else:
                     self.streams.disconnect(target)
 
+    def set_order_limits(self, api_key: str, *, per_10s: int, per_minute: int) -> None:
+        """Give the account its own ORDERS limits (Binance's defaults, 300 per 10 s and 1200
+        per minute, come from ``limits``). KeyError: unknown key; ValueError: below 1."""
+        self.account(api_key)
+        self.limiter.set_order_limits(api_key, per_10s, per_minute)
+
     def clear_faults(self) -> None:
         self.faults.clear()
+        self.streams.flush_bursts()
         self._skew_ms = 0
 
     def orders(self, api_key: str) -> list[OrderTruth]:
@@ -357,8 +401,27 @@ class Simulator:
             for order in account.orders[symbol].values()
         ]
 
-    def trades(self, api_key: str) -> list[Trade]:
-        return [t for ts in self._accounts[api_key].trades.values() for t in ts]
+    def trades(
+        self, api_key: str, *, symbol: str | None = None, order_id: int | None = None
+    ) -> list[Trade]:
+        """The account's trades (its side of each), by symbol then id; only ``symbol``'s and
+        only ``order_id``'s when given. KeyError: unknown key."""
+        return [
+            t
+            for s, ts in sorted(self._accounts[api_key].trades.items())
+            if symbol is None or s == symbol
+            for t in ts
+            if order_id is None or t.order_id == order_id
+        ]
+
+    def matches(self) -> list[Match]:
+        """Every trade between two accounts, oldest first (each side's fill has its id)."""
+        return list(self.engine.matches)
+
+    def account_view(self, api_key: str) -> AccountView:
+        """The account's wallet, positions and margins at the current marks (the exchange's
+        own record, for tests to compare with). KeyError: unknown key."""
+        return current_view(self, self._accounts[api_key])
 
     def statistics(self) -> SimStatistics:
         return SimStatistics(
@@ -419,13 +482,17 @@ class Simulator:
             if early is not None:
                 return early
         account = self._authenticate(route, request, params, now)
-        order_counts = self.limiter.count_order(account.api_key, now) if route.is_order else None
+        counted: list[tuple[bytes, bytes]] = []
+        if route.is_order:
+            counted = order_count_headers(self.limiter.count_order(account.api_key, now))
         visible_after = self._visibility_delay(route, request, api_key)
-        payload = route.handler(self, Call(params, account, now, visible_after))
+        try:
+            payload = route.handler(self, Call(params, account, now, visible_after))
+        except ApiError as exc:
+            exc.headers += counted
+            raise
         response = json_response(payload)
-        if order_counts is not None:
-            response.headers.append((b"x-mbx-order-count-10s", str(order_counts[0]).encode()))
-            response.headers.append((b"x-mbx-order-count-1m", str(order_counts[1]).encode()))
+        response.headers += counted
         if self.faults:
             late = self.faults.take(AFTER, request.path, api_key)
             if late is not None and late.kind in GARBLED:
@@ -469,6 +536,9 @@ class Simulator:
             return dropped()
         if kind is FaultKind.WAF_HTML:
             return Response(403, WAF_PAGE, [(b"content-type", b"text/html")])
+        if kind in SERVER_ERRORS:
+            status, content_type, body = server_error(kind)
+            return Response(status, body, [(b"content-type", content_type)])
         if kind is FaultKind.RATE_LIMITED:
             seconds = max(1, math.ceil(fault.seconds))
             return _error(ApiError(-1003, "Too many requests.", 429, retry_after=seconds))
@@ -567,6 +637,7 @@ def _garbled(kind: FaultKind, payload: Any) -> Response:
 
 def _error(exc: ApiError) -> Response:
     response = json_response(exc.body(), exc.status)
+    response.headers += exc.headers
     if exc.retry_after is not None:
         response.headers.append((b"retry-after", str(exc.retry_after).encode()))
     return response

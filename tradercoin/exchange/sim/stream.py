@@ -13,6 +13,14 @@ Closes (code, reason): 1001 "connection lifetime reached" (24 h by default), 100
 disconnect" (the DISCONNECT fault), 1008 "pong timeout" (no pong 10 min after a ping),
 1008 "too slow" (more than ``send_buffer`` events queued), 1000 "listenKey closed" (DELETE).
 An unknown key on ``/private/ws`` is refused at the handshake (HTTP 400, -1125).
+
+Stream faults beyond drop/delay/duplicate/garble/silence: ``stream_reorder`` re-sends an
+order's previous ORDER_TRADE_UPDATE right after its newer one (both published while the
+fault is armed for the account: the fault remembers updates only then); ``stream_burst``
+holds the account's next ``count`` ORDER_TRADE_UPDATEs (and whatever comes between them),
+then writes them to each connection as consecutive frames in one write, so the reader gets
+them together; a burst also ends ``seconds`` after it began (when above 0), on
+:meth:`StreamHub.flush_bursts` (the simulator's ``clear_faults``), or before a forced event.
 """
 
 from __future__ import annotations
@@ -28,16 +36,27 @@ from urllib.parse import parse_qsl, urlsplit
 
 import trio
 import trio_websocket
+from wsproto.events import TextMessage
 
 from tradercoin.exchange.sim.engine import Account
 from tradercoin.exchange.sim.errors import ApiError
-from tradercoin.exchange.sim.faults import STREAM, FaultKind, FaultTable, garble_event
+from tradercoin.exchange.sim.faults import (
+    BURST,
+    REORDER,
+    STREAM,
+    FaultKind,
+    FaultTable,
+    garble_event,
+)
 from tradercoin.exchange.sim.scheduler import Scheduler
 
 __all__ = ["StreamConfig", "StreamHub"]
 
 logger = logging.getLogger(__name__)
 _ALNUM = string.ascii_letters + string.digits
+_OPEN = frozenset({"NEW", "PARTIALLY_FILLED"})
+Outgoing = str | tuple[str, ...]
+"""One frame, or frames to write together (a burst)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +82,7 @@ class _Conn:
     keys: set[str]
     stream_mode: bool
     events: frozenset[str] | None
-    send: trio.MemorySendChannel[str]
+    send: trio.MemorySendChannel[Outgoing]
     scope: trio.CancelScope = field(default_factory=trio.CancelScope)
     close_code: int = 1000
     close_reason: str = ""
@@ -92,6 +111,8 @@ class StreamHub:
         self._keys: dict[str, _Key] = {}
         self._active: dict[str, _Key] = {}  # api_key -> its live listenKey
         self._conns: dict[str, set[_Conn]] = {}
+        self._last: dict[str, dict[tuple[str, int], dict[str, Any]]] = {}  # for stream_reorder
+        self._held: dict[str, list[dict[str, Any]]] = {}  # listenKey -> its burst so far
         self.connections = 0
         self.events_sent = 0
 
@@ -177,10 +198,68 @@ class StreamHub:
         """Send ``event`` to every connection on the account's live key, faults applied."""
         entry = self._live(account)
         if entry is None or entry.key not in self._conns:
+            self._last.pop(account.api_key, None)
             return
-        if self._faults and not self._apply_faults(account, entry.key, event):
+        previous = self._remember(account, event) if self._faults else None
+        if self._faults:
+            self._start_burst(account, entry.key, event)
+        if not self._faults or self._apply_faults(account, entry.key, event):
+            self._deliver(entry.key, event)
+        if self._faults or self._held:
+            self._after_faults(account, entry.key, previous)
+
+    def _remember(self, account: Account, event: dict[str, Any]) -> dict[str, Any] | None:
+        """The order's previous update (while stream_reorder is armed), ``event`` kept as
+        the next one's while the order is open."""
+        if event["e"] != "ORDER_TRADE_UPDATE":
+            return None
+        if not self._faults.armed(REORDER, None, account.api_key):
+            self._last.pop(account.api_key, None)
+            return None
+        orders = self._last.setdefault(account.api_key, {})
+        order = event["o"]
+        previous = orders.pop((order["s"], order["i"]), None)
+        if order["X"] in _OPEN:
+            orders[(order["s"], order["i"])] = event
+        return previous
+
+    def _start_burst(self, account: Account, key: str, event: dict[str, Any]) -> None:
+        if event["e"] != "ORDER_TRADE_UPDATE":
             return
-        self._deliver(entry.key, event)
+        fault = self._faults.take(BURST, None, account.api_key)
+        if fault is None or key in self._held:
+            return
+        held = self._held[key] = []
+        if fault.seconds > 0:
+            self._scheduler.call_later(fault.seconds, lambda: self._end_burst(key, held))
+
+    def _after_faults(self, account: Account, key: str, previous: dict[str, Any] | None) -> None:
+        if previous is not None and self._faults.take(REORDER, None, account.api_key):
+            self._deliver(key, previous)
+        if key in self._held and not self._faults.armed(BURST, None, account.api_key):
+            self._flush(key)
+
+    def _end_burst(self, key: str, held: list[dict[str, Any]]) -> None:
+        if self._held.get(key) is held:
+            self._flush(key)
+
+    def flush_bursts(self) -> None:
+        """Send every burst held so far (faults were cleared)."""
+        for key in list(self._held):
+            self._flush(key)
+
+    def _flush(self, key: str) -> None:
+        """Write the held events of ``key`` to each of its connections in one go."""
+        held = self._held.pop(key, [])
+        texts = [json.dumps(event, separators=(",", ":")) for event in held]
+        for conn in list(self._conns.get(key, ())):
+            frames = tuple(
+                frame
+                for event, text in zip(held, texts, strict=True)
+                if (frame := _frame(conn, key, event, text, force=False)) is not None
+            )
+            if frames:
+                self._send(conn, frames)
 
     def _apply_faults(self, account: Account, key: str, event: dict[str, Any]) -> bool:
         """False when the event must not be delivered now (dropped, silenced or delayed)."""
@@ -201,23 +280,24 @@ class StreamHub:
         return False
 
     def _deliver(self, key: str, event: dict[str, Any], *, force: bool = False) -> None:
+        if key in self._held:
+            if not force:
+                self._held[key].append(event)
+                return
+            self._flush(key)
         conns = self._conns.get(key)
         if not conns:
             return
         text = json.dumps(event, separators=(",", ":"))
-        wrapped = None
         for conn in list(conns):
-            if conn.events is not None and not force and event["e"] not in conn.events:
-                continue
-            if conn.stream_mode:
-                wrapped = wrapped or f'{{"stream":"{key}","data":{text}}}'
-            self._send(conn, wrapped if conn.stream_mode else text)
+            frame = _frame(conn, key, event, text, force=force)
+            if frame is not None:
+                self._send(conn, frame)
 
-    def _send(self, conn: _Conn, text: str | None) -> None:
-        assert text is not None
+    def _send(self, conn: _Conn, outgoing: Outgoing) -> None:
         try:
-            conn.send.send_nowait(text)
-            self.events_sent += 1
+            conn.send.send_nowait(outgoing)
+            self.events_sent += 1 if isinstance(outgoing, str) else len(outgoing)
         except trio.WouldBlock:
             conn.close(1008, "too slow")
         except (trio.BrokenResourceError, trio.ClosedResourceError):
@@ -240,7 +320,7 @@ class StreamHub:
             await request.reject(400, body=b'{"code":-1125,"msg":"This listenKey does not exist."}')
             return
         ws = await request.accept()
-        send, receive = trio.open_memory_channel[str](self.config.send_buffer)
+        send, receive = trio.open_memory_channel[Outgoing](self.config.send_buffer)
         conn = _Conn(ws, {k for k in keys if k in self._keys}, stream_mode, events, send)
         await self._run_conn(conn, receive)
 
@@ -248,7 +328,7 @@ class StreamHub:
         entry = self._keys.get(key)
         return entry is not None and entry.alive
 
-    async def _run_conn(self, conn: _Conn, receive: trio.MemoryReceiveChannel[str]) -> None:
+    async def _run_conn(self, conn: _Conn, receive: trio.MemoryReceiveChannel[Outgoing]) -> None:
         for key in conn.keys:
             self._conns.setdefault(key, set()).add(conn)
         self.connections += 1
@@ -278,11 +358,14 @@ class StreamHub:
             if not conns:
                 del self._conns[key]
 
-    async def _writer(self, conn: _Conn, receive: trio.MemoryReceiveChannel[str]) -> None:
+    async def _writer(self, conn: _Conn, receive: trio.MemoryReceiveChannel[Outgoing]) -> None:
         try:
-            async for text in receive:
-                await conn.ws.send_message(text)
-        except trio_websocket.ConnectionClosed:
+            async for outgoing in receive:
+                if isinstance(outgoing, str):
+                    await conn.ws.send_message(outgoing)
+                else:
+                    await _send_together(conn.ws, outgoing)
+        except (trio_websocket.ConnectionClosed, trio.BrokenResourceError):
             conn.close(1000, "closed by peer")
 
     async def _pinger(self, conn: _Conn) -> None:
@@ -328,6 +411,32 @@ class StreamHub:
 
 
 _METHODS = frozenset({"SUBSCRIBE", "UNSUBSCRIBE", "LIST_SUBSCRIPTIONS"})
+
+
+def _frame(conn: _Conn, key: str, event: dict[str, Any], text: str, *, force: bool) -> str | None:
+    """What ``conn`` is sent for ``event`` (``text`` is its JSON); None when it filters it."""
+    if conn.events is not None and not force and event["e"] not in conn.events:
+        return None
+    return f'{{"stream":"{key}","data":{text}}}' if conn.stream_mode else text
+
+
+async def _send_together(ws: trio_websocket.WebSocketConnection, texts: tuple[str, ...]) -> None:
+    """Write ``texts`` as consecutive text frames in one write to the transport, so the peer
+    reads them at once. trio-websocket has no public call for this; like its own
+    ``send_message``, it encodes with the connection's wsproto and writes under its lock.
+
+    Raises:
+        trio_websocket.ConnectionClosed: the connection is closed or closing;
+        trio.BrokenResourceError: the transport broke.
+    """
+    if ws._close_reason is not None:
+        raise trio_websocket.ConnectionClosed(ws._close_reason)
+    data = b"".join(ws._wsproto.send(TextMessage(data=text)) for text in texts)
+    async with ws._stream_lock:
+        try:
+            await ws._stream.send_all(data)
+        except trio.ClosedResourceError:
+            raise trio.BrokenResourceError from None
 
 
 def _parse_control(message: str | bytes) -> tuple[str, list[str], Any] | None:
