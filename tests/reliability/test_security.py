@@ -27,6 +27,7 @@ import trio
 from trio_websocket import ConnectionRejected, open_websocket_url
 
 from tests.inproc import PASSWORD, next_message, register, running_service, ws_url
+from tradercoin.exchange.protocol import Credentials
 from tradercoin.service import Service
 from tradercoin.store import Role, generate_key
 
@@ -434,10 +435,18 @@ async def _trade(http: httpx.AsyncClient, ws: Any, who: Headers, capture: Captur
     await http.post("/api/orders", json=refused, headers=who)
 
 
-async def _bad_keys(http: httpx.AsyncClient, ws: Any, who: Headers, capture: Capture) -> None:
-    """Keys the exchange does not know: the actor parks and the user gets an alert."""
+async def _bad_keys(
+    service: Any, http: httpx.AsyncClient, ws: Any, who: Headers, capture: Capture
+) -> None:
+    """Keys the exchange does not know: refused on save (checked with the exchange, answer
+    captured); then such keys in the store (as when the exchange revokes a key later): the
+    actor parks and the user gets an alert."""
     body = {"api_key": BOGUS_KEY, "api_secret": BOGUS_SECRET}
-    assert (await http.put("/api/credentials", json=body, headers=who)).status_code == 200
+    refused = await http.put("/api/credentials", json=body, headers=who)
+    assert refused.status_code == 400 and refused.json()["error"]["code"] == "keys_rejected"
+    bob = await service.store.get_user_by_name("bob")
+    await service.store.set_credentials(bob.id, Credentials(BOGUS_KEY, BOGUS_SECRET))
+    await service.supervisor.credentials_changed(bob.id)
     await http.get("/api/credentials", headers=who)
     market = {"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "quantity": "0.010"}
     await http.post("/api/orders", json=market, headers=who)
@@ -532,7 +541,7 @@ async def test_no_seeded_secret_appears_in_anything_a_full_run_shows(
             bob = {"Authorization": f"Bearer {tokens['bob']}"}
             alice = {"Authorization": f"Bearer {tokens['alice']}"}
             await _trade(http, alice_ws, alice, capture)
-            await _bad_keys(http, bob_ws, bob, capture)
+            await _bad_keys(service, http, bob_ws, bob, capture)
         await _operator_calls(http, root, users)
         await _errors(http, tokens)
         await _ws_refusals(service, tokens, capture)

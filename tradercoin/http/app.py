@@ -34,7 +34,7 @@ def create_app(ctx: HttpContext) -> QuartTrio:
         info={"title": "tradercoin", "version": "0.1.0"},
         redoc_ui_path=None,
         scalar_ui_path=None,
-        swagger_ui_path="/docs",
+        swagger_ui_path=None,  # served from the package below (no CDN)
         security_schemes={
             "bearer": {"type": "http", "scheme": "bearer"},
             "cookie": {"type": "apiKey", "in_": "cookie", "name": auth.COOKIE},
@@ -51,6 +51,7 @@ def create_app(ctx: HttpContext) -> QuartTrio:
     # Every request body is read before its response ends (drain.py; the fast path too).
     app.asgi_app = OrdersFastPath(DrainBody(ws.WsEndpoint(app.asgi_app, ctx)), ctx)  # type: ignore[method-assign]
     app.add_url_rule("/", view_func=index, methods=["GET"])
+    app.add_url_rule("/docs", view_func=docs, methods=["GET"])
     app.add_url_rule("/healthz", view_func=healthz, methods=["GET"])
     app.add_url_rule("/readyz", view_func=readyz, methods=["GET"])
     app.add_url_rule("/metrics", view_func=metrics, methods=["GET"])
@@ -67,7 +68,7 @@ async def _finish(response: Response) -> Response:
     if started is not None:
         elapsed = trio.current_time() - started
         context().metrics.observe(rule, request.method, response.status_code, elapsed)
-    if rule == "/" or rule.startswith("/static"):
+    if rule in ("/", "/docs") or rule.startswith("/static"):
         _page_headers(response)
     return response
 
@@ -86,6 +87,14 @@ def _page_headers(response: Response) -> None:
 async def index() -> Response:
     """The orders page."""
     response = await context_app().send_static_file("index.html")
+    response.headers["Cache-Control"] = "no-cache"
+    return response
+
+
+@hide
+async def docs() -> Response:
+    """Swagger UI for /openapi.json, from the package's own copy (works offline)."""
+    response = await context_app().send_static_file("docs.html")
     response.headers["Cache-Control"] = "no-cache"
     return response
 
