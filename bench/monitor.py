@@ -43,10 +43,12 @@ from typing import Any
 
 # bench/http.py would shadow the standard library's http package (httpx imports it)
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(__file__)]
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # for bench.*
 
 import trio  # noqa: E402
 import trio.testing  # noqa: E402
 
+from bench.baseline import PerOrderActor  # noqa: E402
 from tradercoin.config import PollPolicy  # noqa: E402
 from tradercoin.exchange.sim import Limits  # noqa: E402
 from tradercoin.testing import TestSystem, TestUser, open_test_system  # noqa: E402
@@ -158,7 +160,7 @@ async def run_strategy(args: argparse.Namespace, strategy: str) -> dict[str, Any
     policy = PollPolicy(interval=args.interval)
     async with open_test_system(
         stream=strategy == "stream",
-        strategy="per-order" if strategy == "per-order" else "batched",
+        supervisor_options={"actor_class": PerOrderActor} if strategy == "per-order" else None,
         poll=policy,
         budget_per_minute=args.budget,
         seed=args.seed,

@@ -33,15 +33,15 @@ class ConfigError(ValueError):
     """A setting is missing or malformed; the message says which and how to fix it."""
 
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 
 
 def parse_duration(text: str, *, name: str = "duration") -> float:
     """``"5"``, ``"5s"``, ``"250ms"``, ``"2m"``, ``"1h"`` -> seconds (positive)."""
     match = _DURATION.match(text)
     if match is None:
-        raise ConfigError(f"{name}: {text!r} is not a duration; use e.g. 5s, 250ms, 2m")
+        raise ConfigError(f"{name}: {text!r} is not a duration; use e.g. 5s, 250ms, 2m, 7d")
     seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
     if seconds <= 0:
         raise ConfigError(f"{name}: must be greater than zero, got {text!r}")
@@ -80,6 +80,7 @@ class Settings:
     weight_safety_margin: float = 0.10
     allowed_origins: tuple[str, ...] = ()
     log_level: str = "INFO"
+    event_retention: float = 7 * 24 * 3600.0  # order events kept for /ws resumes (seconds)
 
     @property
     def uses_simulator(self) -> bool:
@@ -136,6 +137,8 @@ def _convert(name: str, raw: str) -> Any:
             return float(raw)
         except ValueError:
             raise ConfigError(f"TRADERCOIN_{name.upper()}: {raw!r} is not a number") from None
+    if name == "event_retention":
+        return parse_duration(raw, name="TRADERCOIN_EVENT_RETENTION")
     if name == "master_key_file":
         return Path(raw)
     if name == "allowed_origins":

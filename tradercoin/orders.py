@@ -12,38 +12,51 @@ user-stream event). :func:`merge` folds it into our :class:`Order`:
 * terminal states (filled, canceled, expired, rejected) never change again;
 * an update whose ``(update_time, executed_qty, status rank)`` is not newer than what we hold is
   ignored, so a late poll cannot undo a stream event and a replay is a no-op;
+* an update never lowers the executed quantity or the status's progress, whatever its time
+  says: what a user was shown never goes backwards;
 * ``EXPIRED_IN_MATCH`` (self-trade prevention) maps to ``expired``.
 
 Because the newest snapshot always wins and terminal states absorb, merging the same snapshots
 in any order, with duplicates, ends where merging them in exchange order ends.
+
+Fills are not part of that decision. A trade is a fact of its own, kept once per
+``(order, trade id)`` whichever snapshot brought it (see :class:`OrderFill`): a stream event
+that loses the merge to a poll that saw the same progress first still carries its trade.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import enum
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 __all__ = [
+    "ORDER_FIELDS",
     "PENDING_STATUSES",
     "ExchangeUpdate",
     "Fill",
     "Order",
     "OrderChange",
     "OrderEvent",
+    "OrderFill",
     "OrderStatus",
     "OrderType",
     "Side",
     "TimeInForce",
     "apply_updates",
+    "fill_to_wire",
     "mark_rejected",
     "mark_vanished",
     "merge",
     "new_order",
+    "order_from_values",
+    "order_from_wire",
     "order_to_wire",
+    "order_values",
+    "visible_change",
 ]
 
 
@@ -118,7 +131,11 @@ class TimeInForce(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Fill:
-    """One trade of an order, unique by ``(symbol, trade_id)`` on the exchange."""
+    """One trade of an order as the exchange reports it to the order's account.
+
+    Both sides of a trade carry the same ``trade_id`` (and two of our users may be those
+    sides), so a fill is unique by ``(order, trade_id)``, not by trade id alone.
+    """
 
     symbol: str
     trade_id: int
@@ -128,6 +145,17 @@ class Fill:
     commission: Decimal
     commission_asset: str
     time: int
+    realized_pnl: Decimal = Decimal(0)
+    maker: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class OrderFill:
+    """A fill bound to our order (``order_id``) and its user: what the store keeps."""
+
+    user_id: int
+    order_id: int
+    fill: Fill
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,7 +216,6 @@ class OrderChange:
 
     before: Order | None
     after: Order
-    fills: tuple[Fill, ...] = ()
 
     @property
     def user_id(self) -> int:
@@ -245,7 +272,7 @@ def merge(order: Order, update: ExchangeUpdate, *, now: int) -> OrderChange | No
         the change, or ``None`` when the update says nothing new (stale, duplicate, or the
         order is already terminal).
     """
-    if order.status.terminal or update.key <= order.key:
+    if order.status.terminal or not _advances(order, update):
         return None
     after = dataclasses.replace(
         order,
@@ -256,7 +283,29 @@ def merge(order: Order, update: ExchangeUpdate, *, now: int) -> OrderChange | No
         exchange_update_time=update.update_time,
         updated_at=max(now, order.updated_at),
     )
-    return OrderChange(before=order, after=after, fills=update.fills)
+    return OrderChange(before=order, after=after)
+
+
+def _advances(order: Order, update: ExchangeUpdate) -> bool:
+    """Newer by the exchange's clock, and never a step back in progress."""
+    return (
+        update.key > order.key
+        and update.executed_qty >= order.filled_quantity
+        and update.status.rank >= order.status.rank
+    )
+
+
+def visible_change(change: OrderChange) -> bool:
+    """Whether a user would see a difference: a new order, or a new status, executed
+    quantity, average price or exchange id (a newer timestamp alone is not news)."""
+    before, after = change.before, change.after
+    return before is None or (
+        before.status,
+        before.filled_quantity,
+        before.avg_price,
+        before.exchange_order_id,
+        before.note,
+    ) != (after.status, after.filled_quantity, after.avg_price, after.exchange_order_id, after.note)
 
 
 def apply_updates(order: Order, updates: Iterable[ExchangeUpdate], *, now: int) -> Order:
@@ -291,29 +340,79 @@ def _dec(value: Decimal | None) -> str | None:
     return None if value is None else format(value, "f")
 
 
+def _same(value: Any) -> Any:
+    return value
+
+
+def _enum_value(value: enum.Enum | None) -> Any:
+    return None if value is None else value.value
+
+
+def _optional(decode: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    return lambda value: None if value is None else decode(value)
+
+
+# The one mapping between an Order and plain values (a table row, a JSON object): each field
+# of Order in declaration order, with how it is written and how it is read back.
+_CODEC: tuple[tuple[str, Callable[[Any], Any], Callable[[Any], Any]], ...] = (
+    ("id", _same, _same),
+    ("user_id", _same, _same),
+    ("symbol", _same, _same),
+    ("side", _enum_value, Side),
+    ("type", _enum_value, OrderType),
+    ("status", _enum_value, OrderStatus),
+    ("quantity", _dec, Decimal),
+    ("price", _dec, _optional(Decimal)),
+    ("filled_quantity", _dec, Decimal),
+    ("avg_price", _dec, _optional(Decimal)),
+    ("time_in_force", _enum_value, _optional(TimeInForce)),
+    ("client_order_id", _same, _same),
+    ("exchange_order_id", _same, _same),
+    ("created_at", _same, _same),
+    ("updated_at", _same, _same),
+    ("exchange_update_time", _same, _same),
+    ("note", _same, _same),
+)
+ORDER_FIELDS = tuple(name for name, _, _ in _CODEC)
+_DECODERS = tuple(decode for _, _, decode in _CODEC)
+
+
+def order_values(order: Order) -> dict[str, Any]:
+    """Every field of ``order`` as plain values (strings for money and enums)."""
+    return {name: encode(getattr(order, name)) for name, encode, _ in _CODEC}
+
+
+def order_from_values(values: Sequence[Any]) -> Order:
+    """The inverse of :func:`order_values`, positional in :data:`ORDER_FIELDS` order (a
+    table row is read this way, without a lookup by name; columns after those are ignored)."""
+    return Order(*(decode(value) for decode, value in zip(_DECODERS, values, strict=False)))
+
+
+def fill_to_wire(fill: Fill) -> dict[str, Any]:
+    """The JSON shape of a fill for HTTP clients (money as decimal strings)."""
+    return {
+        "trade_id": fill.trade_id,
+        "price": _dec(fill.price),
+        "quantity": _dec(fill.quantity),
+        "commission": _dec(fill.commission),
+        "commission_asset": fill.commission_asset,
+        "realized_pnl": _dec(fill.realized_pnl),
+        "maker": fill.maker,
+        "time": fill.time,
+    }
+
+
 def order_to_wire(order: Order) -> dict[str, Any]:
-    """The JSON shape of an order for HTTP and WebSocket clients.
+    """The JSON shape of an order for HTTP and WebSocket clients (and stored events).
 
     Carries the seed's ``order_id`` and ``timestamp`` (seconds) keys beside the full order;
     money stays a decimal string.
     """
-    return {
-        "order_id": order.id,
-        "timestamp": order.updated_at // 1000,
-        "id": order.id,
-        "symbol": order.symbol,
-        "side": order.side.value,
-        "type": order.type.value,
-        "status": order.status.value,
-        "quantity": _dec(order.quantity),
-        "price": _dec(order.price),
-        "filled_quantity": _dec(order.filled_quantity),
-        "avg_price": _dec(order.avg_price),
-        "time_in_force": None if order.time_in_force is None else order.time_in_force.value,
-        "client_order_id": order.client_order_id,
-        "exchange_order_id": order.exchange_order_id,
-        "created_at": order.created_at,
-        "updated_at": order.updated_at,
-        "exchange_update_time": order.exchange_update_time,
-        "note": order.note,
-    }
+    wire = order_values(order)
+    del wire["user_id"]
+    return {"order_id": order.id, "timestamp": order.updated_at // 1000, **wire}
+
+
+def order_from_wire(user_id: int, wire: Mapping[str, Any]) -> Order:
+    """The inverse of :func:`order_to_wire` (plus the user id)."""
+    return order_from_values([user_id if n == "user_id" else wire[n] for n in ORDER_FIELDS])

@@ -13,6 +13,7 @@ what it holds before the database is closed.
 
 from __future__ import annotations
 
+import functools
 import gc
 import logging
 from collections.abc import AsyncIterator, Callable
@@ -41,7 +42,14 @@ from tradercoin.http.security import Passwords, TokenSigner
 from tradercoin.http.ws import GOING_AWAY, MAX_MESSAGE_SIZE
 from tradercoin.store import SecretBox, Store, open_store
 
-__all__ = ["SHUTDOWN_TIMEOUT", "Service", "open_service", "serve_until_signalled"]
+__all__ = [
+    "SHUTDOWN_TIMEOUT",
+    "Service",
+    "build_service",
+    "open_service",
+    "serve_until_signalled",
+    "start_parts",
+]
 
 log = logging.getLogger("tradercoin.service")
 
@@ -106,6 +114,25 @@ def hypercorn_config(settings: Settings) -> HypercornConfig:
     config.errorlog = logging.getLogger("hypercorn.error")
     config.include_server_header = False
     return config
+
+
+async def start_parts(nursery: trio.Nursery, service: Service) -> None:
+    """Start what runs behind the HTTP app, in order: the supervisor (its actors up, or
+    backing off), the event retention and the mark-price feed. Returns once they are running."""
+    with trio.fail_after(START_TIMEOUT):
+        await nursery.start(
+            _run_supervisor,
+            service.supervisor,
+            service._supervisor_scope,
+            service._supervisor_done,
+        )
+    keep = service.settings.event_retention
+    retention = functools.partial(
+        service.store.run_retention, keep=keep, every=min(3600, keep / 10)
+    )
+    await nursery.start(retention)
+    if service.ctx.prices is not None:
+        await nursery.start(service.ctx.prices.run)
 
 
 async def _serve_http(
@@ -258,18 +285,12 @@ async def _start(
         await _restore_sim_accounts(simulator, store)
     else:
         rest_url, ws_url = settings.exchange_urls()
-    service = await _build(settings, clock, store, pool, simulator, rest_url, ws_url, passwords)
+    service = await build_service(
+        settings, clock, store, pool, simulator, rest_url, ws_url, passwords=passwords
+    )
     if configure is not None:
         configure(service)  # e.g. a benchmark's extra routes, before serving starts
-    with trio.fail_after(START_TIMEOUT):
-        await nursery.start(
-            _run_supervisor,
-            service.supervisor,
-            service._supervisor_scope,
-            service._supervisor_done,
-        )
-    if service.ctx.prices is not None:
-        await nursery.start(service.ctx.prices.run)
+    await start_parts(nursery, service)
     binds = await nursery.start(
         _serve_http, service.app, hypercorn_config(settings), service._stop_http, service._http_done
     )
@@ -283,7 +304,7 @@ async def _start(
     return service
 
 
-async def _build(
+async def build_service(
     settings: Settings,
     clock: WallClock,
     store: Store,
@@ -291,10 +312,22 @@ async def _build(
     simulator: Any,
     rest_url: str,
     ws_url: str,
-    passwords: Passwords | None,
+    *,
+    passwords: Passwords | None = None,
+    stream: bool = True,
+    supervisor_options: dict[str, Any] | None = None,
 ) -> Service:
     """Construct governor, exchange client, supervisor, HTTP context and app (none runs yet);
-    waits only for the exchange's symbol list."""
+    waits only for the exchange's symbol list.
+
+    The one composition of the service: ``tradercoin serve`` and the deterministic harness
+    (:mod:`tradercoin.testing`) both build with it; they differ only in the clock, the
+    transports (``pool`` and the supervisor's ``connect_ws``) and the database they pass.
+
+    Args:
+        stream: give actors the user-data stream at ``ws_url`` (else they only poll).
+        supervisor_options: extra keyword arguments for :class:`Supervisor`.
+    """
     governor = RateGovernor(
         budget_per_minute=settings.weight_budget_per_minute,
         safety_margin=settings.weight_safety_margin,
@@ -310,7 +343,8 @@ async def _build(
         governor=governor,
         clock=clock,
         poll_defaults=settings.poll,
-        stream_ws_url=ws_url,
+        stream_ws_url=ws_url if stream else None,
+        **(supervisor_options or {}),
     )
     ctx = HttpContext(
         settings=settings,

@@ -25,6 +25,7 @@ Nothing in tradercoin imports this module; it is public for tests, tradercoin's 
 from __future__ import annotations
 
 import itertools
+import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -36,14 +37,15 @@ import trio
 
 from tradercoin.actors import ActorStatus, PlaceOrderRequest, RateGovernor, Supervisor
 from tradercoin.actors.supervisor import ActorHandle
-from tradercoin.actors.user import Strategy
-from tradercoin.clock import FixedEpochClock
-from tradercoin.config import PollPolicy
+from tradercoin.clock import FixedEpochClock, WallClock
+from tradercoin.config import PollPolicy, Settings
 from tradercoin.exchange.client import BinanceFutures
 from tradercoin.exchange.protocol import Credentials
 from tradercoin.exchange.sim import Simulator
 from tradercoin.exchange.sim.faults import Fault, FaultKind
-from tradercoin.orders import Order, OrderType, Side, TimeInForce
+from tradercoin.http.security import Passwords
+from tradercoin.orders import Fill, Order, OrderType, Side, TimeInForce
+from tradercoin.service import Service, build_service, start_parts
 from tradercoin.store import Store, open_store
 from tradercoin.store.secrets import SecretBox, generate_key
 
@@ -60,6 +62,8 @@ __all__ = [
 
 T = TypeVar("T")
 EPOCH_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z: the harness's wall clock at t=0
+SIM_URL = "http://sim"
+APP_URL = "http://tradercoin.test"
 
 
 async def run_inline(fn: Callable[..., T], /, *args: Any, limiter: Any = None) -> T:
@@ -121,12 +125,26 @@ class TestSession:
 
     __test__ = False  # not a pytest class
 
-    def __init__(self, session_id: int, capacity: int) -> None:
+    def __init__(
+        self,
+        session_id: int,
+        capacity: int,
+        *,
+        outgoing: trio.MemorySendChannel[dict[str, Any]] | None = None,
+    ) -> None:
         self.session_id = session_id
         self.capacity = capacity
         self.received: list[Received] = []
         self.closed = False
         self._changed = trio.Event()
+        self._outgoing = outgoing
+
+    async def send(self, message: dict[str, Any]) -> None:
+        """Send a client message (``{"type": "resume", "since": N}``, ``ping``) on a ``/ws``
+        session (:meth:`TestUser.open_ws`)."""
+        if self._outgoing is None:
+            raise RuntimeError("an actor-attached session has no way back; use open_ws")
+        await self._outgoing.send(message)
 
     async def _read(self, receive: trio.MemoryReceiveChannel[dict[str, Any]]) -> None:
         async with receive:
@@ -215,12 +233,43 @@ class TestUser:
     async def cancel(self, order_id: int) -> Order:
         return await self.actor.cancel(order_id)
 
+    async def cancel_all(self, symbol: str) -> int:
+        """Cancel every open order of ``symbol`` (as ``DELETE /api/orders?symbol=`` does)."""
+        return await self.actor.cancel_all(symbol)
+
+    async def fills(self, order_id: int) -> list[Fill]:
+        """The fills we hold of one of this user's orders (the store's, oldest first)."""
+        return await self.system.store.order_fills(self.user_id, order_id)
+
     async def open_session(self, *, since: int | None = None, capacity: int = 256) -> TestSession:
         """Attach a fake tab (a channel of ``capacity``), replaying after ``since`` if given."""
         send, receive = trio.open_memory_channel[dict[str, Any]](capacity)
         session_id = await self.actor.attach(send, since)
         session = TestSession(session_id, capacity)
         self.system.nursery.start_soon(session._read, receive)
+        return session
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """An ``Authorization`` header with a fresh token of this user, for
+        ``system.http`` (the app in-process: ``POST /api/orders``, ``GET /api/orders``...)."""
+        token = self.system.service.ctx.tokens.issue(self.user_id)
+        return {"Authorization": f"Bearer {token}"}
+
+    async def open_ws(self, *, since: int | None = None, capacity: int = 256) -> TestSession:
+        """A ``/ws`` session of the app in-process (hello, order_update, resync...), its
+        messages collected like :meth:`open_session`'s; ``session.send`` talks back."""
+        token = self.system.service.ctx.tokens.issue(self.user_id)
+        query = f"token={token}" + ("" if since is None else f"&since={since}")
+        frames_send, frames_receive = trio.open_memory_channel[dict[str, Any]](capacity)
+        client_send, client_receive = trio.open_memory_channel[dict[str, Any]](capacity)
+        session = TestSession(0, capacity, outgoing=client_send)
+        nursery = self.system.nursery
+        nursery.start_soon(session._read, frames_receive)
+        nursery.start_soon(
+            _asgi_websocket, self.system.service.app, query, frames_send, client_receive
+        )
+        await session.wait_for(lambda m: m["type"] in ("hello", "resync", "error"))
         return session
 
     def status(self) -> ActorStatus:
@@ -251,25 +300,42 @@ class TestSystem:
     def __init__(
         self,
         *,
+        service: Service,
         nursery: trio.Nursery,
-        sim: Simulator,
-        store: Store,
-        governor: RateGovernor,
-        supervisor: Supervisor,
-        exchange: BinanceFutures,
-        clock: FixedEpochClock,
+        http: httpx.AsyncClient,
         log: _RequestLog,
     ) -> None:
+        self.service = service
         self.nursery = nursery
-        self.sim = sim
-        self.store = store
-        self.governor = governor
-        self.supervisor = supervisor
-        self.exchange = exchange
-        self.clock = clock
+        self.http = http
         self._log = log
         self.users: dict[int, TestUser] = {}
         self._names = itertools.count(1)
+
+    @property
+    def sim(self) -> Simulator:
+        simulator: Simulator = self.service.simulator
+        return simulator
+
+    @property
+    def store(self) -> Store:
+        return self.service.store
+
+    @property
+    def governor(self) -> RateGovernor:
+        return self.service.governor
+
+    @property
+    def supervisor(self) -> Supervisor:
+        return self.service.supervisor
+
+    @property
+    def exchange(self) -> BinanceFutures:
+        return self.service.exchange
+
+    @property
+    def clock(self) -> WallClock:
+        return self.service.clock
 
     async def add_user(
         self, name: str | None = None, *, policy: PollPolicy | None = None
@@ -317,25 +383,34 @@ async def open_test_system(
     *,
     stream: bool = False,
     poll: PollPolicy | None = None,
-    strategy: Strategy = "batched",
     budget_per_minute: int = 2400,
     market_fill_latency: float = 2.0,
     seed: int = 0,
+    database_url: str = "sqlite:///:memory:",
     stream_options: dict[str, Any] | None = None,
     supervisor_options: dict[str, Any] | None = None,
     sim_options: dict[str, Any] | None = None,
+    settings: dict[str, Any] | None = None,
 ) -> AsyncIterator[TestSystem]:
-    """Run the simulator, store, governor and supervisor in-process; yield a TestSystem.
+    """Run the service in-process, as ``tradercoin serve`` composes it; yield a TestSystem.
+
+    The parts are built by :func:`tradercoin.service.build_service` and started by
+    :func:`tradercoin.service.start_parts`, exactly as in production (supervisor, event
+    retention, the Quart app with ``/ws``); only the clock (a fixed epoch on trio's clock),
+    the transports (httpx's ASGI transport to the simulator and to the app, in-memory
+    WebSockets) and the database (SQLite run inline) are swapped. No socket is opened.
 
     Args:
         stream: give actors the simulator's user-data stream (else they only poll).
         poll: the default poll policy (``PollPolicy()``: 5 s / 1 s / 60 s).
-        strategy: ``"batched"`` or the seed's ``"per-order"`` (benchmark baseline).
         budget_per_minute: the governor's weight budget.
         market_fill_latency: seconds before the simulator fills a MARKET order.
         seed: seeds the simulator and the supervisor's restart jitter.
+        database_url: a SQLite URL; a file lets a test reopen the same database in a second
+            system (a restart).
         stream_options, supervisor_options, sim_options: extra keyword arguments for
             the stream task, the :class:`Supervisor` and the :class:`Simulator`.
+        settings: overrides of the service's :class:`~tradercoin.config.Settings`.
 
     Resource handling: everything is cancelled and closed on exit.
     """
@@ -343,58 +418,104 @@ async def open_test_system(
     sim = Simulator(
         clock=clock, seed=seed, market_fill_latency=market_fill_latency, **(sim_options or {})
     )
-    governor = RateGovernor(budget_per_minute=budget_per_minute, clock=clock)
+    options: dict[str, Any] = {
+        "database_url": database_url,
+        "master_key": generate_key(),
+        "poll": poll or PollPolicy(),
+        "weight_budget_per_minute": budget_per_minute,
+        **(settings or {}),
+    }
+    config = Settings(**options)
     log = _RequestLog()
+    secrets = SecretBox.from_settings(config)
     async with trio.open_nursery() as nursery:
         await nursery.start(sim.run)
-        async with _open_exchange_and_store(sim, clock, governor, log) as (exchange, store):
-            supervisor = Supervisor(
-                store=store,
-                exchange=exchange,
-                governor=governor,
-                clock=clock,
-                poll_defaults=poll or PollPolicy(),
-                stream_ws_url="ws://sim" if stream else None,
-                connect_ws=sim.open_websocket,
-                strategy=strategy,
-                seed=seed,
-                stream_options=stream_options,
+        async with (
+            _exchange_pool(sim, log) as pool,
+            open_store(database_url, secrets=secrets, clock=clock, run_sync=run_inline) as store,
+        ):
+            supervisor = {
+                "connect_ws": sim.open_websocket,
+                "seed": seed,
+                "stream_options": stream_options,
                 **(supervisor_options or {}),
+            }
+            service = await build_service(
+                config,
+                clock,
+                store,
+                pool,
+                sim,
+                SIM_URL,
+                "ws://sim",
+                passwords=Passwords.fast_for_tests(),
+                stream=stream,
+                supervisor_options=supervisor,
             )
-            system = TestSystem(
-                nursery=nursery,
-                sim=sim,
-                store=store,
-                governor=governor,
-                supervisor=supervisor,
-                exchange=exchange,
-                clock=clock,
-                log=log,
-            )
-            async with trio.open_nursery() as inner:
-                await inner.start(supervisor.run)
+            app: Any = service.app.asgi_app  # Quart's ASGI types are narrower than httpx's
+            async with (
+                trio.open_nursery() as inner,
+                httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=APP_URL) as http,
+            ):
+                await start_parts(inner, service)
+                service.running = True
                 try:
-                    yield system
+                    yield TestSystem(service=service, nursery=inner, http=http, log=log)
                 finally:
                     inner.cancel_scope.cancel()
         nursery.cancel_scope.cancel()
 
 
+async def _asgi_websocket(
+    app: Any,
+    query: str,
+    frames: trio.MemorySendChannel[dict[str, Any]],
+    client: trio.MemoryReceiveChannel[dict[str, Any]],
+) -> None:
+    """One ``/ws`` connection to the ASGI ``app`` in memory: server frames (JSON) go to
+    ``frames``, client messages come from ``client``; ends when either side closes."""
+    scope = {
+        "type": "websocket",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "scheme": "ws",
+        "path": "/ws",
+        "raw_path": b"/ws",
+        "root_path": "",
+        "query_string": query.encode(),
+        "headers": [(b"host", APP_URL.removeprefix("http://").encode())],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 80),
+        "subprotocols": [],
+    }
+    connected = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal connected
+        if not connected:
+            connected = True
+            return {"type": "websocket.connect"}
+        try:
+            message = await client.receive()
+        except trio.EndOfChannel:
+            return {"type": "websocket.disconnect", "code": 1000}
+        return {"type": "websocket.receive", "text": json.dumps(message)}
+
+    async def send(event: dict[str, Any]) -> None:
+        if event["type"] == "websocket.send":
+            text = event.get("text") or event.get("bytes", b"").decode()
+            await frames.send(json.loads(text))
+        elif event["type"] in ("websocket.close", "websocket.http.response.start"):
+            frames.close()
+
+    async with frames, client:
+        await app(scope, receive, send)
+
+
 @asynccontextmanager
-async def _open_exchange_and_store(
-    sim: Simulator, clock: FixedEpochClock, governor: RateGovernor, log: _RequestLog
-) -> AsyncIterator[tuple[BinanceFutures, Store]]:
-    """The exchange client on the simulator's ASGI app, and an in-memory store run inline."""
-    secrets = SecretBox.parse(generate_key())
+async def _exchange_pool(sim: Simulator, log: _RequestLog) -> AsyncIterator[httpx.AsyncClient]:
+    """The exchange client's pool on the simulator's ASGI app, every answer recorded."""
     transport = httpx.ASGITransport(app=sim.asgi_app)
     hooks = {"response": [log.record]}
-    async with (
-        httpx.AsyncClient(transport=transport, base_url="http://sim", event_hooks=hooks) as http,
-        open_store(
-            "sqlite:///:memory:", secrets=secrets, clock=clock, run_sync=run_inline
-        ) as store,
-    ):
-        exchange = BinanceFutures(
-            http, clock=clock, on_usage=governor.on_usage, rest_url="http://sim"
-        )
-        yield exchange, store
+    async with httpx.AsyncClient(transport=transport, base_url=SIM_URL, event_hooks=hooks) as http:
+        yield http

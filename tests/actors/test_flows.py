@@ -164,10 +164,10 @@ async def test_logs_tell_the_story_and_never_show_a_secret(
     assert creds is not None
     text = "\n".join(r.getMessage() for r in caplog.records)
     assert creds.api_secret not in text and creds.api_key not in text
-    assert f"order {order.id} new -> filled" in text
-    assert "checking 1 pending orders" in text
-    assert f"notifications sent to user {alice.user_id}" in text
-    assert "cycle done in" in text
+    assert f"order {order.id} status changed: new -> filled" in text
+    assert "ORDER MONITOR - user 1: checking 1 pending orders" in text
+    assert f"WebSocket notification sent to user {alice.user_id}" in text
+    assert "order monitor check completed in" in text
 
 
 async def test_actor_statistics_count_polls_and_sessions(autojump_clock: trio.abc.Clock) -> None:

@@ -5,17 +5,17 @@ from __future__ import annotations
 import itertools
 import math
 import random
-from collections.abc import Sequence
 from typing import Any
 
 import pytest
 import trio
 
 from tradercoin.actors import ActorUnavailable
+from tradercoin.actors.book import Folded
 from tradercoin.actors.messages import ActorState, Stop, StreamState
 from tradercoin.actors.supervisor import ActorHandle, backoff_delay
 from tradercoin.actors.user import UserActor
-from tradercoin.orders import OrderChange, OrderEvent
+from tradercoin.orders import OrderEvent
 from tradercoin.testing import open_test_system
 
 
@@ -155,13 +155,12 @@ async def test_an_event_stored_by_an_actor_that_crashed_before_pushing_still_arr
     crashed: list[float] = []
 
     class CrashAfterStoring(UserActor):
-        async def _commit(self, changes: Sequence[OrderChange | None]) -> list[OrderEvent]:
-            real = [c for c in changes if c is not None]
-            if not crashed and any(c.after.status == "filled" for c in real):
+        async def _commit(self, folded: Folded) -> list[OrderEvent]:
+            if not crashed and any(c.after.status == "filled" for c in folded.changes):
                 crashed.append(trio.current_time())
-                await self._store.apply(real)  # stored, then the bug: never pushed
+                await self._store.apply(folded.changes, folded.fills)  # stored, never pushed
                 raise RuntimeError("injected bug between store and push")
-            return await super()._commit(changes)
+            return await super()._commit(folded)
 
     async with open_test_system(supervisor_options={"actor_class": CrashAfterStoring}) as system:
         alice = await system.add_user("alice")

@@ -59,7 +59,7 @@ async def test_cancel_all_open_orders_of_a_symbol(env: Env, sim_clock: object) -
     for i in range(3):
         await account.place_order(limit(f"ca-{i}", price=str(40_000 + i)))
     assert len(await account.open_orders("BTCUSDT")) == 3
-    await account.cancel_all_open_orders("BTCUSDT")
+    await account.cancel_all_orders("BTCUSDT")
     assert await account.open_orders("BTCUSDT") == []
     statuses = {o.client_order_id: o.status for o in await account.all_orders("BTCUSDT")}
     assert statuses == {f"ca-{i}": OrderStatus.CANCELED for i in range(3)}

@@ -1,6 +1,6 @@
 """Account payloads parsed from Binance's documented examples (developers.binance.com,
 USDⓈ-M futures: Position Information V3, Futures Account Balance V3, Notional and Leverage
-Brackets, Change Initial Leverage, Cancel All Open Orders, Event: Balance and Position Update)."""
+Brackets, Change Initial Leverage, Event: Balance and Position Update)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 
 from tradercoin.actors.account import update_message
-from tradercoin.exchange import account as acct
+from tradercoin.exchange import account_data as acct
 from tradercoin.exchange.parsing import PayloadError
 
 POSITION_RISK_V3 = [
@@ -127,14 +127,11 @@ def test_leverage_brackets_take_json_numbers_exactly() -> None:
     assert single["ETHUSDT"] == (bracket,)
 
 
-def test_leverage_and_cancel_all_answers() -> None:
+def test_leverage_answer() -> None:
     change = acct.leverage_change(
         {"leverage": 21, "maxNotionalValue": "1000000", "symbol": "BTCUSDT"}
     )
     assert (change.symbol, change.leverage) == ("BTCUSDT", 21)
-    acct.cancel_all_done({"code": 200, "msg": "The operation of cancel all open order is done."})
-    with pytest.raises(PayloadError):
-        acct.cancel_all_done({"code": -2011, "msg": "Unknown order sent."})
 
 
 def test_account_update_becomes_the_page_message() -> None:

@@ -15,13 +15,14 @@ import pytest
 import trio
 import trio.testing
 
-from tradercoin.exchange.client import AccountClient, BinanceFutures
+from tradercoin.exchange.client import AccountClient, BinanceFutures, error_from_response
 from tradercoin.exchange.errors import (
     ExchangeError,
     InvalidCredentials,
     InvalidRequest,
     IPBanned,
     OrderNotFound,
+    OrderRateLimited,
     RateLimited,
     Unavailable,
     UnknownOutcome,
@@ -261,10 +262,18 @@ WRITE_AND_READ_CASES = [
         Unavailable,
         Unavailable,
     ),
-    (502, "<html>Bad Gateway</html>", Unavailable, Unavailable),
-    (500, "", Unavailable, Unavailable),
+    # issue 9, defect 4: a 5xx or a code-less 408 on a write may have been executed
+    (502, "<html>Bad Gateway</html>", UnknownOutcome, Unavailable),
+    (500, "", UnknownOutcome, Unavailable),
+    (504, "", UnknownOutcome, Unavailable),
+    (
+        500,
+        _err(-1000, "An unknown error occured while processing the request."),
+        UnknownOutcome,
+        Unavailable,
+    ),
     (403, HTML, Unavailable, Unavailable),
-    (408, "", Unavailable, Unavailable),
+    (408, "", UnknownOutcome, Unavailable),
     (400, _err(-1121, "Invalid symbol."), InvalidRequest, InvalidRequest),
     (
         400,
@@ -287,6 +296,13 @@ WRITE_AND_READ_CASES = [
     (404, "", ExchangeError, ExchangeError),
     (429, _err(-1003, "Too many requests; current limit is 2400."), RateLimited, RateLimited),
     (418, _err(-1003, BAN_MSG), IPBanned, IPBanned),
+    # issue 9, defect 5: the account's order rate, not the IP's weight
+    (
+        429,
+        _err(-1015, "Too many new orders; current limit is 300 orders per 10 SECOND."),
+        OrderRateLimited,
+        OrderRateLimited,
+    ),
 ]
 
 
@@ -430,3 +446,14 @@ async def test_at_most_max_in_flight_requests_reach_httpx() -> None:
 async def test_unsendable_api_keys_are_refused_up_front(exchange: BinanceFutures, key: str) -> None:
     with pytest.raises(InvalidCredentials, match="printable ASCII"):
         exchange.for_account(Credentials(key, SECRET))
+
+
+def test_an_order_rate_refusal_states_its_limit_and_the_rest_of_its_window() -> None:
+    body = b'{"code":-1015,"msg":"Too many new orders; current limit is 300 orders per 10 SECOND."}'
+    error = error_from_response(429, {}, body, write=True, now_ms=123_456)
+    assert isinstance(error, OrderRateLimited)
+    assert (error.limit, error.window, error.retry_after) == (300, 10.0, 6.544)
+    minute = b'{"code":-1015,"msg":"Too many new orders; current limit is 1200 orders per MINUTE."}'
+    error = error_from_response(429, {"retry-after": "7"}, minute, write=True, now_ms=0)
+    assert isinstance(error, OrderRateLimited)
+    assert (error.limit, error.window, error.retry_after) == (1200, 60.0, 7.0)

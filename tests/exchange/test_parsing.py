@@ -117,6 +117,8 @@ def test_user_trade() -> None:
         commission=Decimal("0.07819010"),
         commission_asset="USDT",
         time=1569514978020,
+        realized_pnl=Decimal("-0.91539999"),
+        maker=False,
     )
 
 
@@ -161,6 +163,8 @@ def test_stream_trade_carries_its_fill() -> None:
             commission=Decimal("0.00213279"),
             commission_asset="USDT",
             time=1568879465650,
+            realized_pnl=Decimal("0.24773076"),
+            maker=False,
         ),
     )
 

@@ -226,3 +226,28 @@ async def test_a_restart_keeps_sim_users_trading(tmp_path: Path) -> None:
         await _next(ws, "hello")
         order = await _place(client, alice)  # the stored keys still sign with the new simulator
         await _until_status(ws, order["id"], "filled")
+
+
+async def test_the_service_prunes_old_events_and_an_old_resume_gets_a_resync(
+    tmp_path: Path,
+) -> None:
+    """Issue 9, defect 8: event retention was never started, so order_events grew forever.
+    Here events are kept 1 s: they go, and a resume from before them is told to resync."""
+    async with (
+        running_service(tmp_path, event_retention=1.0) as service,
+        httpx.AsyncClient(base_url=service.url) as http,
+    ):
+        alice = await _register(http, "alice")
+        far = (service.simulator.mark("BTCUSDT") * Decimal("0.9")).quantize(Decimal("0.1"))
+        await _place(http, alice, type="LIMIT", price=str(far), time_in_force="GTC")
+        user = await service.store.get_user_by_name("alice")
+        assert user is not None
+        assert await service.store.events_since(user.id, 0)  # kept for now
+        with trio.fail_after(LIVE_TIMEOUT):
+            while await service.store.events_since(user.id, 0):  # noqa: ASYNC110 (a database)
+                await trio.sleep(0.1)
+        latest = await service.store.latest_seq(user.id)
+        async with open_websocket_url(_ws_url(service, alice, since=0)) as ws:
+            await _next(ws, "hello")
+            resync = await _next(ws, "resync")
+    assert latest > 0 and resync["seq"] == latest

@@ -166,6 +166,29 @@ async def _order_cancel(w: World) -> None:
     assert [t.status for t in truth if t.client_order_id == still["client_order_id"]] == ["NEW"]
 
 
+async def _order_fills(w: World) -> None:
+    for order in w.alice_orders:
+        path = f"/api/orders/{order['id']}/fills"
+        assert await _status(w, "GET", path, None) == 401
+        assert await _status(w, "GET", path, w.bob) == 404
+        assert await _status(w, "GET", path, w.alice) == 200
+    missing = await w.http.get("/api/orders/999999/fills", headers=w.bob)
+    theirs = await w.http.get(f"/api/orders/{w.open_order['id']}/fills", headers=w.bob)
+    hint = missing.json()["error"]["message"].replace("999999", str(w.open_order["id"]))
+    assert theirs.json()["error"] == {**missing.json()["error"], "message": hint}
+
+
+async def _orders_cancel_all(w: World) -> None:
+    """Bob cancelling all his BTCUSDT orders leaves alice's open order open at the exchange."""
+    path = "/api/orders?symbol=BTCUSDT"
+    assert await _status(w, "DELETE", path, None) == 401
+    answer = await w.http.delete(path, headers=w.bob)
+    assert answer.status_code == 200, answer.text
+    truth = w.service.simulator.orders(await _api_key(w, w.alice_id))
+    still = [t.status for t in truth if t.client_order_id == w.open_order["client_order_id"]]
+    assert still == ["NEW"]
+
+
 async def _api_key(w: World, user_id: int) -> str:
     creds = await w.service.store.get_credentials(user_id)
     assert creds is not None
@@ -293,6 +316,8 @@ ROUTES: dict[tuple[str, str], Callable[[World], Awaitable[None]]] = {
     ("/api/orders", "POST"): _orders_place,
     ("/api/orders/<int:order_id>", "GET"): _order_get,
     ("/api/orders/<int:order_id>", "DELETE"): _order_cancel,
+    ("/api/orders/<int:order_id>/fills", "GET"): _order_fills,
+    ("/api/orders", "DELETE"): _orders_cancel_all,
     ("/api/credentials", "GET"): _credentials_get,
     ("/api/admin/actors", "GET"): _operator("GET", "/api/admin/actors"),
     ("/api/admin/governor", "GET"): _operator("GET", "/api/admin/governor"),

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-import sqlalchemy as sa
 import trio
 import trio.testing
 
@@ -24,6 +23,7 @@ from tradercoin.orders import (
     Order,
     OrderChange,
     OrderEvent,
+    OrderFill,
     OrderStatus,
     merge,
 )
@@ -36,7 +36,6 @@ from tradercoin.store import (
     open_store,
 )
 from tradercoin.store import db as db_module
-from tradercoin.store.schema import fills
 
 T = TypeVar("T")
 
@@ -54,7 +53,7 @@ def _fill(trade_id: int, order_id: int = 77) -> Fill:
     )
 
 
-def _filled(order: Order, *fills_: Fill) -> OrderChange:
+def _filled(order: Order) -> OrderChange:
     update = ExchangeUpdate(
         symbol=order.symbol,
         exchange_order_id=77,
@@ -63,7 +62,6 @@ def _filled(order: Order, *fills_: Fill) -> OrderChange:
         executed_qty=order.quantity,
         avg_price=Decimal("30000.5"),
         update_time=order.exchange_update_time + 10,
-        fills=fills_,
     )
     change = merge(order, update, now=order.updated_at + 1)
     assert change is not None
@@ -161,17 +159,32 @@ async def test_bad_change_fails_only_its_caller(store: Store, alice: User, bob: 
     assert (await store.list_orders(alice.id)).total == 3
 
 
-async def test_fills_are_kept_once(store: Store, alice: User) -> None:
+def _on(order: Order, *fills_: Fill) -> list[OrderFill]:
+    assert order.id is not None
+    return [OrderFill(order.user_id, order.id, f) for f in fills_]
+
+
+async def test_fills_are_kept_once_per_order_and_trade(store: Store, alice: User) -> None:
     (event,) = await store.apply([placed(alice.id, "f")])
-    await store.apply([_filled(event.order, _fill(1), _fill(2))])
-    assert await store.record_fills(alice.id, [_fill(2), _fill(3), _fill(3)]) == 1
-    assert await store.record_fills(alice.id, [_fill(1)]) == 0
-    assert await store.record_fills(alice.id, []) == 0
+    order = event.order
+    await store.apply([_filled(order)], _on(order, _fill(1), _fill(2)))
+    assert await store.record_fills(_on(order, _fill(2), _fill(3), _fill(3))) == 1
+    assert await store.record_fills(_on(order, _fill(1))) == 0
+    assert await store.record_fills([]) == 0
+    assert [f.trade_id for f in await store.order_fills(alice.id, order.id or 0)] == [1, 2, 3]
 
-    def count(conn: sa.Connection) -> int:
-        return int(conn.execute(sa.select(sa.func.count()).select_from(fills)).scalar_one())
 
-    assert await store.db.read(count) == 3
+async def test_both_sides_of_a_trade_are_kept(store: Store, alice: User, bob: User) -> None:
+    """Binance gives both sides of a trade the same trade id; two of our users may be them
+    (issue 9, defect 3: the second side was silently dropped)."""
+    (mine,) = await store.apply([placed(alice.id, "buy")])
+    (theirs,) = await store.apply([placed(bob.id, "sell")])
+    maker = dataclasses.replace(_fill(7), realized_pnl=Decimal("-1.25"), maker=True)
+    assert await store.record_fills(_on(mine.order, _fill(7))) == 1
+    assert await store.record_fills(_on(theirs.order, maker)) == 1
+    assert await store.order_fills(alice.id, mine.order.id or 0) == [_fill(7)]
+    assert await store.order_fills(bob.id, theirs.order.id or 0) == [maker]
+    assert await store.order_fills(bob.id, mine.order.id or 0) == []  # not bob's order
 
 
 async def test_events_since_replays_in_order_per_user(store: Store, alice: User, bob: User) -> None:

@@ -106,3 +106,57 @@ async def test_different_databases_migrate_at_once_in_one_process(tmp_path: Path
     finally:
         for db in databases:
             await db.dispose()
+
+
+async def test_0002_binds_existing_fills_to_their_orders(db_url: str) -> None:
+    """Rows written under revision 0001 survive 0002: each fill is bound to its order
+    (by user, symbol, exchange order id); one that matches no order is kept unbound; and
+    afterwards the same trade id may belong to two orders (both sides of a trade)."""
+
+    def seed_at_0001(conn: sa.Connection) -> None:
+        upgrade(conn, "0001")
+        conn.execute(
+            sa.text(
+                "INSERT INTO users (id, username, role, password_hash, created_at) "
+                "VALUES (1, 'alice', 'user', 'x', 0), (2, 'bob', 'user', 'x', 0)"
+            )
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO orders (id, user_id, symbol, side, type, status, quantity, "
+                "filled_quantity, client_order_id, exchange_order_id, created_at, updated_at, "
+                "exchange_update_time) VALUES "
+                "(10, 1, 'BTCUSDT', 'BUY', 'MARKET', 'filled', '1', '1', 'c1', 500, 0, 0, 0)"
+            )
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO fills (user_id, symbol, trade_id, exchange_order_id, price, "
+                "quantity, commission, commission_asset, time) VALUES "
+                "(1, 'BTCUSDT', 7, 500, '100', '1', '0.04', 'USDT', 1), "
+                "(1, 'BTCUSDT', 8, 999, '100', '1', '0.04', 'USDT', 1)"
+            )
+        )
+
+    def rows(conn: sa.Connection) -> list[tuple[object, ...]]:
+        query = "SELECT trade_id, order_id, realized_pnl, maker FROM fills ORDER BY trade_id"
+        return [tuple(r) for r in conn.execute(sa.text(query))]
+
+    def other_side(conn: sa.Connection) -> None:
+        conn.execute(
+            sa.text(
+                "INSERT INTO fills (user_id, order_id, symbol, trade_id, exchange_order_id, "
+                "price, quantity, commission, commission_asset, time) VALUES "
+                "(2, 11, 'BTCUSDT', 7, 501, '100', '1', '0.02', 'USDT', 1)"
+            )
+        )
+
+    db = Database(db_url)
+    try:
+        await db.write(seed_at_0001)
+        await db.write(upgrade)
+        assert await db.read(rows) == [(7, 10, "0", False), (8, None, "0", False)]
+        await db.write(other_side)
+        assert len(await db.read(rows)) == 3
+    finally:
+        await db.dispose()

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 import trio
 
-from tradercoin.exchange import account as acct
+from tradercoin.exchange import account_data as acct
 from tradercoin.exchange.errors import (
     ExchangeError,
     InvalidCredentials,

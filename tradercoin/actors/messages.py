@@ -18,7 +18,7 @@ import outcome
 import trio
 
 from tradercoin.config import PollPolicy
-from tradercoin.orders import OrderType, Side, TimeInForce
+from tradercoin.orders import ExchangeUpdate, Order, OrderType, Side, TimeInForce
 
 __all__ = [
     "AccountChanged",
@@ -27,6 +27,7 @@ __all__ = [
     "ActorUnavailable",
     "AttachSession",
     "BudgetGranted",
+    "CancelAll",
     "CancelOrder",
     "CredentialsChanged",
     "DetachSession",
@@ -37,6 +38,7 @@ __all__ = [
     "OrderRejected",
     "PlaceOrder",
     "PlaceOrderRequest",
+    "PlaceResolved",
     "Reply",
     "SetPollPolicy",
     "Stop",
@@ -49,7 +51,7 @@ __all__ = [
 ]
 
 T = TypeVar("T")
-Reply: TypeAlias = trio.MemorySendChannel[outcome.Outcome[Any]]
+Reply: TypeAlias = trio.MemorySendChannel[outcome.Outcome[T]]
 
 ActorState = Literal["starting", "running", "parked", "backoff", "stopped"]
 StreamState = Literal["off", "connecting", "healthy", "down"]
@@ -69,11 +71,13 @@ class OrderRejected(Exception):
 
 class ActorUnavailable(Exception):
     """The user's actor cannot take the request now (parked, restarting, stopped, overloaded,
-    exchange paused); ``reason`` says which in a few words."""
+    exchange paused, this account placing too fast); ``reason`` says which in a sentence,
+    ``retry_after`` (seconds) when to try again if known."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, *, retry_after: float | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.retry_after = retry_after
 
 
 class OrderNotFoundError(LookupError):
@@ -101,14 +105,27 @@ class PlaceOrderRequest:
 
 @dataclass(frozen=True, slots=True)
 class PlaceOrder:
+    """Answered with the stored :class:`~tradercoin.orders.Order`."""
+
     request: PlaceOrderRequest
-    reply: Reply
+    reply: Reply[Order]
 
 
 @dataclass(frozen=True, slots=True)
 class CancelOrder:
+    """Answered with the order as it stands after the cancel."""
+
     order_id: int
-    reply: Reply
+    reply: Reply[Order]
+
+
+@dataclass(frozen=True, slots=True)
+class CancelAll:
+    """Cancel every open order of ``symbol`` (``DELETE allOpenOrders``); answered with how
+    many of the user's pending orders of that symbol the cancel covered."""
+
+    symbol: str
+    reply: Reply[int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,13 +134,13 @@ class AttachSession:
 
     send: trio.MemorySendChannel[dict[str, Any]]
     since: int | None
-    reply: Reply
+    reply: Reply[int]
 
 
 @dataclass(frozen=True, slots=True)
 class DetachSession:
     session_id: int
-    reply: Reply
+    reply: Reply[None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,7 +159,7 @@ class CredentialsChanged:
 class GetAccount:
     """Read the account (balances, positions) from the exchange; answers its wire JSON."""
 
-    reply: Reply
+    reply: Reply[dict[str, Any]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +198,17 @@ class AccountChanged:
 
 
 @dataclass(frozen=True, slots=True)
+class PlaceResolved:
+    """A place whose outcome was unknown has been looked up by client id: ``update`` is the
+    exchange's view (``None``: still unknown, polls settle it); ``reply`` is the waiting
+    caller's."""
+
+    order: Order
+    update: ExchangeUpdate | None
+    reply: Reply[Order]
+
+
+@dataclass(frozen=True, slots=True)
 class BudgetGranted:
     """The governor let the actor's queued poll spend ``weight`` (already recorded)."""
 
@@ -199,12 +227,14 @@ Message: TypeAlias = (
     | StreamUpdates
     | StreamChanged
     | BudgetGranted
+    | CancelAll
+    | PlaceResolved
     | GetAccount
     | AccountChanged
 )
 
 
-async def ask(mailbox: trio.MemorySendChannel[Message], make: Callable[[Reply], Message]) -> Any:
+async def ask(mailbox: trio.MemorySendChannel[Message], make: Callable[[Reply[T]], Message]) -> T:
     """Send ``make(reply)`` without waiting for room, then wait for the one answer.
 
     Raises:
@@ -212,7 +242,7 @@ async def ask(mailbox: trio.MemorySendChannel[Message], make: Callable[[Reply], 
             channel without answering (it crashed or was stopped mid-request).
         Whatever the actor put in the reply as an error (e.g. :class:`OrderRejected`).
     """
-    reply_send, reply_receive = trio.open_memory_channel[outcome.Outcome[Any]](1)
+    reply_send, reply_receive = trio.open_memory_channel[outcome.Outcome[T]](1)
     with reply_receive:
         try:
             mailbox.send_nowait(make(reply_send))

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 import trio
 
-from tradercoin.exchange.account import MarkPrice
+from tradercoin.exchange.account_data import MarkPrice
 from tradercoin.exchange.errors import ExchangeError
 
 __all__ = ["PRICE_MESSAGE", "PriceFeed", "PriceFeedStatistics", "Subscription"]

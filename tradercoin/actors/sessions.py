@@ -96,11 +96,18 @@ class Sessions:
         return self._delivered - before
 
     def deliver(self, session_id: int, events: Iterable[OrderEvent]) -> None:
-        """Offer ``events`` to one session, skipping those it already has."""
+        """Offer ``events`` to one session, skipping those it already has. A session that
+        would see a gap (it is further behind than ``events`` reach) is told to resync
+        first: it re-fetches, and never takes a later change for the next one."""
         session = self._sessions.get(session_id)
         for event in events:
             if session is None:
                 return
+            if event.seq > session.last_seq + 1:
+                self.resync(session_id, event.seq - 1)
+                session = self._sessions.get(session_id)
+                if session is None:
+                    return
             if event.seq > session.last_seq:
                 if not self._offer(session_id, session, update_message(event)):
                     return

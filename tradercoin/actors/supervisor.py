@@ -15,7 +15,7 @@ import logging
 import math
 import random
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import trio
 
@@ -25,12 +25,14 @@ from tradercoin.actors.messages import (
     ActorStatus,
     ActorUnavailable,
     AttachSession,
+    CancelAll,
     CancelOrder,
     CredentialsChanged,
     DetachSession,
     Message,
     PlaceOrder,
     PlaceOrderRequest,
+    Reply,
     SetPollPolicy,
     StreamState,
     SupervisorStatistics,
@@ -39,7 +41,7 @@ from tradercoin.actors.messages import (
 )
 from tradercoin.actors.sessions import Sessions
 from tradercoin.actors.stream import StreamOptions, run_user_stream
-from tradercoin.actors.user import AccountFactory, ActorConfig, ActorStore, Strategy, UserActor
+from tradercoin.actors.user import AccountFactory, ActorConfig, ActorStore, UserActor
 from tradercoin.clock import WallClock
 from tradercoin.config import PollPolicy
 from tradercoin.orders import Order
@@ -49,6 +51,7 @@ __all__ = ["ActorHandle", "Supervisor", "SupervisorStore", "backoff_delay"]
 log = logging.getLogger(__name__)
 
 GOLDEN = 0.6180339887498949
+T = TypeVar("T")
 
 
 class SupervisorStore(ActorStore, Protocol):
@@ -116,7 +119,7 @@ class ActorHandle:
             OrderRejected: the exchange refused it (``code``, ``message``).
             ActorUnavailable: see the class.
         """
-        return await self._ask(lambda reply: PlaceOrder(request, reply))  # type: ignore[no-any-return]
+        return await self._ask(lambda reply: PlaceOrder(request, reply))
 
     async def cancel(self, order_id: int) -> Order:
         """Cancel one of this user's orders; returns it as it ended (canceled, or filled when
@@ -127,7 +130,17 @@ class ActorHandle:
             OrderRejected: the exchange refused the cancel.
             ActorUnavailable: see the class.
         """
-        return await self._ask(lambda reply: CancelOrder(order_id, reply))  # type: ignore[no-any-return]
+        return await self._ask(lambda reply: CancelOrder(order_id, reply))
+
+    async def cancel_all(self, symbol: str) -> int:
+        """Cancel every open order of ``symbol`` at the exchange; returns how many of this
+        user's pending orders of that symbol it covered (their new states follow as events).
+
+        Raises:
+            OrderRejected: the exchange refused it (e.g. an unknown symbol).
+            ActorUnavailable: see the class.
+        """
+        return await self._ask(lambda reply: CancelAll(symbol, reply))
 
     async def attach(
         self, send: trio.MemorySendChannel[dict[str, Any]], since: int | None = None
@@ -141,7 +154,7 @@ class ActorHandle:
         when the session lags (after a ``resync``), or at shutdown.
         """
         try:
-            return await self._ask(lambda reply: AttachSession(send, since, reply))  # type: ignore[no-any-return]
+            return await self._ask(lambda reply: AttachSession(send, since, reply))
         except ActorUnavailable:
             send.close()
             raise
@@ -151,9 +164,13 @@ class ActorHandle:
         if self.state in ("backoff", "stopped"):
             self.sessions.remove(session_id)
             return
-        await self._ask(lambda reply: DetachSession(session_id, reply))
+        await self._ask(self._detach_message(session_id))
 
-    async def _ask(self, make: Callable[[Any], Message]) -> Any:
+    @staticmethod
+    def _detach_message(session_id: int) -> Callable[[Reply[None]], Message]:
+        return lambda reply: DetachSession(session_id, reply)
+
+    async def _ask(self, make: Callable[[Reply[T]], Message]) -> T:
         if self.state == "backoff":
             raise ActorUnavailable("the user's actor is restarting; try again shortly")
         if self.state == "stopped":
@@ -229,7 +246,6 @@ class Supervisor:
         stream_ws_url: the exchange's user-data-stream base (``None``: poll only).
         connect_ws: how to open a WebSocket (trio-websocket's by default; the simulator's
             in-process ``open_websocket`` in tests).
-        strategy: ``"batched"`` (the design) or ``"per-order"`` (the seed's, benchmark only).
         restart_min, restart_max: the back-off bounds of a crashed actor's restart.
         healthy_after: an incarnation that ran this long resets the back-off.
         seed: seeds every user's restart jitter, so runs repeat.
@@ -249,7 +265,6 @@ class Supervisor:
         poll_defaults: PollPolicy,
         stream_ws_url: str | None = None,
         connect_ws: Any = None,
-        strategy: Strategy = "batched",
         mailbox_size: int = 64,
         restart_min: float = 1.0,
         restart_max: float = 300.0,
@@ -265,7 +280,6 @@ class Supervisor:
         self._clock = clock
         self._config = ActorConfig(
             poll_defaults=poll_defaults,
-            strategy=strategy,
             stream=_stream_runner(stream_ws_url, connect_ws, governor, stream_options or {}),
             mailbox_size=mailbox_size,
         )

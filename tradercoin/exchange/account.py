@@ -1,328 +1,251 @@
-"""Account and market payloads of Binance USDⓈ-M futures -> frozen domain values (no I/O).
+"""``AccountClient``: one account's view of the exchange, the only object holding its keys.
 
-Shapes as documented by Binance (developers.binance.com, derivatives/usds-margined-futures):
-``GET /fapi/v3/account`` (totals, ``assets``, ``positions``), ``GET /fapi/v3/balance`` (one row
-per asset), ``GET /fapi/v3/positionRisk`` (positions with entry, mark and liquidation prices),
-``GET /fapi/v1/leverageBracket`` (brackets per symbol; numbers arrive as JSON numbers),
-``POST /fapi/v1/leverage``, ``DELETE /fapi/v1/allOpenOrders``, ``GET /fapi/v1/premiumIndex``
-(mark price), ``GET /fapi/v1/ticker/24hr``, and the user stream's ``ACCOUNT_UPDATE`` event.
-
-Money stays :class:`~decimal.Decimal`. Anything off-shape raises
-:class:`~tradercoin.exchange.parsing.PayloadError`.
+Made by :meth:`tradercoin.exchange.client.BinanceFutures.for_account`; every request goes
+through the shared client (pool, time offset, usage reports). Implements
+:class:`~tradercoin.exchange.protocol.ExchangeClient`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
-from typing import Any
+from collections.abc import Callable
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from tradercoin.exchange.parsing import PayloadError, dec, integer, listed, text
+from tradercoin.exchange import account_data as acct
+from tradercoin.exchange import parsing
+from tradercoin.exchange.protocol import OrderCounts, PlaceOrder, SymbolInfo, Usage
+from tradercoin.exchange.signing import Signer, encode_query
+from tradercoin.orders import ExchangeUpdate, Fill
 
-__all__ = [
-    "AccountSummary",
-    "AccountUpdate",
-    "Balance",
-    "Bracket",
-    "LeverageChange",
-    "MarkPrice",
-    "Position",
-    "Ticker",
-    "account_summary",
-    "account_update",
-    "balances",
-    "cancel_all_done",
-    "leverage_brackets",
-    "leverage_change",
-    "mark_prices",
-    "positions",
-    "ticker",
-]
+if TYPE_CHECKING:
+    from tradercoin.exchange.client import BinanceFutures
 
-ZERO = Decimal(0)
+__all__ = ["AccountClient"]
+
+T = TypeVar("T")
 
 
-@dataclass(frozen=True, slots=True)
-class Balance:
-    """One asset of the futures wallet (``/fapi/v3/balance`` or ``ACCOUNT_UPDATE``'s ``B``)."""
-
-    asset: str
-    wallet_balance: Decimal
-    cross_wallet_balance: Decimal
-    unrealized_pnl: Decimal | None
-    available_balance: Decimal | None
-    update_time: int | None
+def _decimal_text(value: Decimal) -> str:
+    return format(value, "f")
 
 
-@dataclass(frozen=True, slots=True)
-class Position:
-    """One position. ``None`` where the source does not say (``ACCOUNT_UPDATE`` has no mark
-    or liquidation price). ``leverage`` is the notional over the position's initial margin
-    (the v3 endpoints no longer carry it)."""
-
-    symbol: str
-    position_side: str
-    amount: Decimal
-    entry_price: Decimal | None
-    break_even_price: Decimal | None
-    mark_price: Decimal | None
-    unrealized_pnl: Decimal
-    liquidation_price: Decimal | None
-    notional: Decimal | None
-    initial_margin: Decimal | None
-    margin_type: str | None
-    update_time: int | None
-
-    @property
-    def leverage(self) -> Decimal | None:
-        if not self.notional or not self.initial_margin:
-            return None
-        return (abs(self.notional) / self.initial_margin).quantize(Decimal(1))
+def _id_params(order_id: int | None, client_order_id: str | None) -> list[tuple[str, str]]:
+    params = []
+    if order_id is not None:
+        params.append(("orderId", str(order_id)))
+    if client_order_id is not None:
+        params.append(("origClientOrderId", client_order_id))
+    return params
 
 
-@dataclass(frozen=True, slots=True)
-class AccountSummary:
-    """``/fapi/v3/account`` totals (USDT only in single-asset mode)."""
-
-    total_wallet_balance: Decimal
-    total_unrealized_pnl: Decimal
-    total_margin_balance: Decimal
-    available_balance: Decimal
-    can_trade: bool | None
-    positions: tuple[Position, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class AccountUpdate:
-    """``ACCOUNT_UPDATE``: the balances and positions that changed, and why (``m``)."""
-
-    reason: str
-    event_time: int
-    transaction_time: int
-    balances: tuple[Balance, ...]
-    positions: tuple[Position, ...]
+def _order_params(order: PlaceOrder) -> list[tuple[str, str]]:
+    params = [
+        ("symbol", order.symbol),
+        ("side", order.side.value),
+        ("type", order.type.value),
+        ("quantity", _decimal_text(order.quantity)),
+        ("newClientOrderId", order.client_order_id),
+    ]
+    if order.price is not None:
+        params.append(("price", _decimal_text(order.price)))
+    if order.time_in_force is not None:
+        params.append(("timeInForce", order.time_in_force.value))
+    return params
 
 
-@dataclass(frozen=True, slots=True)
-class Bracket:
-    bracket: int
-    initial_leverage: int
-    notional_cap: Decimal
-    notional_floor: Decimal
-    maint_margin_ratio: Decimal
-
-
-@dataclass(frozen=True, slots=True)
-class LeverageChange:
-    symbol: str
-    leverage: int
-    max_notional_value: Decimal
-
-
-@dataclass(frozen=True, slots=True)
-class MarkPrice:
-    symbol: str
-    mark_price: Decimal
-    index_price: Decimal | None
-    time: int
-
-
-@dataclass(frozen=True, slots=True)
-class Ticker:
-    symbol: str
-    last_price: Decimal
-    price_change_percent: Decimal
-    high_price: Decimal
-    low_price: Decimal
-    volume: Decimal
-    quote_volume: Decimal
-    close_time: int
-
-
-def _maybe(obj: dict[str, Any], key: str) -> Decimal | None:
-    return dec(obj, key) if key in obj else None
-
-
-def _number(obj: Any, key: str) -> Decimal:
-    """A JSON number or decimal string (leverageBracket sends numbers) as a Decimal."""
-    if not isinstance(obj, dict) or key not in obj:
-        raise PayloadError(f"missing field {key!r}")
-    value = obj[key]
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise PayloadError(f"field {key!r} is not a number")
-    try:
-        return Decimal(str(value))
-    except InvalidOperation:
-        raise PayloadError(f"field {key!r} is not a number") from None
-
-
-def _object(payload: Any) -> dict[str, Any]:
-    if not isinstance(payload, dict):
-        raise PayloadError(f"expected an object, got {type(payload).__name__}")
+def _any(payload: Any) -> Any:
     return payload
 
 
-def balance(obj: Any) -> Balance:
-    row = _object(obj)
-    return Balance(
-        asset=text(row, "asset"),
-        wallet_balance=dec(row, "balance"),
-        cross_wallet_balance=dec(row, "crossWalletBalance"),
-        unrealized_pnl=_maybe(row, "crossUnPnl"),
-        available_balance=_maybe(row, "availableBalance"),
-        update_time=integer(row, "updateTime") if "updateTime" in row else None,
-    )
+def _order_list(payload: Any) -> list[ExchangeUpdate]:
+    return [parsing.update_from_order(o) for o in parsing.listed(payload)]
 
 
-def balances(payload: Any) -> list[Balance]:
-    """``GET /fapi/v3/balance``."""
-    return [balance(row) for row in listed(payload)]
+def _trade_list(payload: Any) -> list[Fill]:
+    return [parsing.fill_from_trade(t) for t in parsing.listed(payload)]
 
 
-def position(obj: Any) -> Position:
-    """A row of ``/fapi/v3/positionRisk`` or of ``/fapi/v3/account``'s ``positions``."""
-    row = _object(obj)
-    pnl_key = "unRealizedProfit" if "unRealizedProfit" in row else "unrealizedProfit"
-    initial = "positionInitialMargin" if "positionInitialMargin" in row else "initialMargin"
-    return Position(
-        symbol=text(row, "symbol"),
-        position_side=text(row, "positionSide"),
-        amount=dec(row, "positionAmt"),
-        entry_price=_maybe(row, "entryPrice"),
-        break_even_price=_maybe(row, "breakEvenPrice"),
-        mark_price=_maybe(row, "markPrice"),
-        unrealized_pnl=dec(row, pnl_key),
-        liquidation_price=_maybe(row, "liquidationPrice"),
-        notional=_maybe(row, "notional"),
-        initial_margin=_maybe(row, initial),
-        margin_type=("isolated" if _maybe(row, "isolatedWallet") else "cross")
-        if "isolatedWallet" in row
-        else None,
-        update_time=integer(row, "updateTime") if "updateTime" in row else None,
-    )
+def _listen_key_of(payload: Any) -> str:
+    return parsing.text(payload, "listenKey")
 
 
-def positions(payload: Any) -> list[Position]:
-    """``GET /fapi/v3/positionRisk`` (only symbols with a position or open orders)."""
-    return [position(row) for row in listed(payload)]
+def _optional(**values: int | None) -> list[tuple[str, str]]:
+    return [(k, str(v)) for k, v in values.items() if v is not None]
 
 
-def account_summary(payload: Any) -> AccountSummary:
-    """``GET /fapi/v3/account``."""
-    obj = _object(payload)
-    can_trade = obj.get("canTrade")
-    return AccountSummary(
-        total_wallet_balance=dec(obj, "totalWalletBalance"),
-        total_unrealized_pnl=dec(obj, "totalUnrealizedProfit"),
-        total_margin_balance=dec(obj, "totalMarginBalance"),
-        available_balance=dec(obj, "availableBalance"),
-        can_trade=can_trade if isinstance(can_trade, bool) else None,
-        positions=tuple(position(row) for row in listed(obj.get("positions", []))),
-    )
+class AccountClient:
+    """One account's :class:`~tradercoin.exchange.protocol.ExchangeClient` (keys inside)."""
 
+    __slots__ = ("_api_key", "_exchange", "_order_counts", "_signer")
 
-def _bracket(obj: Any) -> Bracket:
-    return Bracket(
-        bracket=int(_number(obj, "bracket")),
-        initial_leverage=int(_number(obj, "initialLeverage")),
-        notional_cap=_number(obj, "notionalCap"),
-        notional_floor=_number(obj, "notionalFloor"),
-        maint_margin_ratio=_number(obj, "maintMarginRatio"),
-    )
+    def __init__(self, exchange: BinanceFutures, api_key: str, signer: Signer) -> None:
+        self._exchange = exchange
+        self._api_key = api_key
+        self._signer = signer
+        self._order_counts: OrderCounts | None = None
 
+    def order_counts(self) -> OrderCounts | None:
+        """The account's new-order counts from the last answer that stated them."""
+        return self._order_counts
 
-def leverage_brackets(payload: Any) -> dict[str, tuple[Bracket, ...]]:
-    """``GET /fapi/v1/leverageBracket``: an array of symbols (one object when asked for one)."""
-    rows = [payload] if isinstance(payload, dict) else listed(payload)
-    result = {}
-    for row in rows:
-        brackets = listed(_object(row).get("brackets"))
-        result[text(row, "symbol")] = tuple(_bracket(b) for b in brackets)
-    return result
+    def _observe(self, usage: Usage) -> None:
+        if usage.order_count_10s is not None or usage.order_count_1m is not None:
+            self._order_counts = OrderCounts(
+                usage.order_count_10s, usage.order_count_1m, self._exchange.timestamp()
+            )
 
+    def __repr__(self) -> str:
+        return f"AccountClient(api_key=...{self._api_key[-4:]})"
 
-def leverage_change(payload: Any) -> LeverageChange:
-    """``POST /fapi/v1/leverage``."""
-    obj = _object(payload)
-    return LeverageChange(
-        symbol=text(obj, "symbol"),
-        leverage=int(_number(obj, "leverage")),
-        max_notional_value=_number(obj, "maxNotionalValue"),
-    )
+    @property
+    def exchange(self) -> BinanceFutures:
+        return self._exchange
 
+    async def _signed(
+        self,
+        method: str,
+        path: str,
+        params: list[tuple[str, str]],
+        parse: Callable[[Any], T],
+        weight: int,
+        write: bool = False,
+    ) -> T:
+        return await self._exchange.signed(
+            method,
+            path,
+            params,
+            parse,
+            api_key=self._api_key,
+            signer=self._signer,
+            weight=weight,
+            write=write,
+            observe=self._observe,
+        )
 
-def cancel_all_done(payload: Any) -> None:
-    """``DELETE /fapi/v1/allOpenOrders``: ``{"code": 200, "msg": ...}`` on success."""
-    if integer(_object(payload), "code") != 200:
-        raise PayloadError("allOpenOrders did not answer code 200")
+    async def _order(
+        self, method: str, params: list[tuple[str, str]], weight: int, write: bool = False
+    ) -> ExchangeUpdate:
+        return await self._signed(
+            method, "/fapi/v1/order", params, parsing.update_from_order, weight, write
+        )
 
+    async def _orders(
+        self, path: str, params: list[tuple[str, str]], weight: int
+    ) -> list[ExchangeUpdate]:
+        return await self._signed("GET", path, params, _order_list, weight)
 
-def mark_price(obj: Any) -> MarkPrice:
-    row = _object(obj)
-    return MarkPrice(
-        symbol=text(row, "symbol"),
-        mark_price=dec(row, "markPrice"),
-        index_price=_maybe(row, "indexPrice"),
-        time=integer(row, "time"),
-    )
+    async def place_order(self, order: PlaceOrder) -> ExchangeUpdate:
+        """``POST /fapi/v1/order`` (ACK: ``NEW`` whatever happens next; nothing may take it as
+        final). A timeout or a 5xx -> UnknownOutcome; -1015 -> OrderRateLimited."""
+        return await self._order("POST", _order_params(order), 0, write=True)
 
+    async def get_order(
+        self, symbol: str, *, order_id: int | None = None, client_order_id: str | None = None
+    ) -> ExchangeUpdate:
+        """``GET /fapi/v1/order`` by exchange id or client id. -2013 -> OrderNotFound."""
+        return await self._order(
+            "GET", [("symbol", symbol), *_id_params(order_id, client_order_id)], 1
+        )
 
-def mark_prices(payload: Any) -> list[MarkPrice]:
-    """``GET /fapi/v1/premiumIndex``: one object for a symbol, an array for all."""
-    rows = [payload] if isinstance(payload, dict) else listed(payload)
-    return [mark_price(row) for row in rows]
+    async def cancel_order(
+        self, symbol: str, *, order_id: int | None = None, client_order_id: str | None = None
+    ) -> ExchangeUpdate:
+        """``DELETE /fapi/v1/order``. -2011 (not open) -> OrderNotFound."""
+        params = [("symbol", symbol), *_id_params(order_id, client_order_id)]
+        return await self._order("DELETE", params, 1, write=True)
 
+    async def cancel_all_orders(self, symbol: str) -> None:
+        """``DELETE /fapi/v1/allOpenOrders`` (weight 1): every open order of ``symbol``.
+        Binance answers ``{"code": 200, "msg": ...}``; the orders' new states come by query
+        or stream. A 5xx or timeout -> UnknownOutcome."""
+        await self._signed("DELETE", "/fapi/v1/allOpenOrders", [("symbol", symbol)], _any, 1, True)
 
-def ticker(payload: Any) -> Ticker:
-    """``GET /fapi/v1/ticker/24hr?symbol=``."""
-    obj = _object(payload)
-    return Ticker(
-        symbol=text(obj, "symbol"),
-        last_price=dec(obj, "lastPrice"),
-        price_change_percent=dec(obj, "priceChangePercent"),
-        high_price=dec(obj, "highPrice"),
-        low_price=dec(obj, "lowPrice"),
-        volume=dec(obj, "volume"),
-        quote_volume=dec(obj, "quoteVolume"),
-        close_time=integer(obj, "closeTime"),
-    )
+    async def account(self) -> acct.AccountSummary:
+        """``GET /fapi/v3/account`` (weight 5): totals and the positions' margins."""
+        return await self._signed("GET", "/fapi/v3/account", [], acct.account_summary, 5)
 
+    async def balances(self) -> list[acct.Balance]:
+        """``GET /fapi/v3/balance`` (weight 5): one row per asset."""
+        return await self._signed("GET", "/fapi/v3/balance", [], acct.balances, 5)
 
-def _stream_balance(obj: Any) -> Balance:
-    return Balance(
-        asset=text(obj, "a"),
-        wallet_balance=dec(obj, "wb"),
-        cross_wallet_balance=dec(obj, "cw"),
-        unrealized_pnl=None,
-        available_balance=None,
-        update_time=None,
-    )
+    async def position_risk(self, symbol: str | None = None) -> list[acct.Position]:
+        """``GET /fapi/v3/positionRisk`` (weight 5): positions with mark and liquidation."""
+        params = [] if symbol is None else [("symbol", symbol)]
+        return await self._signed("GET", "/fapi/v3/positionRisk", params, acct.positions, 5)
 
+    async def leverage_brackets(
+        self, symbol: str | None = None
+    ) -> dict[str, tuple[acct.Bracket, ...]]:
+        """``GET /fapi/v1/leverageBracket`` (weight 1): notional brackets per symbol."""
+        params = [] if symbol is None else [("symbol", symbol)]
+        return await self._signed(
+            "GET", "/fapi/v1/leverageBracket", params, acct.leverage_brackets, 1
+        )
 
-def _stream_position(obj: Any) -> Position:
-    return Position(
-        symbol=text(obj, "s"),
-        position_side=text(obj, "ps"),
-        amount=dec(obj, "pa"),
-        entry_price=dec(obj, "ep"),
-        break_even_price=_maybe(_object(obj), "bep"),
-        mark_price=None,
-        unrealized_pnl=dec(obj, "up"),
-        liquidation_price=None,
-        notional=None,
-        initial_margin=None,
-        margin_type=text(obj, "mt") if "mt" in obj else None,
-        update_time=None,
-    )
+    async def change_leverage(self, symbol: str, leverage: int) -> acct.LeverageChange:
+        """``POST /fapi/v1/leverage`` (weight 1): the initial leverage of ``symbol``."""
+        params = [("symbol", symbol), ("leverage", str(leverage))]
+        return await self._signed(
+            "POST", "/fapi/v1/leverage", params, acct.leverage_change, 1, True
+        )
 
+    async def open_orders(self, symbol: str | None = None) -> list[ExchangeUpdate]:
+        """``GET /fapi/v1/openOrders`` for one symbol (weight 1) or all (weight 40)."""
+        params = [] if symbol is None else [("symbol", symbol)]
+        return await self._orders("/fapi/v1/openOrders", params, 40 if symbol is None else 1)
 
-def account_update(event: Any) -> AccountUpdate:
-    """The user stream's ``ACCOUNT_UPDATE`` event (``e`` already checked by the caller)."""
-    data = _object(_object(event).get("a"))
-    return AccountUpdate(
-        reason=text(data, "m"),
-        event_time=integer(event, "E"),
-        transaction_time=integer(event, "T"),
-        balances=tuple(_stream_balance(b) for b in listed(data.get("B", []))),
-        positions=tuple(_stream_position(p) for p in listed(data.get("P", []))),
-    )
+    async def all_orders(
+        self,
+        symbol: str,
+        *,
+        order_id: int | None = None,
+        start_time: int | None = None,
+        end_time: int | None = None,
+        limit: int | None = None,
+    ) -> list[ExchangeUpdate]:
+        """``GET /fapi/v1/allOrders`` (weight 5): orders with id >= ``order_id``, <= 7 days."""
+        params = [
+            ("symbol", symbol),
+            *_optional(orderId=order_id, startTime=start_time, endTime=end_time, limit=limit),
+        ]
+        return await self._orders("/fapi/v1/allOrders", params, 5)
+
+    async def user_trades(
+        self,
+        symbol: str,
+        *,
+        order_id: int | None = None,
+        from_id: int | None = None,
+        start_time: int | None = None,
+        limit: int | None = None,
+    ) -> list[Fill]:
+        """``GET /fapi/v1/userTrades`` (weight 5) as fills."""
+        params = [
+            ("symbol", symbol),
+            *_optional(orderId=order_id, fromId=from_id, startTime=start_time, limit=limit),
+        ]
+        return await self._signed("GET", "/fapi/v1/userTrades", params, _trade_list, 5)
+
+    async def server_time(self) -> int:
+        return await self._exchange.server_time()
+
+    async def exchange_info(self) -> list[SymbolInfo]:
+        return await self._exchange.exchange_info()
+
+    async def _listen_key(self, method: str, query: str, parse: Callable[[Any], T]) -> T:
+        return await self._exchange.request(
+            method, "/fapi/v1/listenKey", query, parse, weight=1, api_key=self._api_key
+        )
+
+    async def create_listen_key(self) -> str:
+        """``POST /fapi/v1/listenKey``: the account's key (the same one while it is active)."""
+        return await self._listen_key("POST", "", _listen_key_of)
+
+    async def keepalive_listen_key(self, listen_key: str) -> None:
+        """``PUT /fapi/v1/listenKey``: extend by 60 min. Expired/unknown -> InvalidRequest
+        with ``code == -1125`` (recreate with :meth:`create_listen_key`)."""
+        await self._listen_key("PUT", encode_query([("listenKey", listen_key)]), _any)
+
+    async def close_listen_key(self, listen_key: str) -> None:
+        """``DELETE /fapi/v1/listenKey``: the stream stops."""
+        await self._listen_key("DELETE", encode_query([("listenKey", listen_key)]), _any)

@@ -42,42 +42,33 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
-from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Final, TypeVar
-from urllib.parse import quote
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 import trio
 
 from tradercoin.clock import WallClock
 from tradercoin.config import EXCHANGE_URLS
-from tradercoin.exchange import account as acct
+from tradercoin.exchange import account_data as acct
 from tradercoin.exchange import parsing
+from tradercoin.exchange.error_map import error_from_response, transport_error, unexpected_answer
 from tradercoin.exchange.errors import (
     ExchangeError,
     InvalidCredentials,
     InvalidRequest,
-    IPBanned,
-    OrderNotFound,
-    RateLimited,
-    Unavailable,
-    UnknownOutcome,
 )
 from tradercoin.exchange.protocol import (
     AccountView,
     Credentials,
     ExchangeClient,
-    PlaceOrder,
     SymbolInfo,
     Usage,
     UsageCallback,
 )
-from tradercoin.exchange.signing import Signer, signer_for
-from tradercoin.orders import ExchangeUpdate, Fill
+from tradercoin.exchange.signing import Signer, encode_query, signer_for
 
 __all__ = [
     "LIVE_REST_URL",
@@ -96,16 +87,6 @@ log = logging.getLogger(__name__)
 # One source for the venues' addresses: config.EXCHANGE_URLS (what --exchange accepts).
 LIVE_REST_URL, LIVE_WS_URL = EXCHANGE_URLS["binance"]
 TESTNET_REST_URL, TESTNET_WS_URL = EXCHANGE_URLS["binance-testnet"]
-
-DEFAULT_RETRY_AFTER: Final = 60.0
-DEFAULT_BAN_MS: Final = 120_000  # bans start at 2 minutes
-
-_CREDENTIAL_CODES = frozenset({-2014, -2015, -1022})
-_NOT_FOUND_CODES = frozenset({-2013, -2011})
-_UNKNOWN_OUTCOME_CODES = frozenset({-1006, -1007})
-_UNAVAILABLE_CODES = frozenset({-1001, -1008})
-_RATE_CODES = frozenset({-1003, -1015})
-_BANNED_UNTIL = re.compile(r"banned until (\d+)")
 
 T = TypeVar("T")
 
@@ -127,114 +108,9 @@ def http_client(
     return httpx.AsyncClient(timeout=timeout, limits=limits, transport=transport)
 
 
-# --- error mapping --------------------------------------------------------------------------
-
-
-def _error_body(text: str) -> tuple[int | None, str | None]:
-    """``(code, msg)`` of a Binance error body; ``None`` for whatever is absent or odd."""
-    try:
-        obj = json.loads(text)
-    except ValueError:
-        return None, None
-    if not isinstance(obj, dict):
-        return None, None
-    code, msg = obj.get("code"), obj.get("msg")
-    code = code if isinstance(code, int) and not isinstance(code, bool) else None
-    return code, msg if isinstance(msg, str) else None
-
-
-def _retry_after(headers: Mapping[str, str]) -> float | None:
-    try:
-        value = float(headers.get("retry-after", ""))
-    except ValueError:
-        return None
-    return value if value >= 0 else None
-
-
-def _banned_until(msg: str) -> int | None:
-    match = _BANNED_UNTIL.search(msg)
-    return int(match.group(1)) if match else None
-
-
-def _rate_limited(msg: str, headers: Mapping[str, str], now_ms: int, **kw: Any) -> RateLimited:
-    after = _retry_after(headers)
-    until = _banned_until(msg)
-    if after is None and until is not None:
-        after = max(0.0, (until - now_ms) / 1000)
-    return RateLimited(msg, retry_after=DEFAULT_RETRY_AFTER if after is None else after, **kw)
-
-
-def _ip_banned(msg: str, headers: Mapping[str, str], now_ms: int, **kw: Any) -> IPBanned:
-    until = _banned_until(msg)
-    if until is None:
-        after = _retry_after(headers)
-        until = now_ms + (DEFAULT_BAN_MS if after is None else int(after * 1000))
-    return IPBanned(msg, until=until, **kw)
-
-
-def _is_unknown_503(status: int, msg: str) -> bool:
-    return status == 503 and msg.lower().startswith("unknown error")
-
-
-def error_from_response(
-    status: int, headers: Mapping[str, str], body: bytes, *, write: bool, now_ms: int
-) -> ExchangeError:
-    """The typed error for a non-2xx answer; never raises.
-
-    ``write`` says the request placed or cancelled an order: only then can "unknown error"
-    (503, -1006, -1007) mean it may have happened (:class:`UnknownOutcome`); on a read those are
-    :class:`Unavailable`. ``headers`` must look names up case-insensitively (httpx does).
-    """
-    text = body.decode("utf-8", "replace")
-    code, msg = _error_body(text)
-    kw: dict[str, Any] = {"status": status, "code": code}
-    if code is None:
-        kw["body"] = text
-    message = msg if msg is not None else f"HTTP {status}: {text[:200]}"
-    if status == 418:
-        return _ip_banned(message, headers, now_ms, **kw)
-    if status == 429 or code in _RATE_CODES:
-        return _rate_limited(message, headers, now_ms, **kw)
-    if code in _CREDENTIAL_CODES:
-        return InvalidCredentials(message, **kw)
-    if code in _NOT_FOUND_CODES:
-        return OrderNotFound(message, **kw)
-    if code in _UNKNOWN_OUTCOME_CODES or _is_unknown_503(status, msg or ""):
-        return (UnknownOutcome if write else Unavailable)(message, **kw)
-    if code in _UNAVAILABLE_CODES or status >= 500 or status in (403, 408):
-        return Unavailable(message, **kw)
-    if code is not None:
-        return InvalidRequest(message, **kw)
-    return ExchangeError(f"unexpected answer: {message}", **kw)
-
-
-def _transport_error(exc: httpx.HTTPError, *, write: bool) -> ExchangeError:
-    """A request that got no answer. Only the exception's class name is kept (no URL)."""
-    name = type(exc).__name__
-    never_sent = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
-    if write and not never_sent:
-        return UnknownOutcome(f"no answer to a write ({name}): outcome unknown")
-    return Unavailable(f"no answer ({name})")
-
-
-def _unexpected(response: httpx.Response, why: str, *, write: bool) -> ExchangeError:
-    """A 2xx whose body is not what the endpoint documents. On a write it may have worked."""
-    text = response.content.decode("utf-8", "replace")
-    kind = UnknownOutcome if write else ExchangeError
-    return kind(f"unexpected answer: {why}", status=response.status_code, body=text)
-
-
 def _header_int(headers: httpx.Headers, name: str) -> int | None:
     value = headers.get(name)
     return int(value) if value is not None and value.isdigit() else None
-
-
-def _encode(params: list[tuple[str, str]]) -> str:
-    return "&".join(f"{k}={quote(v, safe='')}" for k, v in params)
-
-
-def _num(value: Decimal) -> str:
-    return format(value, "f")
 
 
 # --- the shared client ----------------------------------------------------------------------
@@ -368,7 +244,7 @@ class BinanceFutures:
 
     async def mark_prices(self, symbol: str | None = None) -> list[acct.MarkPrice]:
         """``GET /fapi/v1/premiumIndex``: the mark price of one symbol (weight 1) or all (10)."""
-        query = "" if symbol is None else _encode([("symbol", symbol)])
+        query = "" if symbol is None else encode_query([("symbol", symbol)])
         weight = 10 if symbol is None else 1
         return await self.request(
             "GET", "/fapi/v1/premiumIndex", query, acct.mark_prices, weight=weight
@@ -376,11 +252,11 @@ class BinanceFutures:
 
     async def ticker_24hr(self, symbol: str) -> acct.Ticker:
         """``GET /fapi/v1/ticker/24hr`` for one symbol (weight 1)."""
-        query = _encode([("symbol", symbol)])
+        query = encode_query([("symbol", symbol)])
         return await self.request("GET", "/fapi/v1/ticker/24hr", query, acct.ticker, weight=1)
 
     async def ping(self) -> None:
-        await self.request("GET", "/fapi/v1/ping", "", _any, weight=1)
+        await self.request("GET", "/fapi/v1/ping", "", lambda payload: payload, weight=1)
 
     # --- the one request path ---------------------------------------------------------------
 
@@ -394,8 +270,10 @@ class BinanceFutures:
         weight: int,
         api_key: str | None = None,
         write: bool = False,
+        observe: UsageCallback | None = None,
     ) -> T:
-        """Send one request, report its usage, and return ``parse`` of its decoded JSON.
+        """Send one request, report its usage (to the process's callback and to
+        ``observe``), and return ``parse`` of its decoded JSON.
 
         ``query`` is sent byte for byte (already encoded and, if needed, signed).
 
@@ -410,8 +288,8 @@ class BinanceFutures:
             async with self._in_flight:
                 response = await self._http.request(method, url, headers=headers)
         except httpx.HTTPError as exc:
-            raise self._count(_transport_error(exc, write=write)) from None
-        self._report_usage(path, weight, response.headers)
+            raise self._count(transport_error(exc, write=write)) from None
+        self._report_usage(path, weight, response.headers, observe)
         if not response.is_success:
             raise self._count(
                 error_from_response(
@@ -425,28 +303,31 @@ class BinanceFutures:
         try:
             payload = json.loads(response.content) if response.content else {}
         except ValueError:
-            raise self._count(_unexpected(response, "not JSON", write=write)) from None
+            raise self._count(unexpected_answer(response, "not JSON", write=write)) from None
         try:
             return parse(payload)
         except (ValueError, TypeError, AttributeError) as exc:  # PayloadError is a ValueError
-            raise self._count(_unexpected(response, str(exc), write=write)) from None
+            raise self._count(unexpected_answer(response, str(exc), write=write)) from None
 
     def _count(self, error: ExchangeError) -> ExchangeError:
         self._errors[type(error).__name__] += 1
         return error
 
-    def _report_usage(self, path: str, weight: int, headers: httpx.Headers) -> None:
-        if self._on_usage is None:
+    def _report_usage(
+        self, path: str, weight: int, headers: httpx.Headers, observe: UsageCallback | None
+    ) -> None:
+        if self._on_usage is None and observe is None:
             return
-        self._on_usage(
-            Usage(
-                path=path,
-                weight=weight,
-                used_weight_1m=_header_int(headers, "x-mbx-used-weight-1m"),
-                order_count_10s=_header_int(headers, "x-mbx-order-count-10s"),
-                order_count_1m=_header_int(headers, "x-mbx-order-count-1m"),
-            )
+        usage = Usage(
+            path=path,
+            weight=weight,
+            used_weight_1m=_header_int(headers, "x-mbx-used-weight-1m"),
+            order_count_10s=_header_int(headers, "x-mbx-order-count-10s"),
+            order_count_1m=_header_int(headers, "x-mbx-order-count-1m"),
         )
+        for callback in (self._on_usage, observe):
+            if callback is not None:
+                callback(usage)
 
     async def signed(
         self,
@@ -459,11 +340,12 @@ class BinanceFutures:
         signer: Signer,
         weight: int,
         write: bool = False,
+        observe: UsageCallback | None = None,
     ) -> T:
         """A signed request; on -1021 resyncs the offset and sends it once more (see module)."""
         for attempt in (1, 2):
             generation = self._time_generation
-            query = _encode(
+            query = encode_query(
                 [
                     *params,
                     ("recvWindow", str(self.recv_window)),
@@ -473,7 +355,14 @@ class BinanceFutures:
             query = f"{query}&signature={signer.sign(query)}"
             try:
                 return await self.request(
-                    method, path, query, parse, weight=weight, api_key=api_key, write=write
+                    method,
+                    path,
+                    query,
+                    parse,
+                    weight=weight,
+                    api_key=api_key,
+                    write=write,
+                    observe=observe,
                 )
             except InvalidRequest as exc:
                 if exc.code != -1021 or attempt == 2:
@@ -483,222 +372,7 @@ class BinanceFutures:
         raise AssertionError("unreachable")  # pragma: no cover
 
 
-# --- one account's view ---------------------------------------------------------------------
-
-
-def _id_params(order_id: int | None, client_order_id: str | None) -> list[tuple[str, str]]:
-    params = []
-    if order_id is not None:
-        params.append(("orderId", str(order_id)))
-    if client_order_id is not None:
-        params.append(("origClientOrderId", client_order_id))
-    return params
-
-
-def _order_params(order: PlaceOrder) -> list[tuple[str, str]]:
-    params = [
-        ("symbol", order.symbol),
-        ("side", order.side.value),
-        ("type", order.type.value),
-        ("quantity", _num(order.quantity)),
-        ("newClientOrderId", order.client_order_id),
-    ]
-    if order.price is not None:
-        params.append(("price", _num(order.price)))
-    if order.time_in_force is not None:
-        params.append(("timeInForce", order.time_in_force.value))
-    return params
-
-
-def _any(payload: Any) -> Any:
-    return payload
-
-
-def _order_list(payload: Any) -> list[ExchangeUpdate]:
-    return [parsing.update_from_order(o) for o in parsing.listed(payload)]
-
-
-def _trade_list(payload: Any) -> list[Fill]:
-    return [parsing.fill_from_trade(t) for t in parsing.listed(payload)]
-
-
-def _listen_key_of(payload: Any) -> str:
-    return parsing.text(payload, "listenKey")
-
-
-def _optional(**values: int | None) -> list[tuple[str, str]]:
-    return [(k, str(v)) for k, v in values.items() if v is not None]
-
-
-class AccountClient:
-    """One account's :class:`~tradercoin.exchange.protocol.ExchangeClient` (keys inside)."""
-
-    __slots__ = ("_api_key", "_exchange", "_signer")
-
-    def __init__(self, exchange: BinanceFutures, api_key: str, signer: Signer) -> None:
-        self._exchange = exchange
-        self._api_key = api_key
-        self._signer = signer
-
-    def __repr__(self) -> str:
-        return f"AccountClient(api_key=...{self._api_key[-4:]})"
-
-    @property
-    def exchange(self) -> BinanceFutures:
-        return self._exchange
-
-    async def _signed(
-        self,
-        method: str,
-        path: str,
-        params: list[tuple[str, str]],
-        parse: Callable[[Any], T],
-        weight: int,
-        write: bool = False,
-    ) -> T:
-        return await self._exchange.signed(
-            method,
-            path,
-            params,
-            parse,
-            api_key=self._api_key,
-            signer=self._signer,
-            weight=weight,
-            write=write,
-        )
-
-    async def _order(
-        self, method: str, params: list[tuple[str, str]], weight: int, write: bool = False
-    ) -> ExchangeUpdate:
-        return await self._signed(
-            method, "/fapi/v1/order", params, parsing.update_from_order, weight, write
-        )
-
-    async def _orders(
-        self, path: str, params: list[tuple[str, str]], weight: int
-    ) -> list[ExchangeUpdate]:
-        return await self._signed("GET", path, params, _order_list, weight)
-
-    async def place_order(self, order: PlaceOrder) -> ExchangeUpdate:
-        """``POST /fapi/v1/order`` (ACK). A timeout or 503 "unknown" -> UnknownOutcome."""
-        return await self._order("POST", _order_params(order), 0, write=True)
-
-    async def get_order(
-        self, symbol: str, *, order_id: int | None = None, client_order_id: str | None = None
-    ) -> ExchangeUpdate:
-        """``GET /fapi/v1/order`` by exchange id or client id. -2013 -> OrderNotFound."""
-        return await self._order(
-            "GET", [("symbol", symbol), *_id_params(order_id, client_order_id)], 1
-        )
-
-    async def cancel_order(
-        self, symbol: str, *, order_id: int | None = None, client_order_id: str | None = None
-    ) -> ExchangeUpdate:
-        """``DELETE /fapi/v1/order``. -2011 (not open) -> OrderNotFound."""
-        params = [("symbol", symbol), *_id_params(order_id, client_order_id)]
-        return await self._order("DELETE", params, 1, write=True)
-
-    async def open_orders(self, symbol: str | None = None) -> list[ExchangeUpdate]:
-        """``GET /fapi/v1/openOrders`` for one symbol (weight 1) or all (weight 40)."""
-        params = [] if symbol is None else [("symbol", symbol)]
-        return await self._orders("/fapi/v1/openOrders", params, 40 if symbol is None else 1)
-
-    async def all_orders(
-        self,
-        symbol: str,
-        *,
-        order_id: int | None = None,
-        start_time: int | None = None,
-        end_time: int | None = None,
-        limit: int | None = None,
-    ) -> list[ExchangeUpdate]:
-        """``GET /fapi/v1/allOrders`` (weight 5): orders with id >= ``order_id``, <= 7 days."""
-        params = [
-            ("symbol", symbol),
-            *_optional(orderId=order_id, startTime=start_time, endTime=end_time, limit=limit),
-        ]
-        return await self._orders("/fapi/v1/allOrders", params, 5)
-
-    async def user_trades(
-        self,
-        symbol: str,
-        *,
-        order_id: int | None = None,
-        from_id: int | None = None,
-        start_time: int | None = None,
-        limit: int | None = None,
-    ) -> list[Fill]:
-        """``GET /fapi/v1/userTrades`` (weight 5) as fills."""
-        params = [
-            ("symbol", symbol),
-            *_optional(orderId=order_id, fromId=from_id, startTime=start_time, limit=limit),
-        ]
-        return await self._signed("GET", "/fapi/v1/userTrades", params, _trade_list, 5)
-
-    async def cancel_all_open_orders(self, symbol: str) -> None:
-        """``DELETE /fapi/v1/allOpenOrders`` (weight 1): every open order of ``symbol``."""
-        await self._signed(
-            "DELETE",
-            "/fapi/v1/allOpenOrders",
-            [("symbol", symbol)],
-            acct.cancel_all_done,
-            1,
-            write=True,
-        )
-
-    async def account(self) -> acct.AccountSummary:
-        """``GET /fapi/v3/account`` (weight 5): totals and the positions' margins."""
-        return await self._signed("GET", "/fapi/v3/account", [], acct.account_summary, 5)
-
-    async def balances(self) -> list[acct.Balance]:
-        """``GET /fapi/v3/balance`` (weight 5): one row per asset."""
-        return await self._signed("GET", "/fapi/v3/balance", [], acct.balances, 5)
-
-    async def position_risk(self, symbol: str | None = None) -> list[acct.Position]:
-        """``GET /fapi/v3/positionRisk`` (weight 5): open positions with mark and liquidation."""
-        params = [] if symbol is None else [("symbol", symbol)]
-        return await self._signed("GET", "/fapi/v3/positionRisk", params, acct.positions, 5)
-
-    async def leverage_brackets(
-        self, symbol: str | None = None
-    ) -> dict[str, tuple[acct.Bracket, ...]]:
-        """``GET /fapi/v1/leverageBracket`` (weight 1): notional brackets per symbol."""
-        params = [] if symbol is None else [("symbol", symbol)]
-        return await self._signed(
-            "GET", "/fapi/v1/leverageBracket", params, acct.leverage_brackets, 1
-        )
-
-    async def change_leverage(self, symbol: str, leverage: int) -> acct.LeverageChange:
-        """``POST /fapi/v1/leverage`` (weight 1): the initial leverage of ``symbol``."""
-        params = [("symbol", symbol), ("leverage", str(leverage))]
-        return await self._signed(
-            "POST", "/fapi/v1/leverage", params, acct.leverage_change, 1, write=True
-        )
-
-    async def server_time(self) -> int:
-        return await self._exchange.server_time()
-
-    async def exchange_info(self) -> list[SymbolInfo]:
-        return await self._exchange.exchange_info()
-
-    async def _listen_key(self, method: str, query: str, parse: Callable[[Any], T]) -> T:
-        return await self._exchange.request(
-            method, "/fapi/v1/listenKey", query, parse, weight=1, api_key=self._api_key
-        )
-
-    async def create_listen_key(self) -> str:
-        """``POST /fapi/v1/listenKey``: the account's key (the same one while it is active)."""
-        return await self._listen_key("POST", "", _listen_key_of)
-
-    async def keepalive_listen_key(self, listen_key: str) -> None:
-        """``PUT /fapi/v1/listenKey``: extend by 60 min. Expired/unknown -> InvalidRequest
-        with ``code == -1125`` (recreate with :meth:`create_listen_key`)."""
-        await self._listen_key("PUT", _encode([("listenKey", listen_key)]), _any)
-
-    async def close_listen_key(self, listen_key: str) -> None:
-        """``DELETE /fapi/v1/listenKey``: the stream stops."""
-        await self._listen_key("DELETE", _encode([("listenKey", listen_key)]), _any)
-
+from tradercoin.exchange.account import AccountClient  # noqa: E402 (it needs the above)
 
 if TYPE_CHECKING:  # AccountClient implements the protocol the actors use
     _protocol_check: type[ExchangeClient] = AccountClient

@@ -12,6 +12,7 @@ __all__ = [
     "InvalidCredentials",
     "InvalidRequest",
     "OrderNotFound",
+    "OrderRateLimited",
     "RateLimited",
     "Unavailable",
     "UnknownOutcome",
@@ -57,6 +58,26 @@ class RateLimited(ExchangeError):
         self.retry_after = retry_after
 
 
+class OrderRateLimited(ExchangeError):
+    """-1015: too many new orders for this account (not the IP's weight): only this
+    account's places must wait ``retry_after`` seconds; ``limit``/``window`` are the limit
+    the exchange stated (e.g. 300 per 10 s) when it said one."""
+
+    def __init__(
+        self,
+        msg: str,
+        *,
+        retry_after: float,
+        limit: int | None = None,
+        window: float | None = None,
+        **kw: object,
+    ) -> None:
+        super().__init__(msg, **kw)  # type: ignore[arg-type]
+        self.retry_after = retry_after
+        self.limit = limit
+        self.window = window
+
+
 class IPBanned(ExchangeError):
     """HTTP 418: this IP is banned until ``until`` (epoch ms)."""
 
@@ -78,11 +99,13 @@ class InvalidRequest(ExchangeError):
 
 
 class UnknownOutcome(ExchangeError):
-    """503 "Unknown error", -1006, -1007, or a timeout on a write: it may have happened.
+    """On a write: a 500/502/503/504 (with or without a code), -1006, -1007, a code-less 408,
+    or a timeout after sending: it may have happened.
 
     Resolve by querying the client order id; never by sending again.
     """
 
 
 class Unavailable(ExchangeError):
-    """Other 5xx, 403 (WAF), 408, -1008 and network faults: it did not happen; retry later."""
+    """On a read: 5xx, 403 (WAF), 408, -1008 and network faults; on a write: 403, -1008, a
+    408 with a code, and a connection never made: it did not happen; retry later."""

@@ -70,6 +70,13 @@ def text(obj: Any, key: str) -> str:
     return value
 
 
+def flag(obj: Any, key: str) -> bool:
+    value = _field(obj, key)
+    if not isinstance(value, bool):
+        raise PayloadError(f"field {key!r} is not a boolean")
+    return value
+
+
 def _status(obj: Any, key: str) -> OrderStatus:
     try:
         return OrderStatus.from_exchange(text(obj, key))
@@ -110,6 +117,8 @@ def fill_from_trade(obj: Any) -> Fill:
         commission=dec(obj, "commission"),
         commission_asset=text(obj, "commissionAsset"),
         time=integer(obj, "time"),
+        realized_pnl=dec(obj, "realizedPnl") if "realizedPnl" in obj else Decimal(0),
+        maker=flag(obj, "maker") if "maker" in obj else False,
     )
 
 
@@ -131,6 +140,8 @@ def fill_from_stream(o: Any, when: int) -> Fill | None:
         commission=dec(o, "n") if has_commission else Decimal(0),
         commission_asset=text(o, "N") if "N" in o else "",
         time=when,
+        realized_pnl=dec(o, "rp") if "rp" in o else Decimal(0),
+        maker=flag(o, "m") if "m" in o else False,
     )
 
 

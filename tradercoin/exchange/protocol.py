@@ -15,12 +15,13 @@ from typing import TYPE_CHECKING, Protocol
 from tradercoin.orders import ExchangeUpdate, Fill, OrderType, Side, TimeInForce
 
 if TYPE_CHECKING:
-    from tradercoin.exchange import account as acct
+    from tradercoin.exchange import account_data as acct
 
 __all__ = [
     "AccountView",
     "Credentials",
     "ExchangeClient",
+    "OrderCounts",
     "PlaceOrder",
     "SymbolInfo",
     "Usage",
@@ -77,6 +78,16 @@ class Usage:
 UsageCallback = Callable[[Usage], None]
 
 
+@dataclass(frozen=True, slots=True)
+class OrderCounts:
+    """An account's new-order counts as the exchange last stated them
+    (``X-MBX-ORDER-COUNT-10S`` / ``-1M``), at exchange time ``at_ms``."""
+
+    count_10s: int | None
+    count_1m: int | None
+    at_ms: int
+
+
 class ExchangeClient(Protocol):
     """One account's view of the exchange."""
 
@@ -101,6 +112,10 @@ class ExchangeClient(Protocol):
         start_time: int | None = None,
         limit: int | None = None,
     ) -> list[Fill]: ...
+
+    async def cancel_all_orders(self, symbol: str) -> None: ...
+
+    def order_counts(self) -> OrderCounts | None: ...
 
     async def server_time(self) -> int: ...
 
@@ -127,5 +142,3 @@ class AccountView(Protocol):
     ) -> dict[str, tuple[acct.Bracket, ...]]: ...
 
     async def change_leverage(self, symbol: str, leverage: int) -> acct.LeverageChange: ...
-
-    async def cancel_all_open_orders(self, symbol: str) -> None: ...

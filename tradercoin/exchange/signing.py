@@ -42,6 +42,12 @@ class Signer(Protocol):
         ...
 
 
+def encode_query(params: list[tuple[str, str]]) -> str:
+    """The query string that is sent and signed, byte for byte: UTF-8, percent-encoded
+    (nothing left unescaped but ``A-Za-z0-9-._~``), in the given order."""
+    return "&".join(f"{k}={quote(v, safe='')}" for k, v in params)
+
+
 def hmac_sha256(secret: str, payload: str) -> str:
     """Hex HMAC-SHA256 of the UTF-8 ``payload`` under ``secret``."""
     return hmac.new(secret.encode(), payload.encode(), hashlib.sha256).hexdigest()

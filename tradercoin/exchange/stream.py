@@ -43,7 +43,7 @@ from trio_websocket import (
 )
 
 from tradercoin.exchange import parsing
-from tradercoin.exchange.account import AccountUpdate, account_update
+from tradercoin.exchange.account_data import AccountUpdate, account_update
 from tradercoin.exchange.errors import Unavailable
 from tradercoin.orders import ExchangeUpdate
 

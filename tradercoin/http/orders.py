@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import math
 import re
+from collections.abc import Iterator, Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -22,7 +25,15 @@ from tradercoin.http.auth import authenticate
 from tradercoin.http.context import HttpContext, context
 from tradercoin.http.errors import ApiError, json_response
 from tradercoin.http.schemas import MAX_DECIMALS, OrdersQuery, PlaceOrderBody, read_body
-from tradercoin.orders import Order, OrderStatus, OrderType, Side, TimeInForce, order_to_wire
+from tradercoin.orders import (
+    Order,
+    OrderStatus,
+    OrderType,
+    Side,
+    TimeInForce,
+    fill_to_wire,
+    order_to_wire,
+)
 
 __all__ = ["parse_orders_query", "register_routes", "validate_order"]
 
@@ -290,12 +301,39 @@ async def place_order() -> Response:
 async def cancel_order(order_id: int) -> Response:
     """Cancel an open order through the user's actor; 200 with the order."""
     user = await authenticate()
+    if not 0 < order_id <= MAX_ORDER_ID:
+        raise ApiError(404, "order_not_found", f"no order {order_id}")
     handle = _actor(context(), user.id)
     try:
-        with trio.fail_after(ACTOR_TIMEOUT):
+        with _cancel_errors():
             order = await handle.cancel(order_id)
     except OrderNotFoundError:
         raise ApiError(404, "order_not_found", f"There is no order {order_id}.") from None
+    return _order_answer(order, 200)
+
+
+@tag(["orders"])
+async def cancel_all_orders() -> Response:
+    """Cancel every open order of one symbol (``?symbol=``) through the user's actor.
+
+    200 with how many of the user's pending orders of that symbol the cancel covered; their
+    new states follow on ``/ws`` as the exchange confirms them.
+    """
+    user = await authenticate()
+    ctx = context()
+    symbol = _cancel_all_symbol(request.args, ctx.symbols)
+    handle = _actor(ctx, user.id)
+    with _cancel_errors():
+        covered = await handle.cancel_all(symbol)
+    return json_response({"status": "success", "data": {"symbol": symbol, "canceled": covered}})
+
+
+@contextlib.contextmanager
+def _cancel_errors() -> Iterator[None]:
+    """A cancel through the actor, bounded in time; its failures as API errors."""
+    try:
+        with trio.fail_after(ACTOR_TIMEOUT):
+            yield
     except OrderRejected as error:
         raise ApiError(
             409, "cannot_cancel", f"The exchange refused the cancel: {error.message}"
@@ -304,11 +342,35 @@ async def cancel_order(order_id: int) -> Response:
         raise _unavailable(error) from None
     except trio.TooSlowError:
         raise ApiError(504, "timeout", "The exchange did not answer in time.") from None
-    return _order_answer(order, 200)
+
+
+def _cancel_all_symbol(args: Any, known: Mapping[str, SymbolInfo]) -> str:
+    if set(args) - {"symbol"}:
+        raise ApiError(400, "invalid_query", "Only the symbol can be given to cancel all orders.")
+    symbol = (args.get("symbol") or "").strip().upper()
+    if not symbol:
+        raise ApiError(400, "invalid_query", "Say which symbol's orders to cancel (?symbol=).")
+    if symbol not in known:
+        raise ApiError(400, "invalid_query", f"{symbol[:20]} is not a symbol you can trade.")
+    return symbol
+
+
+@tag(["orders"])
+async def order_fills(order_id: int) -> Response:
+    """The fills (trades) of one of the user's orders, oldest first, from the store (another
+    user's order is a 404, exactly as a missing one)."""
+    user = await authenticate()
+    store = context().store
+    order = await store.get_order(user.id, order_id) if 0 < order_id <= MAX_ORDER_ID else None
+    if order is None:
+        raise ApiError(404, "order_not_found", f"no order {order_id}")
+    fills = await store.order_fills(user.id, order_id)
+    return json_response({"status": "success", "data": [fill_to_wire(f) for f in fills]})
 
 
 def _unavailable(error: ActorUnavailable) -> ApiError:
-    return ApiError(503, "unavailable", error.reason, headers={"Retry-After": "2"})
+    retry = "2" if error.retry_after is None else str(max(1, math.ceil(error.retry_after)))
+    return ApiError(503, "unavailable", error.reason, headers={"Retry-After": retry})
 
 
 @tag(["orders"])
@@ -335,5 +397,7 @@ def register_routes(app: Quart) -> None:
     app.add_url_rule("/api/symbols", view_func=symbols, methods=["GET"])
     app.add_url_rule("/api/orders", view_func=list_orders, methods=["GET"])
     app.add_url_rule("/api/orders", view_func=place_order, methods=["POST"])
+    app.add_url_rule("/api/orders", view_func=cancel_all_orders, methods=["DELETE"])
     app.add_url_rule("/api/orders/<int:order_id>", view_func=get_order, methods=["GET"])
     app.add_url_rule("/api/orders/<int:order_id>", view_func=cancel_order, methods=["DELETE"])
+    app.add_url_rule("/api/orders/<int:order_id>/fills", view_func=order_fills, methods=["GET"])

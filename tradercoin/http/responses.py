@@ -56,6 +56,16 @@ ORDER = _object(
     exchange_update_time=_nullable(_INT),
     note=_nullable(_STR),
 )
+FILL = _object(
+    trade_id=_INT,
+    price=_DEC,
+    quantity=_DEC,
+    commission=_DEC,
+    commission_asset=_STR,
+    realized_pnl=_DEC,
+    maker=_BOOL,
+    time=_INT,
+)
 SYMBOL = _object(
     symbol=_STR,
     tick_size=_DEC,
@@ -106,6 +116,8 @@ RESPONSES: dict[tuple[str, str], dict[int, dict[str, Any]]] = {
     ("POST", "/api/orders"): {201: _success(ORDER), 200: _success(ORDER)},
     ("GET", "/api/orders/{order_id}"): {200: _success(ORDER)},
     ("DELETE", "/api/orders/{order_id}"): {200: _success(ORDER)},
+    ("DELETE", "/api/orders"): {200: _success(_object(symbol=_STR, canceled=_INT))},
+    ("GET", "/api/orders/{order_id}/fills"): {200: _success(_list(FILL))},
     ("GET", "/api/symbols"): {200: _success(_list(SYMBOL))},
     ("GET", "/api/account"): {200: _success(ACCOUNT)},
     ("GET", "/api/prices"): {200: _success({"type": "object"})},

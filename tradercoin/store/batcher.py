@@ -18,7 +18,7 @@ import sqlalchemy as sa
 import trio
 
 from tradercoin.clock import WallClock
-from tradercoin.orders import Fill, OrderChange, OrderEvent
+from tradercoin.orders import OrderChange, OrderEvent, OrderFill
 from tradercoin.store import events as event_sql
 from tradercoin.store import orders as order_sql
 from tradercoin.store.db import Database, one_line
@@ -31,11 +31,11 @@ log = logging.getLogger(__name__)
 
 @dataclass(eq=False)
 class _Job:
-    """One caller's writes: order changes, or fills of one user."""
+    """One caller's writes: order changes (answered with their events) and fills (a job of
+    fills alone is answered with how many were new)."""
 
     changes: Sequence[OrderChange] = ()
-    fills_user: int = 0
-    fills: Sequence[Fill] = ()
+    fills: Sequence[OrderFill] = ()
     done: trio.Event = field(default_factory=trio.Event)
     result: list[OrderEvent] | int | None = None
     error: Exception | None = None
@@ -57,12 +57,13 @@ def _write_jobs(
     results: list[list[OrderEvent] | int] = []
     slices: list[tuple[int, int, int]] = []
     for job in jobs:
+        new_fills = order_sql.insert_fills(conn, job.fills) if job.fills else 0
         if job.changes:
             slices.append((len(results), len(changes), len(changes) + len(job.changes)))
             changes.extend(job.changes)
             results.append([])
         else:
-            results.append(order_sql.insert_fills(conn, job.fills_user, job.fills))
+            results.append(new_fills)
     stored = order_sql.write_changes(conn, changes) if changes else []
     events = event_sql.append_events(conn, stored, now) if stored else []
     for index, first, last in slices:

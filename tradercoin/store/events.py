@@ -9,25 +9,16 @@ seqs are unique and gap-free and roll back with the changes they number. The pay
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
-from decimal import Decimal
+from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from tradercoin.orders import (
-    Order,
-    OrderEvent,
-    OrderStatus,
-    OrderType,
-    Side,
-    TimeInForce,
-    order_to_wire,
-)
+from tradercoin.orders import Order, OrderEvent, order_from_wire, order_to_wire
 from tradercoin.store.schema import order_events, user_seq
 
-__all__ = ["append_events", "events_since", "latest_seq", "order_from_wire", "prune_events"]
+__all__ = ["append_events", "events_since", "latest_seq", "prune_events"]
 
 
 def _seq_upsert(insert: Any) -> Any:
@@ -97,31 +88,3 @@ def latest_seq(conn: sa.Connection, user_id: int) -> int:
 
 def prune_events(conn: sa.Connection, before: int) -> int:
     return int(conn.execute(_PRUNE, {"before": before}).rowcount)
-
-
-def _dec(value: str | None) -> Decimal | None:
-    return None if value is None else Decimal(value)
-
-
-def order_from_wire(user_id: int, wire: Mapping[str, Any]) -> Order:
-    """The inverse of :func:`~tradercoin.orders.order_to_wire` (plus the user id)."""
-    tif = wire["time_in_force"]
-    return Order(
-        id=wire["id"],
-        user_id=user_id,
-        symbol=wire["symbol"],
-        side=Side(wire["side"]),
-        type=OrderType(wire["type"]),
-        status=OrderStatus(wire["status"]),
-        quantity=Decimal(wire["quantity"]),
-        price=_dec(wire["price"]),
-        filled_quantity=Decimal(wire["filled_quantity"]),
-        avg_price=_dec(wire["avg_price"]),
-        time_in_force=None if tif is None else TimeInForce(tif),
-        client_order_id=wire["client_order_id"],
-        exchange_order_id=wire["exchange_order_id"],
-        created_at=wire["created_at"],
-        updated_at=wire["updated_at"],
-        exchange_update_time=wire["exchange_update_time"],
-        note=wire["note"],
-    )

@@ -16,51 +16,32 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from tradercoin.orders import (
+    ORDER_FIELDS,
     Fill,
     Order,
     OrderChange,
+    OrderFill,
     OrderStatus,
-    OrderType,
-    Side,
-    TimeInForce,
+    order_from_values,
+    order_values,
 )
 from tradercoin.store.errors import OrderConflict
 from tradercoin.store.schema import PENDING_SQL, fills, orders
 
 __all__ = [
     "count_orders",
+    "filled_by_order",
     "find_by_client_id",
     "get_order",
     "insert_fills",
+    "order_fills",
     "page_orders",
     "pending_orders",
     "write_changes",
 ]
 
-_SIDE = {s.value: s for s in Side}
-_TYPE = {t.value: t for t in OrderType}
-_STATUS = {s.value: s for s in OrderStatus}
-_TIF = {t.value: t for t in TimeInForce}
-_COLUMNS = [
-    orders.c.id,
-    orders.c.user_id,
-    orders.c.symbol,
-    orders.c.side,
-    orders.c.type,
-    orders.c.status,
-    orders.c.quantity,
-    orders.c.price,
-    orders.c.filled_quantity,
-    orders.c.avg_price,
-    orders.c.time_in_force,
-    orders.c.client_order_id,
-    orders.c.exchange_order_id,
-    orders.c.created_at,
-    orders.c.updated_at,
-    orders.c.exchange_update_time,
-    orders.c.note,
-]
-_MUTABLE = [c.name for c in _COLUMNS if c.name not in ("id", "user_id")]
+_COLUMNS = [orders.c[name] for name in ORDER_FIELDS]
+_MUTABLE = [name for name in ORDER_FIELDS if name not in ("id", "user_id")]
 
 
 def dec_text(value: Decimal | None) -> str | None:
@@ -70,47 +51,14 @@ def dec_text(value: Decimal | None) -> str | None:
 
 def row_to_order(r: Sequence[Any]) -> Order:
     """One row of ``_COLUMNS`` -> Order (positional, no lookups by name)."""
-    return Order(
-        r[0],
-        r[1],
-        r[2],
-        _SIDE[r[3]],
-        _TYPE[r[4]],
-        _STATUS[r[5]],
-        Decimal(r[6]),
-        None if r[7] is None else Decimal(r[7]),
-        Decimal(r[8]),
-        None if r[9] is None else Decimal(r[9]),
-        None if r[10] is None else _TIF[r[10]],
-        r[11],
-        r[12],
-        r[13],
-        r[14],
-        r[15],
-        r[16],
-    )
+    return order_from_values(r)
 
 
 def order_params(order: Order) -> dict[str, Any]:
     """Column values of ``order`` (without ``id``)."""
-    return {
-        "user_id": order.user_id,
-        "symbol": order.symbol,
-        "side": order.side.value,
-        "type": order.type.value,
-        "status": order.status.value,
-        "quantity": dec_text(order.quantity),
-        "price": dec_text(order.price),
-        "filled_quantity": dec_text(order.filled_quantity),
-        "avg_price": dec_text(order.avg_price),
-        "time_in_force": None if order.time_in_force is None else order.time_in_force.value,
-        "client_order_id": order.client_order_id,
-        "exchange_order_id": order.exchange_order_id,
-        "created_at": order.created_at,
-        "updated_at": order.updated_at,
-        "exchange_update_time": order.exchange_update_time,
-        "note": order.note,
-    }
+    params = order_values(order)
+    del params["id"]
+    return params
 
 
 # --- reads -----------------------------------------------------------------------------------
@@ -235,7 +183,7 @@ _OWNERS = sa.select(orders.c.id, orders.c.user_id).where(
 
 
 def _fill_insert(insert: Any) -> Any:
-    return insert(fills).on_conflict_do_nothing(index_elements=["symbol", "trade_id"])
+    return insert(fills).on_conflict_do_nothing(index_elements=["order_id", "trade_id"])
 
 
 _FILL_INSERT = {
@@ -243,11 +191,34 @@ _FILL_INSERT = {
     "postgresql": _fill_insert(postgresql.insert),
 }
 _FILL_INSERT_RETURNING = {k: v.returning(fills.c.id) for k, v in _FILL_INSERT.items()}
+_FILL_COLUMNS = [
+    fills.c.symbol,
+    fills.c.trade_id,
+    fills.c.exchange_order_id,
+    fills.c.price,
+    fills.c.quantity,
+    fills.c.commission,
+    fills.c.commission_asset,
+    fills.c.time,
+    fills.c.realized_pnl,
+    fills.c.maker,
+]
+_ORDER_FILLS = (
+    sa.select(*_FILL_COLUMNS)
+    .where(fills.c.user_id == sa.bindparam("user_id"), fills.c.order_id == sa.bindparam("order_id"))
+    .order_by(fills.c.time, fills.c.trade_id)
+)
+_FILLED_BY_ORDER = sa.select(fills.c.order_id, fills.c.trade_id, fills.c.quantity).where(
+    fills.c.user_id == sa.bindparam("user_id"),
+    fills.c.order_id.in_(sa.bindparam("order_ids", expanding=True)),
+)
 
 
 def write_changes(conn: sa.Connection, changes: Sequence[OrderChange]) -> list[Order]:
     """Insert (``before is None``) or update every order, a statement per kind for all of
     them; returns the orders as stored, with their ids, in the order of ``changes``.
+    (Fills are written apart, by :func:`insert_fills`: a trade is kept whatever the merge of
+    its snapshot decided.)
 
     Raises:
         OrderConflict: an update of an order its user does not have, an insert that already
@@ -263,9 +234,6 @@ def write_changes(conn: sa.Connection, changes: Sequence[OrderChange]) -> list[O
         ids = {(r[1], r[2]): r[0] for r in rows}
     if updates:
         _update_all(conn, updates)
-    fill_rows = [_fill_row(c.after.user_id, f) for c in changes for f in c.fills]
-    if fill_rows:
-        conn.execute(_FILL_INSERT[conn.dialect.name], fill_rows)
     return [
         dataclasses.replace(c.after, id=ids[(c.after.user_id, c.after.client_order_id)])
         if c.before is None
@@ -298,9 +266,11 @@ def _update_all(conn: sa.Connection, updates: Sequence[Order]) -> None:
     raise OrderConflict("an update changed no row")  # the same order twice in one batch
 
 
-def _fill_row(user_id: int, fill: Fill) -> dict[str, Any]:
+def _fill_row(record: OrderFill) -> dict[str, Any]:
+    fill = record.fill
     return {
-        "user_id": user_id,
+        "user_id": record.user_id,
+        "order_id": record.order_id,
         "symbol": fill.symbol,
         "trade_id": fill.trade_id,
         "exchange_order_id": fill.exchange_order_id,
@@ -309,10 +279,45 @@ def _fill_row(user_id: int, fill: Fill) -> dict[str, Any]:
         "commission": dec_text(fill.commission),
         "commission_asset": fill.commission_asset,
         "time": fill.time,
+        "realized_pnl": dec_text(fill.realized_pnl),
+        "maker": fill.maker,
     }
 
 
-def insert_fills(conn: sa.Connection, user_id: int, new_fills: Sequence[Fill]) -> int:
-    """Insert each fill once (by symbol and trade id); returns how many were new."""
+def insert_fills(conn: sa.Connection, records: Sequence[OrderFill]) -> int:
+    """Insert each fill once (by order and trade id); returns how many were new."""
     statement = _FILL_INSERT_RETURNING[conn.dialect.name]
-    return sum(len(conn.execute(statement, _fill_row(user_id, f)).all()) for f in new_fills)
+    return sum(len(conn.execute(statement, _fill_row(r)).all()) for r in records)
+
+
+def order_fills(conn: sa.Connection, user_id: int, order_id: int) -> list[Fill]:
+    """The fills of one of the user's orders, oldest first."""
+    rows = conn.execute(_ORDER_FILLS, {"user_id": user_id, "order_id": order_id})
+    return [
+        Fill(
+            symbol=r[0],
+            trade_id=r[1],
+            exchange_order_id=r[2],
+            price=Decimal(r[3]),
+            quantity=Decimal(r[4]),
+            commission=Decimal(r[5]),
+            commission_asset=r[6],
+            time=r[7],
+            realized_pnl=Decimal(r[8]),
+            maker=bool(r[9]),
+        )
+        for r in rows
+    ]
+
+
+def filled_by_order(
+    conn: sa.Connection, user_id: int, order_ids: Sequence[int]
+) -> dict[int, dict[int, Decimal]]:
+    """For each of ``order_ids``, its stored trades: ``{order_id: {trade_id: quantity}}``."""
+    ledger: dict[int, dict[int, Decimal]] = {}
+    if not order_ids:
+        return ledger
+    params = {"user_id": user_id, "order_ids": list(order_ids)}
+    for order_id, trade_id, quantity in conn.execute(_FILLED_BY_ORDER, params):
+        ledger.setdefault(order_id, {})[trade_id] = Decimal(quantity)
+    return ledger

@@ -117,6 +117,8 @@ fills = sa.Table(
     metadata,
     sa.Column("id", Id, primary_key=True, autoincrement=True),
     sa.Column("user_id", Id, _user_fk(), nullable=False),
+    # our order; NULL only for rows kept from before revision 0002 that matched no order
+    sa.Column("order_id", sa.BigInteger, nullable=True),
     sa.Column("symbol", sa.String(32), nullable=False),
     sa.Column("trade_id", sa.BigInteger, nullable=False),
     sa.Column("exchange_order_id", sa.BigInteger, nullable=False),
@@ -125,7 +127,10 @@ fills = sa.Table(
     sa.Column("commission", Money, nullable=False),
     sa.Column("commission_asset", sa.String(16), nullable=False),
     sa.Column("time", sa.BigInteger, nullable=False),
-    sa.UniqueConstraint("symbol", "trade_id"),
+    sa.Column("realized_pnl", Money, nullable=False, server_default="0"),
+    sa.Column("maker", sa.Boolean, nullable=False, server_default=sa.false()),
+    # both sides of a trade share its id, and two of our users may be those sides
+    sa.UniqueConstraint("order_id", "trade_id"),
     sa.Index("ix_fills_user_order", "user_id", "exchange_order_id"),
 )
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from decimal import Decimal
 
 import sqlalchemy as sa
 import trio
@@ -17,7 +18,7 @@ import trio
 from tradercoin.clock import WallClock
 from tradercoin.config import PollPolicy
 from tradercoin.exchange.protocol import Credentials
-from tradercoin.orders import Fill, Order, OrderChange, OrderEvent, OrderStatus
+from tradercoin.orders import Fill, Order, OrderChange, OrderEvent, OrderFill, OrderStatus
 from tradercoin.store import events as event_sql
 from tradercoin.store import orders as order_sql
 from tradercoin.store import users as user_sql
@@ -224,9 +225,11 @@ class Store:
         """The user's orders in a non-terminal status, oldest first."""
         return await self.db.read(order_sql.pending_orders, user_id)
 
-    async def apply(self, changes: Sequence[OrderChange]) -> list[OrderEvent]:
-        """Store ``changes`` (with their fills) and their events, group-committed with other
-        callers' changes.
+    async def apply(
+        self, changes: Sequence[OrderChange], fills: Sequence[OrderFill] = ()
+    ) -> list[OrderEvent]:
+        """Store ``changes`` and their events, and ``fills`` (each once), group-committed
+        with other callers' writes.
 
         Waits for: the commit of the batch holding them. Returns one event per change, in
         order, each with the user's next seq and the stored order (with its id).
@@ -236,18 +239,30 @@ class Store:
             StoreClosed, StoreError: the store is closed or the database failed.
         """
         if not changes:
+            await self.record_fills(fills)
             return []
-        result = await self.batcher.submit(_Job(changes=tuple(changes)))
+        result = await self.batcher.submit(_Job(changes=tuple(changes), fills=tuple(fills)))
         assert isinstance(result, list)
         return result
 
-    async def record_fills(self, user_id: int, fills: Sequence[Fill]) -> int:
-        """Store fills not seen before (by symbol and trade id); returns how many were new."""
+    async def record_fills(self, fills: Sequence[OrderFill]) -> int:
+        """Store fills not seen before (by order and trade id); returns how many were new."""
         if not fills:
             return 0
-        result = await self.batcher.submit(_Job(fills_user=user_id, fills=tuple(fills)))
+        result = await self.batcher.submit(_Job(fills=tuple(fills)))
         assert isinstance(result, int)
         return result
+
+    async def order_fills(self, user_id: int, order_id: int) -> list[Fill]:
+        """The fills of the user's order ``order_id``, oldest first (none for another
+        user's order)."""
+        return await self.db.read(order_sql.order_fills, user_id, order_id)
+
+    async def filled_by_order(
+        self, user_id: int, order_ids: Sequence[int]
+    ) -> dict[int, dict[int, Decimal]]:
+        """The stored trades of each of the user's ``order_ids``: ``{order: {trade: qty}}``."""
+        return await self.db.read(order_sql.filled_by_order, user_id, list(order_ids))
 
     # --- events ------------------------------------------------------------------------------
 
