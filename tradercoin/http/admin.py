@@ -60,8 +60,9 @@ async def actors() -> Response:
         row = jsonable(status)
         user = await ctx.users.get(status.user_id)
         row["username"] = None if user is None else user.username
-        if ctx.orders_cache.holds_session(status.user_id):
-            row["sessions"] = max(0, status.sessions - 1)  # the server's page cache
+        # open /ws connections (browser tabs); the actor's own count also holds the server's
+        # page cache and sessions that left but were not sent anything since
+        row["sessions"] = ctx.sessions.count(status.user_id)
         policy = await _policy_of(ctx, status.user_id)
         row["policy_interval"] = policy.interval
         row["interval_reason"] = interval_reason(status, policy, stretch)

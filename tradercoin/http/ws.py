@@ -115,6 +115,10 @@ class WsSessions:
             session.stop(code)
         await self._empty.wait()
 
+    def count(self, user_id: int) -> int:
+        """How many /ws connections ``user_id`` has open now (their browser tabs)."""
+        return self._per_user.get(user_id, 0)
+
     def statistics(self) -> dict[str, int]:
         return {"open": len(self._sessions), "users": len(self._per_user), "opened": self.opened}
 
