@@ -11,6 +11,7 @@ export class AccountView {
     this.positions = new Map(); // symbol|side -> position
     this.totals = null;
     this.marks = new Map();
+    this.reload = null;
   }
 
   async load() {
@@ -44,8 +45,17 @@ export class AccountView {
       if (Number(p.amount) === 0) this.positions.delete(key);
       else this.positions.set(key, { ...before, ...dropNulls(p) });
     }
+    for (const [symbol, mark] of this.marks) this.setMark(symbol, mark);
     $("account-note").textContent = `Updated by the exchange at ${fmt.clock(msg.time)}.`;
     this.render();
+    this.reloadSoon();
+  }
+
+  // ACCOUNT_UPDATE carries no available balance, leverage or liquidation price: read the
+  // whole account once things settle (at most one read per 3 s).
+  reloadSoon() {
+    if (this.reload) return;
+    this.reload = setTimeout(() => { this.reload = null; this.load(); }, 3000);
   }
 
   setMark(symbol, mark) {

@@ -171,9 +171,21 @@ export class OrdersTable {
     }
     if (!matches(order, filters, view)) return "ignored";
     const fresh = this.row(order);
-    this.reorder();
+    this.insertSorted(fresh, order);
     this.flash(fresh);
     return "added";
+  }
+
+  // Put a new row where the current sort wants it (no re-render of the others).
+  insertSorted(tr, order) {
+    for (const other of this.body.querySelectorAll("tr[data-order-id]")) {
+      const shown = this.orders.get(Number(other.dataset.orderId));
+      if (other !== tr && shown && this.compare(order, shown) < 0) {
+        this.body.insertBefore(tr, other);
+        return;
+      }
+    }
+    this.body.append(tr);
   }
 
   remove(id) {
@@ -188,16 +200,16 @@ export class OrdersTable {
   }
 
   trimTo(size) {
-    while (this.body.querySelectorAll("tr[data-order-id]").length > size) {
-      const rows = this.body.querySelectorAll("tr[data-order-id]");
-      this.remove(Number(rows[rows.length - 1].dataset.orderId));
+    const rows = [...this.body.querySelectorAll("tr[data-order-id]")];
+    for (const tr of rows.slice(size)) {
+      this.remove(Number(tr.dataset.orderId));
+      tr.remove();
     }
   }
 
   flash(tr) {
-    tr.classList.remove("flash");
-    void tr.offsetWidth; // restart the animation
-    tr.classList.add("flash");
+    tr.classList.remove("flash"); // restarted on the next frame: no forced layout here
+    requestAnimationFrame(() => tr.classList.add("flash"));
     tr.addEventListener("animationend", () => tr.classList.remove("flash"), { once: true });
   }
 
