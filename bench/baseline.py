@@ -9,18 +9,30 @@ sessions) is :class:`~tradercoin.actors.user.UserActor`'s.
 
 from __future__ import annotations
 
-from tradercoin.actors.book import Folded
-from tradercoin.actors.user import GET_ORDER_WEIGHT, USER_TRADES_WEIGHT, UserActor
+from typing import Any
+
+from tradercoin.actors.book import Folded, OrderBook
+from tradercoin.actors.parts import GET_ORDER_WEIGHT
+from tradercoin.actors.user import UserActor
 from tradercoin.orders import ExchangeUpdate, Order, OrderChange
 
 __all__ = ["PerOrderActor"]
 
 
 class PerOrderActor(UserActor):
-    """``GET order`` for every pending order every cycle (the seed's N+1 worker)."""
+    """``GET order`` for every pending order every cycle (the seed's N+1 worker). Like the
+    seed, it fetches no trades: it measures the seed's request pattern, nothing more."""
+
+    def __init__(self, user_id: int, **kw: Any) -> None:
+        super().__init__(user_id, **kw)
+        self._book = OrderBook(
+            user_id,
+            vanish_confirmations=self._config.vanish_confirmations,
+            track_trades=False,
+        )
 
     def _planned_weight(self) -> int:
-        return len(self._book) * GET_ORDER_WEIGHT + len(self._book.owed()) * USER_TRADES_WEIGHT
+        return len(self._book) * GET_ORDER_WEIGHT
 
     async def _poll_orders(self, pending: list[Order]) -> Folded:
         updates: list[ExchangeUpdate] = []

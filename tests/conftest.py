@@ -8,12 +8,50 @@ one is a failure instead.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 
 import psycopg
 import pytest
 from sqlalchemy.engine import make_url
+
+# Every command and child process of the tests finds its data here, never in the developer's
+# data directory (TRADERCOIN_HOME; tradercoin/home.py). Removed when the session ends.
+TEST_HOME = tempfile.mkdtemp(prefix="tradercoin-test-home-")
+os.environ["TRADERCOIN_HOME"] = TEST_HOME
+os.environ.pop("TRADERCOIN_TOKEN", None)
+
+
+def pytest_sessionfinish() -> None:
+    shutil.rmtree(TEST_HOME, ignore_errors=True)
+
+
+# Whole modules whose tests take tens of seconds to minutes (real processes, fuzzing, soak,
+# browsers); `pytest -m "not slow"` is the quick loop (README). Single tests carry their own
+# @pytest.mark.slow.
+SLOW_MODULES = {
+    "tests/reliability/test_crash.py",
+    "tests/reliability/test_soak_short.py",
+    "tests/reliability/test_schema_fuzz.py",
+    "tests/reliability/test_ws_fuzz.py",
+    "tests/reliability/test_fault_matrix.py",
+    "tests/reliability/test_exchange_garbage.py",
+    "tests/reliability/test_db_faults.py",
+    "tests/http/test_browser.py",
+    "tests/http/test_fuzz.py",
+    "tests/actors/test_monitor_bench.py",
+    "tests/sim/test_fuzz.py",
+    "tests/exchange/test_client_fuzz.py",
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.nodeid.split("::")[0] in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)
+
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 PG_URL = os.environ.get(

@@ -6,7 +6,6 @@ failed, 2 on bad usage or configuration (one line on stderr says what and how to
 
 from __future__ import annotations
 
-import logging
 import re
 import sys
 from collections.abc import Callable
@@ -14,7 +13,8 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
-from tradercoin.config import ConfigError, Settings
+from tradercoin.cli_ops import new_database_note, prepare_home, register, service_access
+from tradercoin.config import ConfigError, Settings, resolve
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -40,16 +40,31 @@ def config_errors(func: F) -> F:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--log-level", default="INFO", show_default=True, help="Logging level.")
-def main(log_level: str) -> None:
-    """tradercoin: watch exchange orders and push every change to the people who placed them."""
-    logging.basicConfig(
-        level=log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        stream=sys.stderr,
-    )
-    # httpx logs every exchange request (signed URL included) at INFO: noise, not operations.
-    logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger().level))
+@click.option("--log-level", default=None, help="Logging level [env TRADERCOIN_LOG_LEVEL; INFO].")
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default=None,
+    help="text, or json: one JSON object per line [env TRADERCOIN_LOG_FORMAT; text].",
+)
+def main(log_level: str | None, log_format: str | None) -> None:
+    """tradercoin: watch exchange orders and push every change to the people who placed them.
+
+    Every command finds its data (database, master key file, config.toml, login) in the data
+    directory: TRADERCOIN_HOME, by default the platform's user data directory
+    (`tradercoin config show` prints it and where each setting comes from).
+    """
+    from tradercoin.logs import configure_logging
+
+    try:
+        settings = Settings.from_env(log_level=log_level, log_format=log_format)
+        level, fmt = settings.log_level, settings.log_format
+    except ConfigError:  # the command reports it when it reads its settings
+        level, fmt = log_level or "INFO", log_format or "text"
+    try:
+        configure_logging(level, fmt)
+    except ValueError:
+        fail(f"log level {level!r} is not DEBUG, INFO, WARNING, ERROR or CRITICAL", 2)
 
 
 # --- store: db, users, keys ---------------------------------------------------------------
@@ -58,7 +73,7 @@ _DB_URL = click.option(
     "--database-url",
     default=None,
     metavar="URL",
-    help="Database URL [env TRADERCOIN_DATABASE_URL; default sqlite:///./tradercoin.db].",
+    help="Database URL [env TRADERCOIN_DATABASE_URL; default tradercoin.db in the data dir].",
 )
 _USERNAME = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
 
@@ -92,8 +107,13 @@ def _with_store(database_url: str | None, body: Callable[..., Any], *, keys: boo
     from tradercoin.clock import system_clock
     from tradercoin.store import SecretBox, open_store
 
-    settings = Settings.from_env(database_url=database_url)
+    resolved = resolve(database_url=database_url)
+    settings = resolved.settings
+    prepare_home(resolved)
     box = SecretBox.from_settings(settings) if keys else SecretBox.ephemeral()
+    note = new_database_note(resolved)
+    if note is not None:
+        click.echo(f"tradercoin: {note}", err=True)
 
     async def run() -> Any:
         async with open_store(settings.database_url, secrets=box, clock=system_clock()) as store:
@@ -118,8 +138,8 @@ def db_upgrade(database_url: str | None) -> None:
         return await store.db.read(current_revision)  # type: ignore[no-any-return]
 
     rev = _with_store(database_url, revision)
-    url = Settings.from_env(database_url=database_url).database_url
-    click.echo(f"database {url} is at revision {rev} (head)")
+    shown = resolve(database_url=database_url).shown("database_url")
+    click.echo(f"database {shown} is at revision {rev} (head)")
 
 
 @main.group()
@@ -350,7 +370,7 @@ def sim_command(
     "--database-url",
     default=None,
     metavar="URL",
-    help="Database URL [env TRADERCOIN_DATABASE_URL; sqlite:///./tradercoin.db].",
+    help="Database URL [env TRADERCOIN_DATABASE_URL; default tradercoin.db in the data dir].",
 )
 @config_errors
 def serve(
@@ -365,7 +385,14 @@ def serve(
     from tradercoin.service import serve_until_signalled
     from tradercoin.store import StoreError
 
-    settings = Settings.from_env(host=host, port=port, exchange=exchange, database_url=database_url)
+    resolved = resolve(host=host, port=port, exchange=exchange, database_url=database_url)
+    settings = resolved.settings
+    prepare_home(resolved)
+    click.echo(f"tradercoin: data directory {resolved.home} ({resolved.home_source})")
+    click.echo(f"tradercoin: database {resolved.shown('database_url')}")
+    note = new_database_note(resolved)
+    if note is not None:
+        click.echo(f"tradercoin: {note}")
     try:
         trio.run(serve_until_signalled, settings)
     except (StoreError, OSError, BaseExceptionGroup) as exc:
@@ -389,26 +416,26 @@ _URL = click.option(
     "--url",
     envvar="TRADERCOIN_URL",
     default=None,
-    help="The running service [env TRADERCOIN_URL; http://TRADERCOIN_HOST:TRADERCOIN_PORT].",
+    help="The running service [env TRADERCOIN_URL; the login's, else http://HOST:PORT].",
 )
 _TOKEN = click.option(
     "--token",
     envvar="TRADERCOIN_TOKEN",
-    required=True,
-    help="An operator's token (from POST /api/auth/login) [env TRADERCOIN_TOKEN].",
+    default=None,
+    help="An operator's token [env TRADERCOIN_TOKEN; default: the one `tradercoin login` kept].",
 )
 _USER = click.option(
     "--user", "user_id", type=click.IntRange(min=1), required=True, help="User id."
 )
 
 
-def _call_service(method: str, url: str | None, path: str, token: str, body: Any = None) -> Any:
+def _call_service(
+    method: str, url: str | None, path: str, token: str | None, body: Any = None
+) -> Any:
     """One request to a running service; exits 1 with the service's error message."""
     import httpx
 
-    if url is None:
-        settings = Settings.from_env()
-        url = f"http://{settings.host}:{settings.port}"
+    url, token = service_access(url, token)
     headers = {"Authorization": f"Bearer {token}"}
     try:
         response = httpx.request(method, url.rstrip("/") + path, headers=headers, json=body)
@@ -438,7 +465,8 @@ def poll_rate() -> None:
 @_USER
 @_URL
 @_TOKEN
-def poll_rate_get(user_id: int, url: str | None, token: str) -> None:
+@config_errors
+def poll_rate_get(user_id: int, url: str | None, token: str | None) -> None:
     """Show a user's poll policy."""
     _show_policy(
         user_id, _call_service("GET", url, f"/api/admin/users/{user_id}/poll-policy", token)
@@ -461,7 +489,7 @@ def poll_rate_set(
     fast_notional: str | None,
     reconcile_interval: str | None,
     url: str | None,
-    token: str,
+    token: str | None,
 ) -> None:
     """Change a user's poll policy (omitted values are kept); applies at the next poll."""
     from tradercoin.config import parse_duration
@@ -485,6 +513,8 @@ def poll_rate_set(
     path = f"/api/admin/users/{user_id}/poll-policy"
     _show_policy(user_id, _call_service("PUT", url, path, token, body))
 
+
+register(main)  # config show, login, logout (cli_ops.py)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

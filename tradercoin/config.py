@@ -1,4 +1,10 @@
-"""Settings: environment variables (``TRADERCOIN_*``) and CLI flags, validated once at start.
+"""Settings: CLI flags, environment variables (``TRADERCOIN_*``), the config file, defaults.
+
+Precedence, highest first: a command's flag, the environment variable ``TRADERCOIN_<NAME>``,
+the key ``<name>`` of ``config.toml`` in the data directory (:mod:`tradercoin.home`), the
+default. The database and the dev master key file default to files in the data directory, so
+every command finds the same ones from any working directory. ``tradercoin config show`` lists
+every setting with its value and where it came from (secrets only as set/unset).
 
 A bad value raises :class:`ConfigError` with one line that says what is wrong and how to fix
 it; the CLI prints it and exits with status 2.
@@ -17,10 +23,13 @@ from typing import Any
 
 __all__ = [
     "EXCHANGE_URLS",
+    "SECRETS",
     "ConfigError",
     "PollPolicy",
+    "Resolved",
     "Settings",
     "parse_duration",
+    "resolve",
 ]
 
 EXCHANGE_URLS = {
@@ -80,6 +89,7 @@ class Settings:
     weight_safety_margin: float = 0.10
     allowed_origins: tuple[str, ...] = ()
     log_level: str = "INFO"
+    log_format: str = "text"
     event_retention: float = 7 * 24 * 3600.0  # order events kept for /ws resumes (seconds)
 
     @property
@@ -101,24 +111,17 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
-        """Read ``TRADERCOIN_*`` variables, then apply non-``None`` CLI overrides."""
-        env = os.environ if env is None else env
-        values: dict[str, Any] = {}
-        for field in dataclasses.fields(cls):
-            raw = env.get(f"TRADERCOIN_{field.name.upper()}")
-            if raw is not None and field.name != "poll":
-                values[field.name] = _convert(field.name, raw)
-        values["poll"] = _poll_from_env(env)
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        settings = cls(**values)
-        settings.validate()
-        return settings
+        """Flags (non-``None`` ``overrides``), ``TRADERCOIN_*`` variables, the data
+        directory's config file, defaults: see :func:`resolve`."""
+        return resolve(env, **overrides).settings
 
     def validate(self) -> None:
         if not (0 < self.port < 65536):
             raise ConfigError(f"port: {self.port} is out of range 1-65535")
         if not self.uses_simulator:
             self.exchange_urls()
+        if self.log_format not in ("text", "json"):
+            raise ConfigError(f"log_format: {self.log_format!r} is not 'text' or 'json'")
         if "://" not in self.database_url:
             raise ConfigError(
                 "database_url: the value is not a URL (no '://'; not shown, it may hold a "
@@ -126,47 +129,29 @@ class Settings:
             )
 
 
-def _convert(name: str, raw: str) -> Any:
+def _convert(name: str, raw: str, where: str) -> Any:
+    """``raw`` text as the setting's type; ``where`` names it in errors (env var or file)."""
     if name in ("port", "sim_port", "weight_budget_per_minute"):
         try:
             return int(raw)
         except ValueError:
-            raise ConfigError(f"TRADERCOIN_{name.upper()}: {raw!r} is not an integer") from None
+            raise ConfigError(f"{where}: {raw!r} is not an integer") from None
     if name == "weight_safety_margin":
         try:
             return float(raw)
         except ValueError:
-            raise ConfigError(f"TRADERCOIN_{name.upper()}: {raw!r} is not a number") from None
+            raise ConfigError(f"{where}: {raw!r} is not a number") from None
     if name == "event_retention":
-        return parse_duration(raw, name="TRADERCOIN_EVENT_RETENTION")
+        return parse_duration(raw, name=where)
     if name == "master_key_file":
-        return Path(raw)
+        return Path(raw).expanduser()
     if name == "allowed_origins":
         return tuple(o.strip() for o in raw.split(",") if o.strip())
+    if name in ("poll_interval", "poll_fast_interval", "poll_reconcile_interval"):
+        return parse_duration(raw, name=where)
+    if name == "poll_fast_notional":
+        return _decimal(raw, where)
     return raw
-
-
-def _poll_from_env(env: Mapping[str, str]) -> PollPolicy:
-    """``TRADERCOIN_POLL_INTERVAL`` and siblings; the seed's ``ORDER_CHECK_INTERVAL`` too."""
-    base = PollPolicy()
-    interval = env.get("TRADERCOIN_POLL_INTERVAL") or env.get("ORDER_CHECK_INTERVAL")
-    fast = env.get("TRADERCOIN_POLL_FAST_INTERVAL")
-    reconcile = env.get("TRADERCOIN_POLL_RECONCILE_INTERVAL")
-    notional = env.get("TRADERCOIN_POLL_FAST_NOTIONAL")
-    return PollPolicy(
-        interval=parse_duration(interval, name="TRADERCOIN_POLL_INTERVAL")
-        if interval
-        else base.interval,
-        fast_interval=parse_duration(fast, name="TRADERCOIN_POLL_FAST_INTERVAL")
-        if fast
-        else base.fast_interval,
-        fast_notional=_decimal(notional, "TRADERCOIN_POLL_FAST_NOTIONAL")
-        if notional
-        else base.fast_notional,
-        reconcile_interval=parse_duration(reconcile, name="TRADERCOIN_POLL_RECONCILE_INTERVAL")
-        if reconcile
-        else base.reconcile_interval,
-    )
 
 
 def _decimal(raw: str, name: str) -> Decimal:
@@ -177,3 +162,124 @@ def _decimal(raw: str, name: str) -> Decimal:
     if not value.is_finite() or value < 0:
         raise ConfigError(f"{name}: must be a non-negative number, got {raw!r}")
     return value
+
+
+# --- where each setting comes from ---------------------------------------------------------
+
+SECRETS = frozenset({"master_key"})
+_POLL = {
+    "poll_interval": "interval",
+    "poll_fast_interval": "fast_interval",
+    "poll_fast_notional": "fast_notional",
+    "poll_reconcile_interval": "reconcile_interval",
+}
+NAMES: tuple[str, ...] = tuple(
+    name
+    for field in dataclasses.fields(Settings)
+    for name in ((*_POLL,) if field.name == "poll" else (field.name,))
+)
+_ALIASES = {"poll_interval": ("ORDER_CHECK_INTERVAL",)}  # the seed's name
+
+
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    """The settings, the data directory, and each setting's source: ``flag``, ``env``,
+    ``config file`` or ``default``."""
+
+    settings: Settings
+    home: Path
+    home_source: str
+    config_file: Path
+    sources: Mapping[str, str]
+
+    def shown(self, name: str) -> str:
+        """The value of setting ``name`` as ``config show`` prints it (secrets as set/unset,
+        a database password as ***)."""
+        if name in SECRETS:
+            return "set" if getattr(self.settings, name) else "unset"
+        if name in _POLL:
+            return str(getattr(self.settings.poll, _POLL[name]))
+        value = getattr(self.settings, name)
+        if name == "database_url":
+            return _hide_password(value)
+        if isinstance(value, tuple):
+            return ",".join(value)
+        return "" if value is None else str(value)
+
+
+def resolve(
+    env: Mapping[str, str] | None = None, *, home: str | None = None, **overrides: Any
+) -> Resolved:
+    """Every setting from the flags in ``overrides`` (``None`` = not given), ``env``, the
+    config file in the data directory, and the defaults, in that order of precedence.
+
+    Raises:
+        ConfigError: a malformed value (the message names the variable or the file's key), an
+            unknown key in the config file, or an unreadable config file.
+    """
+    from tradercoin.home import (
+        CONFIG_NAME,
+        DATABASE_NAME,
+        KEY_NAME,
+        HomeError,
+        read_config_file,
+        resolve_home,
+    )
+
+    env = os.environ if env is None else env
+    directory, home_source = resolve_home(env, home)
+    config_file = directory / CONFIG_NAME
+    try:
+        from_file = read_config_file(config_file)
+    except HomeError as error:
+        raise ConfigError(str(error)) from None
+    unknown = sorted(set(from_file) - set(NAMES))
+    if unknown:
+        raise ConfigError(
+            f"{config_file}: unknown setting {unknown[0]!r}; `tradercoin config show` lists them"
+        )
+    defaults = {
+        "database_url": f"sqlite:///{directory / DATABASE_NAME}",
+        "master_key_file": directory / KEY_NAME,
+    }
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for name in NAMES:
+        found = _lookup(name, overrides, env, from_file, config_file)
+        if found is None:
+            sources[name] = "default"
+            if name in defaults:
+                values[name] = defaults[name]
+            continue
+        values[name], sources[name] = found
+    settings = _build(values)
+    settings.validate()
+    return Resolved(settings, directory, home_source, config_file, sources)
+
+
+def _lookup(
+    name: str,
+    overrides: Mapping[str, Any],
+    env: Mapping[str, str],
+    from_file: Mapping[str, str],
+    config_file: Path,
+) -> tuple[Any, str] | None:
+    """``(value, source)`` of one setting, or None when only the default applies."""
+    if overrides.get(name) is not None:
+        return overrides[name], "flag"
+    for variable in (f"TRADERCOIN_{name.upper()}", *_ALIASES.get(name, ())):
+        raw = env.get(variable)
+        if raw:
+            return _convert(name, raw, variable), "env"
+    if name in from_file:
+        return _convert(name, from_file[name], f"{config_file}: {name}"), "config file"
+    return None
+
+
+def _build(values: dict[str, Any]) -> Settings:
+    poll = {_POLL[name]: values.pop(name) for name in list(values) if name in _POLL}
+    return Settings(**values, poll=PollPolicy(**poll))
+
+
+def _hide_password(url: str) -> str:
+    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)

@@ -11,10 +11,20 @@ import itertools
 from decimal import Decimal
 from typing import Any
 
+import pytest
 import trio
 
-from tradercoin.actors.messages import StreamUpdates
-from tradercoin.orders import ExchangeUpdate, Fill, Order, OrderStatus
+from tradercoin.actors.messages import ActorUnavailable, Stop, StreamUpdates
+from tradercoin.orders import (
+    ExchangeUpdate,
+    Fill,
+    Order,
+    OrderStatus,
+    OrderType,
+    Side,
+    TimeInForce,
+    new_order,
+)
 from tradercoin.testing import TestSession, TestUser, open_test_system
 
 RANK = {"pending": 0, "new": 1, "partially_filled": 2}
@@ -217,3 +227,126 @@ async def test_a_replay_longer_than_the_session_holds_is_a_resync_not_a_history(
         roomy = await alice.open_session(since=latest - 3, capacity=8)
         await trio.sleep(0.1)
         assert [m["seq"] for m in roomy.messages()] == [latest - 2, latest - 1, latest]
+
+
+def _far(system: Any, below: str = "0.97") -> str:
+    mark = system.sim.mark("BTCUSDT")
+    return str((mark * Decimal(below)).quantize(Decimal("0.1")))
+
+
+async def test_two_of_our_users_trading_with_each_other_both_keep_their_fill(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    """Defect 3: both sides of a trade carry the same trade id; fills unique by (symbol,
+    trade id) silently dropped the second user's."""
+    async with open_test_system(stream=True) as system:
+        alice, bob = await system.add_user("alice"), await system.add_user("bob")
+        price = _far(system)
+        bid = await alice.place("BTCUSDT", "BUY", "LIMIT", "0.2", price=price)
+        ask = await bob.place("BTCUSDT", "SELL", "LIMIT", "0.2", price=price)
+        await trio.sleep(6)
+        [match] = system.sim.matches()
+        for user, order in ((alice, bid), (bob, ask)):
+            stored = await system.store.get_order(user.user_id, order.id or 0)
+            assert stored is not None and stored.status == "filled"
+            assert our_fills(await user.fills(order.id or 0)) == exchange_fills(user, order)
+        [mine], [theirs] = await alice.fills(bid.id or 0), await bob.fills(ask.id or 0)
+        assert mine.trade_id == theirs.trade_id and (mine.maker, theirs.maker) == (True, False)
+        assert match is not None
+
+
+@pytest.mark.parametrize("kind", ["http_500", "http_502", "http_504"])
+async def test_a_server_error_after_the_place_never_shows_a_live_order_as_rejected(
+    autojump_clock: trio.abc.Clock, kind: str
+) -> None:
+    """Defect 4: a 5xx on a place was taken as "not sent" and the order marked rejected
+    (terminal) while it was live at the exchange."""
+    async with open_test_system() as system:
+        alice = await system.add_user("alice")
+        tab = await alice.open_session()
+        system.inject(kind, path="/fapi/v1/order", user=alice)
+        order = await alice.place("BTCUSDT", "BUY", "LIMIT", "0.2", price=_far(system))
+        [truth] = alice.truth()
+        assert truth.status == "NEW" and order.status == "new"
+        assert order.exchange_order_id == truth.order_id
+        assert "rejected" not in [u["status"] for u in tab.updates(order.id)]
+        posts = [r for r in alice.requests("/fapi/v1/order") if r.method == "POST"]
+        assert len(posts) == 1
+
+
+async def test_one_accounts_order_rate_limit_slows_only_that_account(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    """Defect 5: a -1015 went to the shared governor and paused every user's places and
+    polls; now only that account waits, and it is slowed before the exchange refuses."""
+    async with open_test_system() as system:
+        alice, bob = await system.add_user("alice"), await system.add_user("bob")
+        system.sim.set_order_limits(alice.api_key, per_10s=2, per_minute=100)
+        price = _far(system)
+        for _ in range(2):
+            await alice.place("BTCUSDT", "BUY", "LIMIT", "0.2", price=price)
+        with pytest.raises(ActorUnavailable) as refused:
+            await alice.place("BTCUSDT", "BUY", "LIMIT", "0.2", price=price)
+        assert refused.value.retry_after is not None and 0 < refused.value.retry_after <= 10
+        with pytest.raises(ActorUnavailable):  # paused here: the exchange is not asked again
+            await alice.place("BTCUSDT", "BUY", "LIMIT", "0.2", price=price)
+        posts = [r for r in alice.requests("/fapi/v1/order") if r.method == "POST"]
+        assert [r.status for r in posts] == [200, 200, 429]
+        assert system.governor.paused_until <= trio.current_time()
+        theirs = await bob.place("BTCUSDT", "BUY", "LIMIT", "0.2", price=price)
+        assert theirs.status == "new"
+        await trio.sleep(refused.value.retry_after)
+        again = await alice.place("BTCUSDT", "BUY", "LIMIT", "0.2", price=price)
+        assert again.status == "new" and len(alice.truth()) == 3
+
+
+async def test_the_ack_of_a_limit_order_is_never_taken_as_final(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    """Defect 9: Binance ACKs every order as NEW; an IOC that cannot fill ends EXPIRED and
+    a crossing LIMIT ends FILLED only by query or stream."""
+    async with open_test_system() as system:
+        alice = await system.add_user("alice")
+        tab = await alice.open_session()
+        ioc = await alice.place(
+            "BTCUSDT", "BUY", "LIMIT", "0.2", price=_far(system), time_in_force="IOC"
+        )
+        crossing = await alice.place("BTCUSDT", "BUY", "LIMIT", "0.2", price=_far(system, "1.03"))
+        assert (ioc.status, crossing.status) == ("new", "new")  # what the ACK says
+        await tab.wait_for_status(ioc.id, "expired")
+        await tab.wait_for_status(crossing.id, "filled")
+        truth = {t.client_order_id: t.status for t in alice.truth()}
+        assert truth[ioc.client_order_id] == "EXPIRED"
+        assert truth[crossing.client_order_id] == "FILLED"
+        assert never_went_back(tab, ioc.id) and never_went_back(tab, crossing.id)
+
+
+async def test_an_order_saved_but_never_sent_is_settled_in_seconds_while_the_stream_is_up(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    """A crash between saving an order and sending it leaves it ``pending`` in the store and
+    unknown to the exchange; with the stream healthy, polls were 60 s apart and its three
+    vanish confirmations took minutes (the crash test's 90 s settle timed out)."""
+    async with open_test_system(stream=True) as system:
+        alice = await system.add_user("alice")
+        change = new_order(
+            user_id=alice.user_id,
+            symbol="BTCUSDT",
+            side=Side.BUY,
+            type=OrderType.LIMIT,
+            quantity=Decimal("0.2"),
+            price=Decimal(_far(system)),
+            time_in_force=TimeInForce.GTC,
+            client_order_id="tcneversent",
+            now=system.clock.now_ms(),
+        )
+        [saved] = await system.store.apply([change])
+        alice.actor.tell(Stop())
+        await alice.actor.done.wait()
+        await system.supervisor.credentials_changed(alice.user_id)  # a new actor loads it
+        await alice.wait_stream()
+        start = trio.current_time()
+        tab = await alice.open_session(since=0)
+        got = await tab.wait_for_status(saved.order.id, "expired")
+        assert got.time - start <= 3 * 5.0 + 5.0
+        assert alice.truth() == []

@@ -176,12 +176,13 @@ async def test_readiness_and_metrics(service: Service, http: httpx.AsyncClient) 
     assert (await http.get("/readyz")).json() == {"status": "ready"}
     text = (await http.get("/metrics")).text
     for name in (
-        "tradercoin_supervisor_actors",
-        "tradercoin_governor_budget_per_minute",
-        "tradercoin_exchange_requests",
-        "tradercoin_store_batches",
-        "tradercoin_actors_poll_lag_max_seconds",
-        "tradercoin_actors_notifications_delivered",
+        "# TYPE tradercoin_actors gauge",
+        "tradercoin_governor_budget_weight_per_minute",
+        "tradercoin_exchange_requests_total",
+        "tradercoin_store_batches_total",
+        "tradercoin_actor_poll_lag_max_seconds",
+        'tradercoin_session_notifications_total{outcome="delivered"}',
+        "tradercoin_store_batch_commit_duration_seconds_bucket",
     ):
         assert name in text
 

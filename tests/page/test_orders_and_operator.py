@@ -25,7 +25,7 @@ from tests.page.harness import (
     running_desk,
 )
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
 @pytest.fixture

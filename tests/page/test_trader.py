@@ -15,7 +15,7 @@ from playwright.sync_api import expect
 from tests.conftest import missing
 from tests.page.harness import CHROMIUM, LIVE_MS, Desk, chromium, register, row, running_desk
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
 @pytest.fixture

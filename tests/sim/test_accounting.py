@@ -12,6 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
+import pytest
 import trio
 import trio.testing
 import trio_websocket
@@ -372,3 +373,46 @@ async def test_leverage_refused_beyond_the_position_or_the_margin(
     assert over.json()["code"] == -2027
     fine = await big.signed("POST", "/fapi/v1/leverage", symbol="BTCUSDT", leverage=100)
     assert fine.json()["maxNotionalValue"] == "250000"
+
+
+async def test_cancel_all_weight_and_errors(
+    autojump_clock: trio.testing.MockClock, sim: Simulator, client: SignedClient
+) -> None:
+    done = await client.signed("DELETE", "/fapi/v1/allOpenOrders", symbol="ETHUSDT")
+    assert done.json() == {"code": 200, "msg": "The operation of cancel all open order is done."}
+    assert done.headers["x-mbx-used-weight-1m"] == "1"
+    missing = await client.signed("DELETE", "/fapi/v1/allOpenOrders")
+    assert missing.json() == {
+        "code": -1102,
+        "msg": "Mandatory parameter 'symbol' was not sent, was empty/null, or malformed.",
+    }
+    unknown = await client.signed("DELETE", "/fapi/v1/allOpenOrders", symbol="NOPEUSDT")
+    assert unknown.json() == {"code": -1121, "msg": "Invalid symbol."}
+    unsigned = await client.keyed("DELETE", "/fapi/v1/allOpenOrders", symbol="ETHUSDT")
+    assert unsigned.json()["code"] == -1102
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/fapi/v3/account"),
+        ("GET", "/fapi/v2/account"),
+        ("GET", "/fapi/v3/balance"),
+        ("GET", "/fapi/v3/positionRisk"),
+        ("GET", "/fapi/v1/leverageBracket"),
+        ("GET", "/fapi/v1/symbolConfig"),
+        ("POST", "/fapi/v1/leverage"),
+    ],
+)
+async def test_account_routes_are_signed(
+    autojump_clock: trio.testing.MockClock, client: SignedClient, method: str, path: str
+) -> None:
+    params = {"symbol": "BTCUSDT", "leverage": 5} if method == "POST" else {}
+    forged = await client.signed(method, path, sign_with="not-the-secret", **params)
+    assert (forged.status_code, forged.json()["code"]) == (400, -1022)
+    stale = await client.signed(method, path, timestamp=EPOCH_MS - 60_000, **params)
+    assert stale.json()["code"] == -1021
+    keyless = await client.http.request(method, f"{path}?timestamp={EPOCH_MS}")
+    assert (keyless.status_code, keyless.json()["code"]) == (401, -2014)
+    good = await client.signed(method, path, **params)
+    assert good.status_code == 200

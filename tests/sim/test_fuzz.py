@@ -37,6 +37,7 @@ NAMES = [
     "endTime",
     "listenKey",
     "recvWindow",
+    "leverage",
 ]
 VALUES = st.one_of(
     st.sampled_from(

@@ -33,6 +33,7 @@ from tradercoin.orders import (
     Order,
     OrderChange,
     OrderFill,
+    OrderStatus,
     mark_vanished,
     merge,
     visible_change,
@@ -59,11 +60,16 @@ class OrderBook:
     Args:
         vanish_confirmations: how many ``-2013`` answers in a row make a pending order
             expired (the exchange purges orders; a place may not be visible yet).
+        track_trades: keep terminal orders owed their trades until they add up (``False``
+            only for the benchmark's baseline, which fetches none, as the seed did).
     """
 
-    def __init__(self, user_id: int, *, vanish_confirmations: int = 3) -> None:
+    def __init__(
+        self, user_id: int, *, vanish_confirmations: int = 3, track_trades: bool = True
+    ) -> None:
         self.user_id = user_id
         self._vanish_confirmations = vanish_confirmations
+        self._track_trades = track_trades
         self._pending: dict[int, Order] = {}
         self._owed: dict[int, Order] = {}
         self._by_client_id: dict[str, int] = {}
@@ -101,13 +107,24 @@ class OrderBook:
             (n := o.notional) is not None and n >= notional_limit for o in self._pending.values()
         )
 
+    def in_doubt(self) -> bool:
+        """Whether an order's fate is open: never acknowledged by the exchange (``pending``,
+        e.g. left by a crash between saving and sending), or not found by a recent query.
+        Such orders are polled at the user's interval even while the stream is healthy, so
+        the vanish confirmations take seconds, not reconcile minutes."""
+        return bool(self._missing) or any(
+            o.status is OrderStatus.PENDING for o in self._pending.values()
+        )
+
     def unsettled(self) -> int:
         """Pending orders a budget-short cycle left unasked (the next cycle pays for them)."""
         return len(self._unsettled & self._pending.keys())
 
     def covers(self, order: Order, executed: Decimal | None = None) -> bool:
         """Whether the known trades of ``order`` add up to ``executed`` (by default, what
-        the order holds as executed)."""
+        the order holds as executed); always, when trades are not tracked."""
+        if not self._track_trades:
+            return True
         target = order.filled_quantity if executed is None else executed
         return sum(self._trades.get(order.id or 0, {}).values(), Decimal(0)) >= target
 
@@ -132,7 +149,7 @@ class OrderBook:
         self._pending.pop(order_id, None)
         self._missing.pop(order_id, None)
         self._unsettled.discard(order_id)
-        if self.covers(order):
+        if self.covers(order) or not self._track_trades:
             self._forget(order)
         else:
             self._owed[order_id] = order

@@ -41,11 +41,14 @@ from tradercoin.actors.sessions import Sessions
 from tradercoin.clock import WallClock
 from tradercoin.exchange import protocol as xp
 from tradercoin.exchange.errors import ExchangeError, InvalidCredentials, IPBanned, RateLimited
-from tradercoin.orders import ExchangeUpdate, Order, OrderEvent
+from tradercoin.metrics import observe_delivery, observe_detection
+from tradercoin.orders import ExchangeUpdate, Order, OrderEvent, OrderStatus
 
 __all__ = ["ActorCore"]
 
 log = logging.getLogger("tradercoin.actors.user")
+
+FILL_STATUSES = frozenset({OrderStatus.PARTIALLY_FILLED, OrderStatus.FILLED})
 
 
 class ActorCore:
@@ -114,7 +117,7 @@ class ActorCore:
         return self._book.has_fast(self._policy.fast_notional)
 
     def _base_interval(self) -> float:
-        if self.stream_state == "healthy" and not self._book.owed():
+        if self.stream_state == "healthy" and not self._book.owed() and not self._book.in_doubt():
             return self._policy.reconcile_interval
         return self._policy.fast_interval if self._has_fast() else self._policy.interval
 
@@ -219,6 +222,7 @@ class ActorCore:
         if not folded:
             return []
         was_idle = not self._has_work()
+        submitted = trio.current_time()
         events = await self._store.apply(folded.changes, folded.fills)
         for change, event in zip(folded.changes, events, strict=True):
             self._book.stored(event.order)
@@ -233,19 +237,25 @@ class ActorCore:
         self._book.settle_covered()
         if was_idle and self._has_work():
             self._schedule()
-        self._push(events)
+        self._push(events, submitted)
         self._declare_demand()
         return events
 
-    def _push(self, events: list[OrderEvent]) -> None:
+    def _push(self, events: list[OrderEvent], submitted: float) -> None:
         delivered = self._sessions.push(events)
-        if delivered:
-            log.info(
-                "WebSocket notification sent to user %d: %d events, %d deliveries",
-                self.user_id,
-                len(events),
-                delivered,
-            )
+        if not delivered:
+            return
+        now_ms = self._clock.now_ms()
+        for event in events:
+            observe_delivery(trio.current_time() - submitted)
+            if event.order.status in FILL_STATUSES and event.order.exchange_update_time:
+                observe_detection((now_ms - event.order.exchange_update_time) / 1000)
+        log.info(
+            "WebSocket notification sent to user %d: %d events, %d deliveries",
+            self.user_id,
+            len(events),
+            delivered,
+        )
 
     async def _merge(self, order: Order, update: ExchangeUpdate) -> Order:
         """Fold one snapshot of ``order`` and return the order as it stands after it."""

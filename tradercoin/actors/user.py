@@ -97,6 +97,7 @@ from tradercoin.exchange.errors import (
     RateLimited,
     UnknownOutcome,
 )
+from tradercoin.metrics import observe_poll_cycle
 from tradercoin.orders import (
     ExchangeUpdate,
     Order,
@@ -419,14 +420,19 @@ class UserActor(ActorCore):
 
     async def _fetch(self, order: Order) -> ExchangeUpdate:
         """``GET order`` by client id, plus ``userTrades`` when it has executed more than its
-        known trades add up to."""
+        known trades add up to and the trades are tracked. A poll short of budget for the
+        trades still reports the order's state: it is then owed its trades (a later cycle
+        pays for them), so a detection never waits behind its fills."""
         await self._spend(GET_ORDER_WEIGHT)
         update = await self.client.get_order(order.symbol, client_order_id=order.client_order_id)
-        if update.executed_qty > 0 and not self._book.covers(order, update.executed_qty):
+        if update.executed_qty == 0 or self._book.covers(order, update.executed_qty):
+            return update
+        try:
             await self._spend(USER_TRADES_WEIGHT)
-            fills = await self.client.user_trades(order.symbol, order_id=update.exchange_order_id)
-            update = dataclasses.replace(update, fills=tuple(fills))
-        return update
+        except NoRoom:
+            return update
+        fills = await self.client.user_trades(order.symbol, order_id=update.exchange_order_id)
+        return dataclasses.replace(update, fills=tuple(fills))
 
     async def _read_account(self) -> dict[str, Any]:
         """Balances and positions from the exchange (see :func:`account.snapshot`)."""
@@ -469,6 +475,7 @@ class UserActor(ActorCore):
             self._prepaid = 0
             self._after_cycle()
         await self._commit(folded)
+        observe_poll_cycle(trio.current_time() - started)
         elapsed_ms = (trio.current_time() - started) * 1000
         log.info("user %d order monitor check completed in %.0fms", self.user_id, elapsed_ms)
 

@@ -14,6 +14,7 @@ from tradercoin.http.context import HttpContext, context
 from tradercoin.http.drain import DrainBody
 from tradercoin.http.errors import error_response, install_error_handlers, json_response
 from tradercoin.http.fast import OrdersFastPath
+from tradercoin.http.requestid import RequestIds
 from tradercoin.http.responses import DocumentedResponses
 
 __all__ = ["MAX_BODY", "create_app"]
@@ -49,7 +50,8 @@ def create_app(ctx: HttpContext) -> QuartTrio:
         module.register_routes(app)
     # In front of Quart, on ASGI: /ws, and cached GET /api/orders pages (both fall back to it).
     # Every request body is read before its response ends (drain.py; the fast path too).
-    app.asgi_app = OrdersFastPath(DrainBody(ws.WsEndpoint(app.asgi_app, ctx)), ctx)  # type: ignore[method-assign]
+    # Outermost: the request id (requestid.py) for the response header and the logs.
+    app.asgi_app = RequestIds(OrdersFastPath(DrainBody(ws.WsEndpoint(app.asgi_app, ctx)), ctx))  # type: ignore[method-assign]
     app.add_url_rule("/", view_func=index, methods=["GET"])
     app.add_url_rule("/docs", view_func=docs, methods=["GET"])
     app.add_url_rule("/healthz", view_func=healthz, methods=["GET"])

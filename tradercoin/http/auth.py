@@ -19,6 +19,7 @@ from tradercoin.http.context import HttpContext, context
 from tradercoin.http.errors import ApiError, json_response
 from tradercoin.http.schemas import CredentialsBody, LoginBody, RegisterBody, read_body
 from tradercoin.http.security import SessionToken
+from tradercoin.logs import user_id_var
 from tradercoin.store.errors import DuplicateUser
 from tradercoin.store.models import Role, User
 
@@ -83,6 +84,7 @@ async def authenticate(*, operator: bool = False) -> User:
     user = await ctx.users.get(session.user_id)
     if user is None:
         raise ApiError(401, "unauthorized", "this account no longer exists")
+    user_id_var.set(user.id)  # this request's log lines carry it (tradercoin.logs)
     if operator and user.role is not Role.OPERATOR:
         raise ApiError(403, "forbidden", "operators only")
     return user

@@ -39,6 +39,7 @@ from urllib.parse import parse_qs
 import trio
 
 from tradercoin.http.auth import cookie_value, origin_allowed
+from tradercoin.logs import user_id_var
 from tradercoin.orders import order_to_wire
 from tradercoin.store.models import User
 
@@ -502,4 +503,5 @@ async def serve_websocket(ctx: HttpContext, scope: Any, socket: AsgiSocket, send
             await socket.close(POLICY, "unauthorized")
             return
     assert not isinstance(since, str)
+    user_id_var.set(user.id)  # the session's log lines carry it (tradercoin.logs)
     await ctx.sessions.serve(WsSession(ctx, socket, user, since))

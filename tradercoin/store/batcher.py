@@ -18,6 +18,7 @@ import sqlalchemy as sa
 import trio
 
 from tradercoin.clock import WallClock
+from tradercoin.metrics import observe_batch_commit
 from tradercoin.orders import OrderChange, OrderEvent, OrderFill
 from tradercoin.store import events as event_sql
 from tradercoin.store import orders as order_sql
@@ -168,8 +169,10 @@ class WriteBatcher:
 
     async def _commit(self, jobs: list[_Job]) -> None:
         now = self._clock.now_ms()
+        started = trio.current_time()
         try:
             results = await self._db.write(_write_jobs, jobs, now)
+            observe_batch_commit(trio.current_time() - started)
         except Exception as error:
             if len(jobs) == 1 or _database_failed(error):
                 for job in jobs:

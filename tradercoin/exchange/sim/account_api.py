@@ -1,14 +1,15 @@
-"""The account routes and events: ``GET /fapi/v3/account``, ``/fapi/v3/balance``,
-``/fapi/v3/positionRisk``, ``/fapi/v1/leverageBracket``, ``/fapi/v1/symbolConfig``,
-``POST /fapi/v1/leverage``, and the ``ACCOUNT_UPDATE`` / ``ACCOUNT_CONFIG_UPDATE`` events.
+"""The account routes and events: ``GET /fapi/v3/account`` (and ``/fapi/v2/account``),
+``/fapi/v3/balance``, ``/fapi/v3/positionRisk``, ``/fapi/v1/leverageBracket``,
+``/fapi/v1/symbolConfig``, ``POST /fapi/v1/leverage``, the margin check of new orders, and
+the ``ACCOUNT_UPDATE`` / ``ACCOUNT_CONFIG_UPDATE`` events.
 
-Shapes follow the USDⓈ-M docs (Account Information V3, Futures Account Balance V3, Position
-Information V3, Notional and Leverage Brackets, Symbol Configuration, Change Initial
-Leverage, Event: Balance and Position Update): every decimal is a string (8 places for
-money; quantities at the symbol's step), times are int milliseconds, flags JSON booleans.
-The leverage brackets are JSON numbers, as Binance sends them. The figures come from
-:func:`~tradercoin.exchange.sim.account.account_view` at the marks of the moment, so the
-REST answers and the stream's ``ACCOUNT_UPDATE`` after a fill carry the same numbers.
+Shapes follow the USDⓈ-M docs (Account Information V2/V3, Futures Account Balance V3,
+Position Information V3, Notional and Leverage Brackets, Symbol Configuration, Change
+Initial Leverage, Event: Balance and Position Update): every decimal is a string (8 places
+for money; quantities at the symbol's step), times are int milliseconds, flags JSON
+booleans. The leverage brackets are JSON numbers, as Binance sends them. REST answers and
+the stream's ``ACCOUNT_UPDATE`` take their figures from the same functions of
+:mod:`~tradercoin.exchange.sim.account` at the marks of the moment, so they agree.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from tradercoin.exchange.sim.account import (
     account_position,
     account_view,
     active_symbols,
+    check_order_margin,
     leverage_of,
     max_notional,
     plain,
@@ -38,12 +40,14 @@ if TYPE_CHECKING:
     from tradercoin.exchange.sim.engine import Account
     from tradercoin.exchange.sim.routes import Call
     from tradercoin.exchange.sim.simulator import Simulator
+    from tradercoin.exchange.sim.validate import OrderRequest
 
 __all__ = [
     "account_config_update",
     "account_update",
     "balance",
     "change_leverage",
+    "check_margin",
     "futures_account",
     "futures_account_v2",
     "leverage_bracket",
@@ -262,6 +266,17 @@ def _config(account: Account, symbol: str) -> dict[str, Any]:
         "leverage": leverage,
         "maxNotionalValue": plain(max_notional(symbol, leverage)),
     }
+
+
+def check_margin(sim: Simulator, account: Account, request: OrderRequest) -> None:
+    """Binance's margin checks on a new order that is not reduce-only (-2027, -2019: see
+    :func:`~tradercoin.exchange.sim.account.check_order_margin`), at the marks of now."""
+    if request.reduce_only:
+        return
+    symbol = request.spec.symbol
+    marks = marks_for(sim, {symbol, *active_symbols(account)})
+    price = request.price if request.type == "LIMIT" else marks[symbol]
+    check_order_margin(account, symbol, request.side, request.quantity, price, marks)
 
 
 def change_leverage(sim: Simulator, call: Call) -> Any:

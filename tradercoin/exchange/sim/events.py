@@ -52,8 +52,8 @@ def ack_wire(order: SimOrder) -> dict[str, Any]:
     """The POST answer with ``newOrderRespType=ACK`` (the default): the order as accepted,
     ``NEW`` with nothing executed, whatever happened to it since.
 
-    Binance's New Order doc (developers.binance.com/docs/derivatives/usds-margined-futures/
-    trade/rest-api/New-Order): "If newOrderRespType is sent as RESULT: MARKET order: the
+    Binance's New Order (TRADE) doc (developers.binance.com/docs/derivatives/
+    usds-margined-futures/trade/rest-api): "If newOrderRespType is sent as RESULT: MARKET order: the
     final FILLED result of the order will be return directly. LIMIT order with special
     timeInForce: the final status result of the order (FILLED or EXPIRED) will be returned
     directly." Its response example (the ACK default) is NEW with executedQty 0; the final

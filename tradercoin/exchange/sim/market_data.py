@@ -18,7 +18,7 @@ LIMIT order fills when the mark reaches it), so:
 from __future__ import annotations
 
 import collections
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -168,7 +168,7 @@ def _book_ticker(sim: Simulator, spec: SymbolSpec, now_ms: int) -> dict[str, Any
     }
 
 
-def depth_limit(params: Any) -> int:
+def depth_limit(params: Mapping[str, str]) -> int:
     """The ``limit`` parameter of ``/fapi/v1/depth`` (default 500).
 
     Raises:
@@ -186,7 +186,7 @@ def depth_limit(params: Any) -> int:
     return limit
 
 
-def depth_weight(params: Any) -> int:
+def depth_weight(params: Mapping[str, str]) -> int:
     """2 for limit 5-50, 5 for 100, 10 for 500 (the default), 20 for 1000."""
     raw = params.get("limit") or "500"
     limit = int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 8 else 500

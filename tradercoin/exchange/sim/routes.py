@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any, Literal
 import trio
 
 from tradercoin.exchange.sim import account_api, market_data
-from tradercoin.exchange.sim.account import active_symbols, check_order_margin
 from tradercoin.exchange.sim.engine import Account, SimOrder
 from tradercoin.exchange.sim.errors import ApiError, one_of_mandatory
 from tradercoin.exchange.sim.events import ack_wire, order_wire, user_trade
@@ -100,10 +99,7 @@ def _premium(sim: Simulator, symbol: str, now_ms: int) -> dict[str, Any]:
 def new_order(sim: Simulator, call: Call) -> Any:
     spec = symbol_of(call.params, sim.specs)
     request = parse_order(call.params, sim.specs, sim.mark(spec.symbol), call.now_ms)
-    if not request.reduce_only:
-        price = request.price if request.type == "LIMIT" else sim.mark(spec.symbol)
-        marks = {s: sim.mark(s) for s in {spec.symbol, *active_symbols(call.account)}}
-        check_order_margin(call.account, spec.symbol, request.side, request.quantity, price, marks)
+    account_api.check_margin(sim, call.account, request)
     order = sim.place(call.account, request, call.visible_after)
     return order_wire(order, placed=True) if request.respond_result else ack_wire(order)
 
