@@ -75,3 +75,23 @@ async def test_the_service_streams_every_user_through_one_hub_and_operators_see_
         order = await users[7].place("BTCUSDT", "BUY", "MARKET", "0.01")
         got = await tab.wait_for_status(order.id, "filled")
         assert got.time - placed_at <= 2.0 + 0.1  # the fill latency: pushed by the stream
+
+
+async def test_account_updates_reach_the_tabs_through_the_hub(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    """The hub routes ACCOUNT_UPDATE to the key's owner too: balances after a fill reach
+    the user's tabs as {"type": "account"}, matching the exchange's own record."""
+    async with open_test_system(stream=True) as system:
+        alice = await system.add_user("alice")
+        await alice.wait_stream()
+        tab = await alice.open_session()
+        await alice.place("BTCUSDT", "BUY", "MARKET", "0.01")
+        got = await tab.wait_for(lambda m: m["type"] == "account")
+        truth = system.sim.account_view(alice.api_key)
+        [usdt] = [b for b in got.message["balances"] if b["asset"] == "USDT"]
+        assert Decimal(usdt["wallet_balance"]) == truth.wallet  # the fee was paid
+        [position] = got.message["positions"]
+        assert Decimal(position["amount"]) == Decimal("0.01")
+        assert system.service.hub is not None
+        assert system.service.hub.statistics().connections == 1

@@ -28,10 +28,12 @@ from hypercorn.trio import serve as hypercorn_serve
 from quart_trio import QuartTrio
 from trio_websocket import open_websocket_url
 
+from tradercoin.actors.account import check_keys
 from tradercoin.actors.connbudget import ConnectionBudget
 from tradercoin.actors.governor import RateGovernor
 from tradercoin.actors.hub import StreamHub
 from tradercoin.actors.hubstream import run_hub_stream
+from tradercoin.actors.prices import PriceFeed
 from tradercoin.actors.supervisor import Supervisor
 from tradercoin.clock import WallClock, system_clock
 from tradercoin.config import Settings
@@ -125,8 +127,9 @@ def hypercorn_config(settings: Settings) -> HypercornConfig:
 
 async def start_parts(nursery: trio.Nursery, service: Service) -> None:
     """Start what runs behind the HTTP app, in order: the security state (revoked tokens,
-    recent failed logins) loaded from the store, the supervisor (its actors up, or backing
-    off) and the event retention. Returns once they are running."""
+    recent failed logins) loaded from the store, the stream hub, the supervisor (its actors
+    up, or backing off), the event retention and the mark-price feed. Returns once they are
+    running."""
     await service.ctx.load_security()
     if service.hub is not None:
         await nursery.start(service.hub.run)
@@ -142,6 +145,8 @@ async def start_parts(nursery: trio.Nursery, service: Service) -> None:
         service.store.run_retention, keep=keep, every=min(3600, keep / 10)
     )
     await nursery.start(retention)
+    if service.ctx.prices is not None:
+        await nursery.start(service.ctx.prices.run)
 
 
 async def _serve_http(
@@ -389,6 +394,8 @@ async def build_service(
         hub=hub,
         symbols=symbols,
         provision_keys=_provisioner(simulator, store, supervisor),
+        check_keys=lambda creds: check_keys(exchange, creds),
+        prices=PriceFeed(exchange, governor, known=symbols),
         passwords=passwords or Passwords(),
     )
     service = Service(
@@ -427,6 +434,8 @@ def _add_metrics(service: Service) -> None:
         "exchange": service.exchange.statistics,
         "store": service.store.statistics,
     }
+    if service.ctx.prices is not None:
+        parts["prices"] = service.ctx.prices.statistics
     if service.simulator is not None:
         parts["simulator"] = service.simulator.statistics
     if service.hub is not None:

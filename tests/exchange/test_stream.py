@@ -10,6 +10,7 @@ import trio
 
 from tradercoin.clock import FixedEpochClock
 from tradercoin.exchange.errors import RateLimited, Unavailable
+from tradercoin.exchange.parsing import PayloadError
 from tradercoin.exchange.sim import ConnectionLimits, Simulator, StreamConfig
 from tradercoin.exchange.stream import (
     Connected,
@@ -56,7 +57,9 @@ def test_parse_frames() -> None:
         1568879465651,  # type: ignore[union-attr]
     )
     assert parse_frame(json.dumps(EXPIRED), None) == ListenKeyExpired("K1", 1736996475556)
-    assert parse_frame('{"e":"ACCOUNT_UPDATE","E":1}', "K1") is None
+    assert parse_frame('{"e":"MARGIN_CALL","E":1}', "K1") is None  # not one we use
+    with pytest.raises(PayloadError):  # ACCOUNT_UPDATE is used: off-shape is an error
+        parse_frame('{"e":"ACCOUNT_UPDATE","E":1}', "K1")
 
 
 @pytest.fixture
@@ -85,7 +88,7 @@ async def test_single_key_events_in_order(
     assert peer.urls == ["ws://sim/private/ws?listenKey=K1"]
     for frame in (
         STREAM_NEW,
-        {"e": "ACCOUNT_UPDATE", "E": 2},
+        {"e": "MARGIN_CALL", "E": 2},
         "not json{",
         _trade_event(),
         EXPIRED,

@@ -73,6 +73,7 @@ from trio_websocket import open_websocket_url
 
 from tradercoin.actors.connbudget import ConnectionBudget
 from tradercoin.actors.hublink import HubOptions, Link, Slot
+from tradercoin.exchange.account_data import AccountUpdate
 from tradercoin.exchange.stream import Connect, OrderUpdateEvent
 from tradercoin.orders import ExchangeUpdate
 
@@ -81,6 +82,7 @@ __all__ = [
     "HubMessage",
     "HubOptions",
     "HubStatistics",
+    "StreamAccount",
     "StreamDown",
     "StreamEvents",
     "StreamGap",
@@ -120,7 +122,15 @@ class StreamEvents:
     updates: tuple[ExchangeUpdate, ...]
 
 
-HubMessage: TypeAlias = StreamUp | StreamDown | StreamGap | StreamEvents
+@dataclass(frozen=True, slots=True)
+class StreamAccount:
+    """An ``ACCOUNT_UPDATE`` of the key's account (balances and positions after a fill)."""
+
+    key: str
+    update: AccountUpdate
+
+
+HubMessage: TypeAlias = StreamUp | StreamDown | StreamGap | StreamEvents | StreamAccount
 
 # --- answers ---------------------------------------------------------------------------------
 
@@ -293,6 +303,13 @@ class StreamHub:
                 self._routed += len(events)
                 self._send(sub, StreamEvents(key, tuple(e.update for e in events)))
 
+    def account(self, link: Link, key: str, update: AccountUpdate) -> None:
+        """An account update of an up key of ``link``'s connection (a snapshot: during a
+        rotation's overlap it may come twice, which changes nothing)."""
+        sub = self._subs.get(key)
+        if sub is not None and sub.link is not None and sub.slot is link.slot:
+            self._send(sub, StreamAccount(key, update))
+
     def expired(self, link: Link, key: str) -> None:
         sub = self._subs.get(key)
         if sub is not None and sub.link is link:
@@ -334,9 +351,10 @@ class StreamHub:
             self._forget(sub.key)
 
     def _hold(self, sub: _Sub, message: HubMessage) -> None:
-        if isinstance(message, StreamEvents):
-            sub.lost += len(message.updates)
-            self._dropped += len(message.updates)
+        if isinstance(message, StreamEvents | StreamAccount):
+            lost = len(message.updates) if isinstance(message, StreamEvents) else 1
+            sub.lost += lost
+            self._dropped += lost
         else:
             sub.pending = message
 

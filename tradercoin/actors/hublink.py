@@ -40,8 +40,10 @@ from typing import Protocol
 import trio
 
 from tradercoin.actors.connbudget import ConnectionBudget
+from tradercoin.exchange.account_data import AccountUpdate
 from tradercoin.exchange.errors import ExchangeError, RateLimited
 from tradercoin.exchange.stream import (
+    AccountUpdateEvent,
     Connect,
     Connected,
     ControlReply,
@@ -96,6 +98,7 @@ class Router(Protocol):
 
     def confirm(self, link: Link, keys: Iterable[str]) -> None: ...
     def route(self, link: Link, updates: dict[str, list[OrderUpdateEvent]]) -> None: ...
+    def account(self, link: Link, key: str, update: AccountUpdate) -> None: ...
     def expired(self, link: Link, key: str) -> None: ...
     def gap(self, link: Link, key: str | None, reason: str) -> None: ...
     def link_ended(self, link: Link, reason: str) -> None: ...
@@ -312,6 +315,8 @@ class Link:
                     self.want(key)
             case ControlReply(request_id, error):
                 self._answered(request_id, error)
+            case AccountUpdateEvent(key, update):
+                self.router.account(self, key, update)
             case ListenKeyExpired(key):
                 self.router.expired(self, key)
             case Malformed(key, reason):

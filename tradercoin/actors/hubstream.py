@@ -29,13 +29,14 @@ from tradercoin.actors.governor import RateGovernor
 from tradercoin.actors.hub import (
     LISTEN_KEY_EXPIRED,
     HubMessage,
+    StreamAccount,
     StreamDown,
     StreamEvents,
     StreamGap,
     StreamHub,
     StreamUp,
 )
-from tradercoin.actors.messages import Message, StreamChanged, StreamUpdates, Wake
+from tradercoin.actors.messages import AccountChanged, Message, StreamChanged, StreamUpdates, Wake
 from tradercoin.actors.stream import INVALID_LISTEN_KEY, LISTEN_KEY_WEIGHT
 from tradercoin.exchange.errors import ExchangeError
 from tradercoin.exchange.protocol import ExchangeClient
@@ -159,6 +160,8 @@ async def _forward(
         match message:
             case StreamEvents(_, updates):
                 await sink.send(StreamUpdates(updates))
+            case StreamAccount(_, update):
+                await sink.send(AccountChanged(update))
             case StreamUp():
                 await sink.send(StreamChanged("healthy", "connected"))
             case StreamDown(_, reason):

@@ -50,10 +50,12 @@ from trio_websocket import (
 )
 
 from tradercoin.exchange import parsing
+from tradercoin.exchange.account_data import AccountUpdate, account_update
 from tradercoin.exchange.errors import RateLimited, Unavailable
 from tradercoin.orders import ExchangeUpdate
 
 __all__ = [
+    "AccountUpdateEvent",
     "Connect",
     "Connected",
     "ControlReply",
@@ -85,6 +87,12 @@ class OrderUpdateEvent:
     listen_key: str
     update: ExchangeUpdate
     event_time: int
+
+
+@dataclass(frozen=True, slots=True)
+class AccountUpdateEvent:
+    listen_key: str
+    update: AccountUpdate
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +137,7 @@ class Malformed:
 StreamEvent: TypeAlias = (
     Connected
     | OrderUpdateEvent
+    | AccountUpdateEvent
     | ListenKeyExpired
     | Silence
     | Disconnected
@@ -197,6 +206,8 @@ def parse_frame(message: str | bytes, default_key: str | None) -> StreamEvent | 
     if kind == "ORDER_TRADE_UPDATE":
         update = parsing.update_from_stream(obj)
         return OrderUpdateEvent(_key(key), update, parsing.integer(obj, "E"))
+    if kind == "ACCOUNT_UPDATE":
+        return AccountUpdateEvent(_key(key), account_update(obj))
     if kind == "listenKeyExpired":
         expired = parsing.text(obj, "listenKey") if "listenKey" in obj else _key(key)
         return ListenKeyExpired(expired, parsing.integer(obj, "E"))
