@@ -9,7 +9,10 @@ simulator, in simulated time (``trio.testing.MockClock(autojump_threshold=0)``),
 * ``batched``: one ``GET openOrders`` per symbol with pending orders, ``GET order`` only for
   orders that left the open set (+ ``userTrades`` for their fills);
 * ``stream``: ``batched`` while the user-data stream is down, the stream plus a reconcile poll
-  (60 s) while it is up.
+  (60 s) while it is up, with one exchange connection per user (the design before the hub,
+  kept for the comparison: ``stream_mode="per-user"``);
+* ``hub``: ``stream`` as the service runs it: every user's listenKey carried by the process's
+  stream hub on a few shared connections (``tradercoin/actors/hub.py``).
 
 Each user has one session and ``--orders-per-user`` LIMIT orders far from the market (normal
 notional, so the 5 s interval applies). After a warm-up, one of each user's orders is filled
@@ -53,7 +56,7 @@ from tradercoin.config import PollPolicy  # noqa: E402
 from tradercoin.exchange.sim import Limits  # noqa: E402
 from tradercoin.testing import TestSystem, TestUser, open_test_system  # noqa: E402
 
-STRATEGIES = ("per-order", "batched", "stream")
+STRATEGIES = ("per-order", "batched", "stream", "hub")
 SYMBOL = "BTCUSDT"
 WARMUP = 150.0  # start-up bursts (listenKeys, first polls) have passed by then
 
@@ -158,9 +161,11 @@ def _round(value: float | None) -> float | None:
 
 async def run_strategy(args: argparse.Namespace, strategy: str) -> dict[str, Any]:
     policy = PollPolicy(interval=args.interval)
+    per_order = strategy == "per-order"
     async with open_test_system(
-        stream=strategy == "stream",
-        supervisor_options={"actor_class": PerOrderActor} if strategy == "per-order" else None,
+        stream=strategy in ("stream", "hub"),
+        supervisor_options={"actor_class": PerOrderActor} if per_order else None,
+        settings={"stream_mode": "per-user" if strategy == "stream" else "hub"},
         poll=policy,
         budget_per_minute=args.budget,
         seed=args.seed,
@@ -195,7 +200,21 @@ async def run_strategy(args: argparse.Namespace, strategy: str) -> dict[str, Any
             if intervals
             else None,
             "rate_limited": sum(1 for r in requests if r.status in (418, 429)),
+            **connection_rules(system),
         }
+
+
+def connection_rules(system: TestSystem) -> dict[str, Any]:
+    """The simulator's record of Binance's WebSocket connection rules over the whole run."""
+    rules = system.sim.statistics().connection_rules
+    return {
+        "ws_connections_open": rules.connections_open,
+        "ws_attempts_max_5min": rules.max_attempts_in_window,
+        "ws_attempts_total": rules.attempts_total,
+        "ws_refused_429": rules.refusals,
+        "ws_refused_418": rules.banned_refusals,
+        "ws_closed_10_messages": rules.closed_for_messages,
+    }
 
 
 def run_one(args: argparse.Namespace, strategy: str) -> dict[str, Any]:

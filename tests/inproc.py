@@ -15,9 +15,16 @@ import httpx
 from tradercoin.config import Settings
 from tradercoin.http.security import Passwords
 from tradercoin.service import Service, open_service
-from tradercoin.store import generate_key
+from tradercoin.store import Role, generate_key
 
-__all__ = ["PASSWORD", "next_message", "register", "running_service", "ws_url"]
+__all__ = [
+    "PASSWORD",
+    "next_message",
+    "operator_headers",
+    "register",
+    "running_service",
+    "ws_url",
+]
 
 PASSWORD = "pass word 1"
 
@@ -42,6 +49,17 @@ async def register(http: httpx.AsyncClient, name: str, password: str = PASSWORD)
     assert response.status_code == 201, response.text
     http.cookies.clear()
     return {"Authorization": f"Bearer {response.json()['token']}"}
+
+
+async def operator_headers(service: Service, http: httpx.AsyncClient) -> dict[str, str]:
+    """An operator (made in the store) logged in: the bearer header of its token."""
+    password = "root pass 1 for the tests"
+    hashed = await service.ctx.passwords.hash(password)
+    await service.store.create_user("root", hashed, Role.OPERATOR)
+    login = await http.post("/api/auth/login", json={"username": "root", "password": password})
+    assert login.status_code == 200, login.text
+    http.cookies.clear()
+    return {"Authorization": f"Bearer {login.json()['token']}"}
 
 
 def ws_url(service: Service, headers: dict[str, str], since: int | None = None) -> str:

@@ -6,6 +6,7 @@ from decimal import Decimal
 
 import trio
 
+from tradercoin.store import Role
 from tradercoin.testing import open_test_system
 
 
@@ -47,3 +48,50 @@ async def test_retention_runs_in_the_harness_as_in_production(
         assert await system.store.events_since(alice.user_id, 0)
         await trio.sleep(2 * 3600)
         assert await system.store.events_since(alice.user_id, 0) == []
+
+
+async def test_the_service_streams_every_user_through_one_hub_and_operators_see_it(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    """Issue 10: users' listenKeys share the hub's connections (the exchange's record
+    counts them); operators read them on /api/admin/streams."""
+    async with open_test_system(stream=True) as system:
+        users = [await system.add_user(f"user{n}") for n in range(30)]
+        for user in users:
+            await user.wait_stream()
+        rules = system.sim.statistics().connection_rules
+        assert rules.connections_open == 1 and rules.refusals == 0
+        root = await system.store.create_user("root", "x", Role.OPERATOR)
+        token = system.service.ctx.tokens.issue(root.id)
+        answer = await system.http.get(
+            "/api/admin/streams", headers={"Authorization": f"Bearer {token}"}
+        )
+        assert answer.status_code == 200, answer.text
+        hub = answer.json()["data"]["hub"]
+        assert (hub["connections"], hub["keys"], hub["keys_down"]) == (1, 30, 0)
+        await trio.sleep(5)  # past the reconcile polls that streams coming up ask for
+        tab = await users[7].open_session()
+        placed_at = trio.current_time()
+        order = await users[7].place("BTCUSDT", "BUY", "MARKET", "0.01")
+        got = await tab.wait_for_status(order.id, "filled")
+        assert got.time - placed_at <= 2.0 + 0.1  # the fill latency: pushed by the stream
+
+
+async def test_account_updates_reach_the_tabs_through_the_hub(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    """The hub routes ACCOUNT_UPDATE to the key's owner too: balances after a fill reach
+    the user's tabs as {"type": "account"}, matching the exchange's own record."""
+    async with open_test_system(stream=True) as system:
+        alice = await system.add_user("alice")
+        await alice.wait_stream()
+        tab = await alice.open_session()
+        await alice.place("BTCUSDT", "BUY", "MARKET", "0.01")
+        got = await tab.wait_for(lambda m: m["type"] == "account")
+        truth = system.sim.account_view(alice.api_key)
+        [usdt] = [b for b in got.message["balances"] if b["asset"] == "USDT"]
+        assert Decimal(usdt["wallet_balance"]) == truth.wallet  # the fee was paid
+        [position] = got.message["positions"]
+        assert Decimal(position["amount"]) == Decimal("0.01")
+        assert system.service.hub is not None
+        assert system.service.hub.statistics().connections == 1

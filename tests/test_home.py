@@ -118,7 +118,10 @@ def test_every_command_finds_the_same_data(
     assert stat.S_IMODE(kept.stat().st_mode) == 0o600
     assert PASSWORD not in kept.read_text() and PASSWORD not in logged.stdout
 
-    alice = httpx.post(f"{url}/api/auth/register", json={"username": "alice", "password": "a" * 10})
+    alice = httpx.post(
+        f"{url}/api/auth/register",
+        json={"username": "alice", "password": "amber kettle 1974 sails"},
+    )
     alice_id = alice.json()["data"]["id"]
     changed = tradercoin(tmp_path / "c", home_env, "poll-rate", "set", "--user", str(alice_id),
                          "--interval", "2s")  # fmt: skip

@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from tests.conftest import missing
-from tests.inproc import register, running_service
+from tests.inproc import PASSWORD, operator_headers, register, running_service
 from tradercoin.exchange import errors as exchange_errors
 from tradercoin.logs import (
     JsonFormatter,
@@ -49,7 +49,8 @@ async def _scrape(tmp_path: Path) -> tuple[str, httpx.Response]:
     ):
         await register(http, "alice")
         response = await http.get("/healthz", headers={"X-Request-ID": "probe-1"})
-        return (await http.get("/metrics")).text, response
+        root = await operator_headers(service, http)
+        return (await http.get("/metrics", headers=root)).text, response
 
 
 async def test_exported_names_follow_the_rules_and_cover_the_docs(tmp_path: Path) -> None:
@@ -155,7 +156,7 @@ async def test_served_request_ids_reach_the_json_log(tmp_path: Path) -> None:
             httpx.AsyncClient(base_url=service.url) as http,
         ):
             made = await http.post(
-                "/api/auth/register", json={"username": "carol", "password": "pass word 9"}
+                "/api/auth/register", json={"username": "carol", "password": PASSWORD}
             )
             bad = await http.post(
                 "/api/auth/login",
@@ -167,5 +168,5 @@ async def test_served_request_ids_reach_the_json_log(tmp_path: Path) -> None:
     assert bad.headers["X-Request-ID"] == "mine-42"
     assert re.fullmatch(r"[0-9a-f]{32}", made.headers["X-Request-ID"])
     records = [json.loads(line) for line in stream.getvalue().splitlines()]
-    registered = [r for r in records if r["message"].startswith("registered user")]
+    registered = [r for r in records if r.get("event") == "registered"]
     assert registered and registered[0]["request_id"] == made.headers["X-Request-ID"]

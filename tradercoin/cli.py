@@ -348,6 +348,34 @@ def keys_generate(kid: str) -> None:
     show_default=True,
     help="USDT in the wallet of each new account.",
 )
+@click.option(
+    "--ws-attempts",
+    default=300,
+    show_default=True,
+    type=click.IntRange(1),
+    help="User-stream handshakes per IP per --ws-attempt-window before 429 (then 418).",
+)
+@click.option(
+    "--ws-attempt-window",
+    default=300.0,
+    show_default=True,
+    type=click.FloatRange(1),
+    help="Seconds of the sliding window --ws-attempts counts in.",
+)
+@click.option(
+    "--ws-max-streams",
+    default=1024,
+    show_default=True,
+    type=click.IntRange(1),
+    help="listenKeys one user-stream connection may carry.",
+)
+@click.option(
+    "--ws-max-messages",
+    default=10,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Incoming messages per second on one connection before it is closed.",
+)
 def sim_command(
     host: str,
     port: int,
@@ -358,17 +386,31 @@ def sim_command(
     weight_limit: int,
     stream_lifetime: float,
     starting_balance: str,
+    ws_attempts: int,
+    ws_attempt_window: float,
+    ws_max_streams: int,
+    ws_max_messages: int,
 ) -> None:
     """Run the Binance USDⓈ-M futures simulator (REST + user stream) until interrupted."""
     from tradercoin.exchange.sim.cli import SimOptions, parse_balance, run_sim
+    from tradercoin.exchange.sim.connrules import ConnectionLimits
 
     balance = parse_balance(starting_balance)
     if balance is None:
         fail(f"--starting-balance must be a number of USDT, 0 or more, not {starting_balance!r}")
+    rules = ConnectionLimits(ws_attempts, ws_attempt_window, ws_max_streams, ws_max_messages)
     try:
         run_sim(
             SimOptions(
-                host, port, ws_port, accounts, seed, fill_latency, weight_limit, stream_lifetime,
+                host,
+                port,
+                ws_port,
+                accounts,
+                seed,
+                fill_latency,
+                weight_limit,
+                stream_lifetime,
+                rules,
                 starting_balance=balance,
             )
         )  # fmt: skip

@@ -41,6 +41,7 @@ EXCHANGE_URLS = {
 
 
 REGISTRATION_MODES = ("open", "invite", "closed")
+STREAM_MODES = ("hub", "per-user")
 _INTS = frozenset(
     {
         "port",
@@ -105,6 +106,7 @@ class Settings:
     log_level: str = "INFO"
     log_format: str = "text"
     event_retention: float = 7 * 24 * 3600.0  # order events kept for /ws resumes (seconds)
+    stream_mode: str = "hub"  # hub: listenKeys share a few connections | per-user: one each
     registration: str = "open"  # open | invite | closed
     allowed_hosts: tuple[str, ...] = ()  # Host headers beyond this machine's own names
     metrics_address: str | None = None  # HOST:PORT serving /metrics to anyone who reaches it
@@ -139,6 +141,8 @@ class Settings:
             raise ConfigError(f"port: {self.port} is out of range 1-65535")
         if not self.uses_simulator:
             self.exchange_urls()
+        if self.stream_mode not in STREAM_MODES:
+            raise ConfigError(f"stream_mode: {self.stream_mode!r} is not 'hub' or 'per-user'")
         if self.log_format not in ("text", "json"):
             raise ConfigError(f"log_format: {self.log_format!r} is not 'text' or 'json'")
         if self.registration not in REGISTRATION_MODES:

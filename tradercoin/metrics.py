@@ -203,6 +203,30 @@ CATALOGUE: tuple[Spec, ...] = (
        "Injected faults that fired."),
     _g("simulator", "pending_timers", P + "simulator_pending_timers",
        "Scheduled simulator actions (fills, expiries)."),
+    # the stream hub: users' listenKeys on a few shared exchange connections
+    _g("streams", "connections", P + "stream_connections",
+       "User-stream connections the hub holds open to the exchange."),
+    _g("streams", "keys", P + "stream_keys", "listenKeys the stream hub carries."),
+    _g("streams", "keys_down", P + "stream_keys_down",
+       "listenKeys joined but not confirmed on an open connection (their users poll)."),
+    _g("streams", "attempts_in_window", P + "stream_handshakes_in_window",
+       "Handshakes to the exchange in the last 5 minutes (Binance allows 300 per IP)."),
+    _c("streams", "attempts_total", P + "stream_handshakes_total",
+       "Handshakes the stream hub made to the exchange."),
+    _c("streams", "refusals", P + "stream_handshake_refusals_total",
+       "Handshakes the exchange refused with 429 (too many connection attempts)."),
+    _c("streams", "bans", P + "stream_handshake_bans_total",
+       "Handshakes the exchange refused with 418 (the IP is banned)."),
+    _c("streams", "events_routed", P + "stream_events_routed_total",
+       "Order events the hub routed to the actors that own their listenKeys."),
+    _c("streams", "events_dropped", P + "stream_events_dropped_total",
+       "Order events dropped because the owning actor's channel was full (it reconciles)."),
+    _c("streams", "gaps", P + "stream_gaps_total",
+       "Times an actor was told events of its key were lost while the stream stayed up."),
+    _c("streams", "rotations", P + "stream_rotations_total",
+       "Shared connections replaced before the exchange's 24 h limit."),
+    _c("streams", "drops", P + "stream_connection_drops_total",
+       "Shared connections that ended unplanned."),
 )  # fmt: skip
 
 
@@ -216,6 +240,8 @@ NOT_EXPORTED = {
     ("store", "mean_batch_size"): "changes_committed_total / batches_total",
     ("store", "max_batch_size"): "a high-water mark since start; the commit histogram instead",
     ("ws", "open"): "tradercoin_ws_sessions, kept current by the sessions themselves",
+    ("streams", "keys_per_connection"): "one value per connection: /api/admin/streams lists it",
+    ("simulator", "connection_rules"): "the simulator's own record: GET /sim/admin/statistics",
 }
 
 

@@ -26,8 +26,14 @@ import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve as hypercorn_serve
 from quart_trio import QuartTrio
+from trio_websocket import open_websocket_url
 
+from tradercoin.actors.account import check_keys
+from tradercoin.actors.connbudget import ConnectionBudget
 from tradercoin.actors.governor import RateGovernor
+from tradercoin.actors.hub import StreamHub
+from tradercoin.actors.hubstream import run_hub_stream
+from tradercoin.actors.prices import PriceFeed
 from tradercoin.actors.supervisor import Supervisor
 from tradercoin.clock import WallClock, system_clock
 from tradercoin.config import Settings
@@ -69,6 +75,7 @@ class Service:
     governor: RateGovernor
     exchange: BinanceFutures
     simulator: Any = None
+    hub: StreamHub | None = None
     url: str = ""
     sim_url: str | None = None
     _stop_http: trio.Event = field(default_factory=trio.Event)
@@ -120,9 +127,12 @@ def hypercorn_config(settings: Settings) -> HypercornConfig:
 
 async def start_parts(nursery: trio.Nursery, service: Service) -> None:
     """Start what runs behind the HTTP app, in order: the security state (revoked tokens,
-    recent failed logins) loaded from the store, the supervisor (its actors up, or backing
-    off) and the event retention. Returns once they are running."""
+    recent failed logins) loaded from the store, the stream hub, the supervisor (its actors
+    up, or backing off), the event retention and the mark-price feed. Returns once they are
+    running."""
     await service.ctx.load_security()
+    if service.hub is not None:
+        await nursery.start(service.hub.run)
     with trio.fail_after(START_TIMEOUT):
         await nursery.start(
             _run_supervisor,
@@ -135,6 +145,8 @@ async def start_parts(nursery: trio.Nursery, service: Service) -> None:
         service.store.run_retention, keep=keep, every=min(3600, keep / 10)
     )
     await nursery.start(retention)
+    if service.ctx.prices is not None:
+        await nursery.start(service.ctx.prices.run)
 
 
 async def _serve_http(
@@ -356,6 +368,13 @@ async def build_service(
         pool, clock=clock, on_usage=governor.on_usage, rest_url=rest_url, ws_url=ws_url
     )
     symbols = await _load_symbols(exchange, required=simulator is not None)
+    options = dict(supervisor_options or {})
+    hub = None
+    if stream and settings.stream_mode == "hub":
+        connect = options.get("connect_ws") or open_websocket_url
+        hub = StreamHub(ws_url, budget=ConnectionBudget(), connect=connect)
+        runner = functools.partial(run_hub_stream, hub=hub, governor=governor)
+        options.setdefault("stream_runner", runner)
     supervisor = Supervisor(
         store=store,
         exchange=exchange,
@@ -363,7 +382,7 @@ async def build_service(
         clock=clock,
         poll_defaults=settings.poll,
         stream_ws_url=ws_url if stream else None,
-        **(supervisor_options or {}),
+        **options,
     )
     ctx = HttpContext(
         settings=settings,
@@ -372,13 +391,17 @@ async def build_service(
         tokens=TokenSigner(token_key(settings), clock=clock),
         supervisor=supervisor,
         governor=governor,
+        hub=hub,
         symbols=symbols,
         provision_keys=_provisioner(simulator, store, supervisor),
+        check_keys=lambda creds: check_keys(exchange, creds),
+        prices=PriceFeed(exchange, governor, known=symbols),
         passwords=passwords or Passwords(),
     )
     service = Service(
         settings, store, clock, ctx, create_app(ctx), supervisor, governor, exchange, simulator
     )
+    service.hub = hub
     ctx.ready = lambda: service.running
     _add_metrics(service)
     return service
@@ -411,8 +434,12 @@ def _add_metrics(service: Service) -> None:
         "exchange": service.exchange.statistics,
         "store": service.store.statistics,
     }
+    if service.ctx.prices is not None:
+        parts["prices"] = service.ctx.prices.statistics
     if service.simulator is not None:
         parts["simulator"] = service.simulator.statistics
+    if service.hub is not None:
+        parts["streams"] = service.hub.statistics
     service.ctx.metrics.add_parts(parts)
 
 

@@ -173,3 +173,12 @@ async def test_a_ban_reported_by_many_requests_is_logged_once(
     for _ in range(50):
         gov.banned(EPOCH + 120_000)
     assert sum("IP BANNED" in r.message for r in caplog.records) == 1
+
+
+async def test_try_spend_with_room_succeeds_on_the_real_clock() -> None:
+    """Regression: try_spend read the clock before room_at did; on a real clock room_at's
+    later "now" always looked like the future, so try_spend never succeeded."""
+    governor = RateGovernor(budget_per_minute=2400, clock=FixedEpochClock(0))
+    results = [governor.try_spend(1) for _ in range(200)]
+    assert all(results)
+    assert governor.statistics().used_weight == 200

@@ -22,7 +22,7 @@ def load_bench() -> ModuleType:
     return module
 
 
-@pytest.mark.parametrize("strategy", ["per-order", "batched", "stream"])
+@pytest.mark.parametrize("strategy", ["per-order", "batched", "stream", "hub"])
 async def test_a_small_run_detects_every_fill_once(
     autojump_clock: trio.abc.Clock, strategy: str
 ) -> None:
@@ -31,5 +31,7 @@ async def test_a_small_run_detects_every_fill_once(
     result = await bench.run_strategy(args, strategy)
     assert (result["lost"], result["duplicates"], result["rate_limited"]) == (0, 0, 0)
     assert result["strategy"] == strategy and result["users"] == 3
-    expected_demand = {"per-order": 60.0, "batched": 12.0, "stream": 1.0}[strategy]
+    expected_demand = {"per-order": 60.0, "batched": 12.0, "stream": 1.0, "hub": 1.0}[strategy]
     assert result["demand_weight_per_user_min"] >= expected_demand
+    expected_connections = {"per-order": 0, "batched": 0, "stream": 3, "hub": 1}[strategy]
+    assert result["ws_connections_open"] == expected_connections

@@ -95,10 +95,13 @@ async def test_an_expired_listen_key_is_recreated_and_events_flow_again(
         await fill_arrives_at_once(system, tab, order)
 
 
+PER_USER = {"stream_mode": "per-user"}  # the connection-per-user runner (actors/stream.py)
+
+
 async def test_the_listen_key_is_kept_alive_every_30_minutes(
     autojump_clock: trio.abc.Clock,
 ) -> None:
-    async with open_test_system(stream=True) as system:
+    async with open_test_system(stream=True, settings=PER_USER) as system:
         alice = await system.add_user("alice")
         await alice.wait_stream()
         start = trio.current_time()
@@ -112,7 +115,9 @@ async def test_the_listen_key_is_kept_alive_every_30_minutes(
 async def test_the_connection_is_rotated_before_24h_without_a_reported_drop(
     autojump_clock: trio.abc.Clock,
 ) -> None:
-    async with open_test_system(stream=True, stream_options={"rotate_after": 600}) as system:
+    async with open_test_system(
+        stream=True, stream_options={"rotate_after": 600}, settings=PER_USER
+    ) as system:
         alice = await system.add_user("alice")
         await alice.wait_stream()
         await alice.place("BTCUSDT", "BUY", "LIMIT", "0.2", price="1000")
@@ -130,7 +135,7 @@ async def test_a_silent_connection_is_rotated_by_the_watchdog(
 ) -> None:
     caplog.set_level(logging.INFO, logger="tradercoin.actors.stream")
     options = {"silence_after": 30, "watchdog": 120}
-    async with open_test_system(stream=True, stream_options=options) as system:
+    async with open_test_system(stream=True, stream_options=options, settings=PER_USER) as system:
         alice = await system.add_user("alice")
         tab = await alice.open_session()
         await alice.wait_stream()

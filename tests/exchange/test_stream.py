@@ -9,16 +9,23 @@ import pytest
 import trio
 from trio_websocket import ConnectionClosed
 
-from tradercoin.exchange.errors import Unavailable
+from tradercoin.clock import FixedEpochClock
+from tradercoin.exchange.errors import RateLimited, Unavailable
+from tradercoin.exchange.parsing import PayloadError
+from tradercoin.exchange.sim import ConnectionLimits, Simulator, StreamConfig
 from tradercoin.exchange.stream import (
     Connected,
+    ControlReply,
     Disconnected,
     ListenKeyExpired,
+    Malformed,
     OrderUpdateEvent,
     Silence,
     StreamEvent,
     UserStream,
+    frame_key,
     parse_frame,
+    parse_reply,
     user_stream_url,
 )
 from tradercoin.orders import OrderStatus
@@ -51,7 +58,9 @@ def test_parse_frames() -> None:
         1568879465651,  # type: ignore[union-attr]
     )
     assert parse_frame(json.dumps(EXPIRED), None) == ListenKeyExpired("K1", 1736996475556)
-    assert parse_frame('{"e":"ACCOUNT_UPDATE","E":1}', "K1") is None
+    assert parse_frame('{"e":"MARGIN_CALL","E":1}', "K1") is None  # not one we use
+    with pytest.raises(PayloadError):  # ACCOUNT_UPDATE is used: off-shape is an error
+        parse_frame('{"e":"ACCOUNT_UPDATE","E":1}', "K1")
 
 
 @pytest.fixture
@@ -80,7 +89,7 @@ async def test_single_key_events_in_order(
     assert peer.urls == ["ws://sim/private/ws?listenKey=K1"]
     for frame in (
         STREAM_NEW,
-        {"e": "ACCOUNT_UPDATE", "E": 2},
+        {"e": "MARGIN_CALL", "E": 2},
         "not json{",
         _trade_event(),
         EXPIRED,
@@ -158,3 +167,64 @@ async def test_refused_connection_is_unavailable() -> None:
     async with trio.open_nursery() as nursery:
         with pytest.raises(Unavailable, match="cannot connect"):
             await nursery.start(stream.run)
+
+
+def test_multiplex_url_replies_and_frame_keys() -> None:
+    assert user_stream_url("wss://h", ["k1"], multiplex=True) == (
+        "wss://h/private/stream?listenKey=k1"
+    )
+    assert parse_reply('{"result": null, "id": 3}') == ControlReply(3, None)
+    assert parse_reply('{"error": {"code": 2, "msg": "Too many"}, "id": 4}') == ControlReply(
+        4, "Too many"
+    )
+    for other in ('{"stream": "K", "data": {}}', '{"e": "X", "id": 1}', "[]", "not json"):
+        assert parse_reply(other) is None
+    assert frame_key('{"stream": "K2", "data": {"e": 5}}') == "K2"
+    assert frame_key("garbage") is None and frame_key('{"stream": 5}') is None
+
+
+async def test_multiplex_reports_replies_and_attributable_garbage(
+    peer: WsPeer, nursery: trio.Nursery, autojump_clock: object
+) -> None:
+    send, events = trio.open_memory_channel[StreamEvent](16)
+    stream = UserStream("ws://sim", ["K1"], send, connect=peer.connect, multiplex=True)
+    await nursery.start(stream.run)
+    server = await peer.accepted.receive()
+    assert peer.urls == ["ws://sim/private/stream?listenKey=K1"]
+    assert await events.receive() == Connected(("K1",))
+    await stream.send_message('{"method": "SUBSCRIBE", "params": ["K2"], "id": 1}')
+    assert json.loads(await server.get_message())["params"] == ["K2"]  # type: ignore[attr-defined]
+    await server.send_message('{"result": null, "id": 1}')  # type: ignore[attr-defined]
+    garbled = {"stream": "K2", "data": {**STREAM_NEW, "o": {"i": "x"}}}
+    await server.send_message(json.dumps(garbled))  # type: ignore[attr-defined]
+    await server.send_message("not json{")  # type: ignore[attr-defined]
+    assert await events.receive() == ControlReply(1, None)
+    malformed = await events.receive()
+    assert isinstance(malformed, Malformed) and malformed.listen_key == "K2"
+    unattributed = await events.receive()
+    assert isinstance(unattributed, Malformed) and unattributed.listen_key is None
+    with trio.fail_after(1):
+        await stream.ping()
+
+
+async def test_a_429_handshake_is_rate_limited_with_its_retry_after(
+    autojump_clock: object, nursery: trio.Nursery
+) -> None:
+    sim = Simulator(
+        clock=FixedEpochClock(1_790_000_000_000),
+        stream=StreamConfig(rules=ConnectionLimits(max_attempts=1)),
+    )
+    await nursery.start(sim.run)
+    send, _ = trio.open_memory_channel[StreamEvent](4)
+    for expected in (None, 300.0):
+        reader = UserStream(
+            "ws://sim", ["K"], send.clone(), connect=sim.open_websocket, multiplex=True
+        )
+        async with trio.open_nursery() as inner:
+            if expected is None:
+                await inner.start(reader.run)
+                inner.cancel_scope.cancel()
+                continue
+            with pytest.raises(RateLimited) as refused:
+                await inner.start(reader.run)
+    assert (refused.value.status, refused.value.retry_after) == (429, 300.0)

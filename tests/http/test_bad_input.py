@@ -129,7 +129,53 @@ async def test_missing_field(client: Any, token: str) -> None:
     body = {k: v for k, v in GOOD.items() if k != "quantity"}
     response = await _post(client, token, body)
     assert await _error(response, 400) == "invalid_request"
-    assert "quantity" in (await response.get_json())["error"]["message"]
+    error = (await response.get_json())["error"]
+    assert error == {
+        "code": "invalid_request",
+        "message": "Quantity is required.",
+        "field": "quantity",
+    }
+
+
+# Messages a person can cause, as the issue quoted them, and what they read now.
+@pytest.mark.parametrize(
+    ("path", "body", "message", "field"),
+    [
+        (
+            "/api/orders",
+            {**GOOD, "quantity": "abc"},
+            "Quantity must be a number, e.g. 0.01.",
+            "quantity",
+        ),
+        (
+            "/api/auth/register",
+            {"username": "bad name!", "password": "long enough"},
+            "Username may use only letters, digits and . _ @ -.",
+            "username",
+        ),
+        (
+            "/api/orders",
+            {**GOOD, "quantity": "0.0015"},
+            "Quantity must be a multiple of 0.001 (the step size of BTCUSDT).",
+            "quantity",
+        ),
+        (
+            "/api/orders",
+            {**GOOD, "side": "buy please"},
+            "Side must be one of BUY or SELL.",
+            "side",
+        ),
+    ],
+)
+async def test_errors_are_human_sentences(
+    client: Any, token: str, path: str, body: dict[str, Any], message: str, field: str
+) -> None:
+    response = await client.post(path, json=body, headers=bearer(token))
+    assert response.status_code == 400
+    error = (await response.get_json())["error"]
+    assert (error["message"], error["field"]) == (message, field)
+    for library_text in ("Value error", "String should", "pattern", "Input should"):
+        assert library_text not in error["message"]
 
 
 async def test_oversized_body_is_413(client: Any, token: str) -> None:

@@ -86,6 +86,7 @@ def test_register_trade_and_follow_orders_live_through_a_disconnect(
     page.get_by_label("Password (8 characters or more)").fill("correct horse")
     page.get_by_role("button", name="Register").click()
     page.wait_for_selector('#conn[data-state="live"]')
+    page.get_by_role("tab", name="Order history").click()  # every order, changing in place
 
     page.get_by_label("Symbol", exact=True).first.select_option("BTCUSDT")
     page.get_by_label("Quantity").fill("0.010")
@@ -131,6 +132,7 @@ def test_register_trade_and_follow_orders_live_through_a_disconnect(
     phone.add_cookies(context.cookies())
     small = phone.new_page()
     small.goto(server)
+    small.get_by_role("tab", name="Order history").click()
     small.wait_for_selector(f'#orders-body tr[data-order-id="{limit_id}"]')
     small.screenshot(path=str(tmp_path / "orders-phone.png"), full_page=True)
     assert errors == []

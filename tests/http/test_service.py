@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -258,3 +259,25 @@ async def test_the_service_prunes_old_events_and_an_old_resume_gets_a_resync(
             await _next(ws, "hello")
             resync = await _next(ws, "resync")
     assert latest > 0 and resync["seq"] == latest
+
+
+async def test_concurrent_first_reads_attach_the_page_cache_once(
+    service: Service, http: httpx.AsyncClient
+) -> None:
+    """Regression: the page asks for several lists at once; each first read of a user's
+    pages attached the cache to the actor again (one stray session each)."""
+    await _register(http, "alice")
+    user = await service.store.get_user_by_name("alice")
+    assert user is not None
+    handle = service.supervisor.actor(user.id)
+    assert handle is not None
+    before = len(handle.sessions)
+
+    async def render() -> bytes:
+        return b"{}"
+
+    async with trio.open_nursery() as nursery:
+        for status in ("pending", "new", "partially_filled"):
+            get = partial(service.ctx.orders_cache.get, user.id, (status,), handle, render)
+            nursery.start_soon(get)
+    assert len(handle.sessions) == before + 1

@@ -500,7 +500,8 @@ async def test_headers_no_store_and_a_csp_without_inline_script(serve: Child) ->
 
 async def test_database_files_are_owner_only_and_a_key_beside_them_warns(tmp_path: Path) -> None:
     env = serve_env("sqlite:///./tradercoin.db")
-    del env["TRADERCOIN_MASTER_KEY"]  # the dev key file: ./tradercoin.key, beside the db
+    del env["TRADERCOIN_MASTER_KEY"]  # the dev key file, beside the db:
+    env["TRADERCOIN_MASTER_KEY_FILE"] = "./tradercoin.key"  # (by default it is in the data dir)
     child = await trio.to_thread.run_sync(lambda: start_serve(tmp_path, env))
     try:
         await register(child.url, "files1", "127.0.0.1")

@@ -27,6 +27,7 @@ import trio
 from trio_websocket import ConnectionRejected, open_websocket_url
 
 from tests.inproc import PASSWORD, next_message, register, running_service, ws_url
+from tradercoin.exchange.protocol import Credentials
 from tradercoin.service import Service
 from tradercoin.store import Role, generate_key
 
@@ -209,7 +210,8 @@ async def _credentials_put(w: World) -> None:
     body = {"api_key": "bobsOwnKey" + "K" * 54, "api_secret": "bobsOwnSecret" + "S" * 51}
     before = await w.service.store.get_credentials(w.alice_id)
     assert await _status(w, "PUT", "/api/credentials", None, json=body) == 401
-    assert await _status(w, "PUT", "/api/credentials", w.bob, json=body) == 200
+    # checked with the exchange first: keys it does not know are refused and not stored
+    assert await _status(w, "PUT", "/api/credentials", w.bob, json=body) == 400
     assert await w.service.store.get_credentials(w.alice_id) == before
 
 
@@ -219,6 +221,25 @@ async def _credentials_delete(w: World) -> None:
     assert await _status(w, "DELETE", "/api/credentials", w.bob) in (200, 204)
     assert await w.service.store.get_credentials(w.alice_id) == before
     assert w.service.supervisor.actor(w.alice_id) is not None
+
+
+async def _prices(w: World) -> None:
+    assert await _status(w, "GET", "/api/prices?symbols=BTCUSDT", None) == 401
+    assert await _status(w, "GET", "/api/prices?symbols=BTCUSDT", w.bob) == 200
+
+
+async def _account(w: World) -> None:
+    """Each user reads the account of the keys they stored (the simulator's own answer for
+    those keys), never another's."""
+    assert await _status(w, "GET", "/api/account", None) == 401
+    for who, user_id in ((w.alice, w.alice_id), (w.bob, w.bob_id)):
+        response = await w.http.get("/api/account", headers=who)
+        assert response.status_code == 200, response.text
+        creds = await w.service.store.get_credentials(user_id)
+        assert creds is not None
+        truth = await w.service.exchange.for_account(creds).account()
+        totals = response.json()["data"]["totals"]
+        assert totals["wallet_balance"] == format(truth.total_wallet_balance, "f")
 
 
 async def _me(w: World) -> None:
@@ -286,6 +307,8 @@ ROUTES: dict[tuple[str, str], Callable[[World], Awaitable[None]]] = {
     ("/docs", "GET"): _static("/docs"),
     ("/static/<path:filename>", "GET"): _static("/static/main.js"),
     ("/api/symbols", "GET"): _static("/api/symbols"),
+    ("/api/prices", "GET"): _prices,
+    ("/api/account", "GET"): _account,
     ("/api/auth/register", "POST"): _register_route,
     ("/api/auth/login", "POST"): _login_route,
     ("/api/auth/me", "GET"): _me,
@@ -298,6 +321,7 @@ ROUTES: dict[tuple[str, str], Callable[[World], Awaitable[None]]] = {
     ("/api/credentials", "GET"): _credentials_get,
     ("/api/admin/actors", "GET"): _operator("GET", "/api/admin/actors"),
     ("/api/admin/governor", "GET"): _operator("GET", "/api/admin/governor"),
+    ("/api/admin/streams", "GET"): _operator("GET", "/api/admin/streams"),
     ("/api/admin/users/<int:user_id>/poll-policy", "GET"): _operator(
         "GET", "/api/admin/users/{alice}/poll-policy"
     ),
@@ -437,10 +461,18 @@ async def _trade(http: httpx.AsyncClient, ws: Any, who: Headers, capture: Captur
     await http.post("/api/orders", json=refused, headers=who)
 
 
-async def _bad_keys(http: httpx.AsyncClient, ws: Any, who: Headers, capture: Capture) -> None:
-    """Keys the exchange does not know: the actor parks and the user gets an alert."""
+async def _bad_keys(
+    service: Any, http: httpx.AsyncClient, ws: Any, who: Headers, capture: Capture
+) -> None:
+    """Keys the exchange does not know: refused on save (checked with the exchange, answer
+    captured); then such keys in the store (as when the exchange revokes a key later): the
+    actor parks and the user gets an alert."""
     body = {"api_key": BOGUS_KEY, "api_secret": BOGUS_SECRET}
-    assert (await http.put("/api/credentials", json=body, headers=who)).status_code == 200
+    refused = await http.put("/api/credentials", json=body, headers=who)
+    assert refused.status_code == 400 and refused.json()["error"]["code"] == "keys_rejected"
+    bob = await service.store.get_user_by_name("bob")
+    await service.store.set_credentials(bob.id, Credentials(BOGUS_KEY, BOGUS_SECRET))
+    await service.supervisor.credentials_changed(bob.id)
     await http.get("/api/credentials", headers=who)
     market = {"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "quantity": "0.010"}
     await http.post("/api/orders", json=market, headers=who)
@@ -536,7 +568,7 @@ async def test_no_seeded_secret_appears_in_anything_a_full_run_shows(
             bob = {"Authorization": f"Bearer {tokens['bob']}"}
             alice = {"Authorization": f"Bearer {tokens['alice']}"}
             await _trade(http, alice_ws, alice, capture)
-            await _bad_keys(http, bob_ws, bob, capture)
+            await _bad_keys(service, http, bob_ws, bob, capture)
         await _operator_calls(http, root, users)
         await _errors(http, tokens)
         await _ws_refusals(service, tokens, capture)

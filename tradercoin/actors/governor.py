@@ -123,8 +123,9 @@ class RateGovernor:
     def try_spend(self, weight: int) -> bool:
         """Record ``weight`` and return ``True`` if it may be spent now without waiting
         (nobody queued ahead, no pause); else record nothing and return ``False``."""
-        now = trio.current_time()
-        if self._queue.locked() or self.room_at(weight) > now:
+        # room_at reads the clock itself: with a real clock its "now" is later than one read
+        # here before it, so it is compared with a reading taken after it
+        if self._queue.locked() or self.room_at(weight) > (now := trio.current_time()):
             return False
         self._record(now, weight)
         return True

@@ -21,6 +21,7 @@ from tradercoin.config import PollPolicy
 from tradercoin.orders import ExchangeUpdate, Order, OrderType, Side, TimeInForce
 
 __all__ = [
+    "AccountChanged",
     "ActorState",
     "ActorStatus",
     "ActorUnavailable",
@@ -30,6 +31,7 @@ __all__ = [
     "CancelOrder",
     "CredentialsChanged",
     "DetachSession",
+    "GetAccount",
     "GovernorStatistics",
     "Message",
     "OrderNotFoundError",
@@ -154,6 +156,13 @@ class CredentialsChanged:
 
 
 @dataclass(frozen=True, slots=True)
+class GetAccount:
+    """Read the account (balances, positions) from the exchange; answers its wire JSON."""
+
+    reply: Reply[dict[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
 class Wake:
     """Poll now instead of at the next deadline."""
 
@@ -179,6 +188,13 @@ class StreamChanged:
 
     state: StreamState
     reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AccountChanged:
+    """An ``ACCOUNT_UPDATE`` read from the user-data stream, to push to the sessions."""
+
+    update: Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,6 +229,8 @@ Message: TypeAlias = (
     | BudgetGranted
     | CancelAll
     | PlaceResolved
+    | GetAccount
+    | AccountChanged
 )
 
 

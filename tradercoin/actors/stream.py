@@ -28,9 +28,10 @@ import trio
 from trio_websocket import open_websocket_url
 
 from tradercoin.actors.governor import RateGovernor
-from tradercoin.actors.messages import Message, StreamChanged, StreamUpdates
+from tradercoin.actors.messages import AccountChanged, Message, StreamChanged, StreamUpdates
 from tradercoin.exchange.errors import ExchangeError
 from tradercoin.exchange.stream import (
+    AccountUpdateEvent,
     Connect,
     Connected,
     Disconnected,
@@ -155,6 +156,8 @@ class _UserStreamUpkeep:
         match event:
             case Connected():
                 await self.sink.send(StreamChanged("healthy", "connected"))
+            case AccountUpdateEvent(_, update):
+                await self.sink.send(AccountChanged(update))
             case ListenKeyExpired():
                 self._end("listenKey expired", planned=False)
                 self.key = None

@@ -39,6 +39,7 @@ from tradercoin.actors.messages import (
     Wake,
     ask,
 )
+from tradercoin.actors.parts import StreamRunner
 from tradercoin.actors.sessions import Sessions
 from tradercoin.actors.stream import StreamOptions, run_user_stream
 from tradercoin.actors.user import AccountFactory, ActorConfig, ActorStore, UserActor
@@ -244,6 +245,9 @@ class Supervisor:
         store, exchange, governor, clock: the shared parts every actor uses.
         poll_defaults: the policy of users who have none stored.
         stream_ws_url: the exchange's user-data-stream base (``None``: poll only).
+        stream_runner: the actors' stream runner (the service's: through the process's
+            :class:`~tradercoin.actors.hub.StreamHub`); by default, with ``stream_ws_url``,
+            one connection per user (:func:`run_user_stream`, the benchmark's comparison).
         connect_ws: how to open a WebSocket (trio-websocket's by default; the simulator's
             in-process ``open_websocket`` in tests).
         restart_min, restart_max: the back-off bounds of a crashed actor's restart.
@@ -264,6 +268,7 @@ class Supervisor:
         clock: WallClock,
         poll_defaults: PollPolicy,
         stream_ws_url: str | None = None,
+        stream_runner: StreamRunner | None = None,
         connect_ws: Any = None,
         mailbox_size: int = 64,
         restart_min: float = 1.0,
@@ -280,7 +285,8 @@ class Supervisor:
         self._clock = clock
         self._config = ActorConfig(
             poll_defaults=poll_defaults,
-            stream=_stream_runner(stream_ws_url, connect_ws, governor, stream_options or {}),
+            stream=stream_runner
+            or _stream_runner(stream_ws_url, connect_ws, governor, stream_options or {}),
             mailbox_size=mailbox_size,
         )
         self._restart = (restart_min, restart_max, healthy_after)

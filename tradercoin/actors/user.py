@@ -43,9 +43,11 @@ from typing import Any, NoReturn, TypeVar
 import outcome
 import trio
 
+from tradercoin.actors import account
 from tradercoin.actors.book import Folded
 from tradercoin.actors.core import ActorCore
 from tradercoin.actors.messages import (
+    AccountChanged,
     ActorUnavailable,
     AttachSession,
     BudgetGranted,
@@ -53,6 +55,7 @@ from tradercoin.actors.messages import (
     CancelOrder,
     CredentialsChanged,
     DetachSession,
+    GetAccount,
     Message,
     OrderNotFoundError,
     OrderRejected,
@@ -226,6 +229,10 @@ class UserActor(ActorCore):
                 self._on_stream_changed(state, reason)
             case BudgetGranted(weight):
                 await self._poll_prepaid(weight)
+            case GetAccount(reply):
+                await self._answer(reply, self._read_account)
+            case AccountChanged(update):
+                self._sessions.send_all(account.update_message(update))
 
     async def _answer(
         self, reply: Reply[T], handler: Callable[..., Awaitable[Any]], *args: Any
@@ -285,7 +292,8 @@ class UserActor(ActorCore):
         await self._commit(
             Folded(changes=_some(mark_rejected(order, exchange_reason(exc), now=self.now())))
         )
-        self._note_error(exc)
+        if not isinstance(exc, InvalidRequest | OrderNotFound):
+            self._note_error(exc)  # a user's own refused order is not an actor error
         if isinstance(exc, OrderRateLimited):
             self._order_rate.refused_by_exchange(exc.retry_after, exc.limit, exc.window, self.now())
             seconds = math.ceil(exc.retry_after)
@@ -425,6 +433,17 @@ class UserActor(ActorCore):
             return update
         fills = await self.client.user_trades(order.symbol, order_id=update.exchange_order_id)
         return dataclasses.replace(update, fills=tuple(fills))
+
+    async def _read_account(self) -> dict[str, Any]:
+        """Balances and positions from the exchange (see :func:`account.snapshot`)."""
+        self._check_usable()
+        try:
+            await self._spend(account.SNAPSHOT_WEIGHT)
+            return await account.snapshot(self.client, self.now())  # type: ignore[arg-type]
+        except ExchangeError as exc:
+            self._note_error(exc)
+            await self._on_exchange_error(exc)
+            raise ActorUnavailable("The exchange could not be asked for the account now.") from None
 
     # ------------------------------------------------------------ poll
 

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from tradercoin.exchange import account_data as acct
 from tradercoin.exchange import parsing
 from tradercoin.exchange.protocol import OrderCounts, PlaceOrder, SymbolInfo, Usage
 from tradercoin.exchange.signing import Signer, encode_query
@@ -158,6 +159,35 @@ class AccountClient:
         Binance answers ``{"code": 200, "msg": ...}``; the orders' new states come by query
         or stream. A 5xx or timeout -> UnknownOutcome."""
         await self._signed("DELETE", "/fapi/v1/allOpenOrders", [("symbol", symbol)], _any, 1, True)
+
+    async def account(self) -> acct.AccountSummary:
+        """``GET /fapi/v3/account`` (weight 5): totals and the positions' margins."""
+        return await self._signed("GET", "/fapi/v3/account", [], acct.account_summary, 5)
+
+    async def balances(self) -> list[acct.Balance]:
+        """``GET /fapi/v3/balance`` (weight 5): one row per asset."""
+        return await self._signed("GET", "/fapi/v3/balance", [], acct.balances, 5)
+
+    async def position_risk(self, symbol: str | None = None) -> list[acct.Position]:
+        """``GET /fapi/v3/positionRisk`` (weight 5): positions with mark and liquidation."""
+        params = [] if symbol is None else [("symbol", symbol)]
+        return await self._signed("GET", "/fapi/v3/positionRisk", params, acct.positions, 5)
+
+    async def leverage_brackets(
+        self, symbol: str | None = None
+    ) -> dict[str, tuple[acct.Bracket, ...]]:
+        """``GET /fapi/v1/leverageBracket`` (weight 1): notional brackets per symbol."""
+        params = [] if symbol is None else [("symbol", symbol)]
+        return await self._signed(
+            "GET", "/fapi/v1/leverageBracket", params, acct.leverage_brackets, 1
+        )
+
+    async def change_leverage(self, symbol: str, leverage: int) -> acct.LeverageChange:
+        """``POST /fapi/v1/leverage`` (weight 1): the initial leverage of ``symbol``."""
+        params = [("symbol", symbol), ("leverage", str(leverage))]
+        return await self._signed(
+            "POST", "/fapi/v1/leverage", params, acct.leverage_change, 1, True
+        )
 
     async def open_orders(self, symbol: str | None = None) -> list[ExchangeUpdate]:
         """``GET /fapi/v1/openOrders`` for one symbol (weight 1) or all (weight 40)."""

@@ -52,6 +52,7 @@ import trio
 
 from tradercoin.clock import WallClock
 from tradercoin.config import EXCHANGE_URLS
+from tradercoin.exchange import account_data as acct
 from tradercoin.exchange import parsing
 from tradercoin.exchange.error_map import error_from_response, transport_error, unexpected_answer
 from tradercoin.exchange.errors import (
@@ -60,6 +61,7 @@ from tradercoin.exchange.errors import (
     InvalidRequest,
 )
 from tradercoin.exchange.protocol import (
+    AccountView,
     Credentials,
     ExchangeClient,
     SymbolInfo,
@@ -240,6 +242,19 @@ class BinanceFutures:
             "GET", "/fapi/v1/exchangeInfo", "", parsing.symbol_infos, weight=1
         )
 
+    async def mark_prices(self, symbol: str | None = None) -> list[acct.MarkPrice]:
+        """``GET /fapi/v1/premiumIndex``: the mark price of one symbol (weight 1) or all (10)."""
+        query = "" if symbol is None else encode_query([("symbol", symbol)])
+        weight = 10 if symbol is None else 1
+        return await self.request(
+            "GET", "/fapi/v1/premiumIndex", query, acct.mark_prices, weight=weight
+        )
+
+    async def ticker_24hr(self, symbol: str) -> acct.Ticker:
+        """``GET /fapi/v1/ticker/24hr`` for one symbol (weight 1)."""
+        query = encode_query([("symbol", symbol)])
+        return await self.request("GET", "/fapi/v1/ticker/24hr", query, acct.ticker, weight=1)
+
     async def ping(self) -> None:
         await self.request("GET", "/fapi/v1/ping", "", lambda payload: payload, weight=1)
 
@@ -361,3 +376,4 @@ from tradercoin.exchange.account import AccountClient  # noqa: E402 (it needs th
 
 if TYPE_CHECKING:  # AccountClient implements the protocol the actors use
     _protocol_check: type[ExchangeClient] = AccountClient
+    _account_check: type[AccountView] = AccountClient

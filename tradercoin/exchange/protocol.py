@@ -10,11 +10,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from tradercoin.orders import ExchangeUpdate, Fill, OrderType, Side, TimeInForce
 
+if TYPE_CHECKING:
+    from tradercoin.exchange import account_data as acct
+
 __all__ = [
+    "AccountView",
     "Credentials",
     "ExchangeClient",
     "OrderCounts",
@@ -122,3 +126,19 @@ class ExchangeClient(Protocol):
     async def keepalive_listen_key(self, listen_key: str) -> None: ...
 
     async def close_listen_key(self, listen_key: str) -> None: ...
+
+
+class AccountView(Protocol):
+    """One account's balances, positions and per-symbol settings (the trader's page)."""
+
+    async def account(self) -> acct.AccountSummary: ...
+
+    async def balances(self) -> list[acct.Balance]: ...
+
+    async def position_risk(self, symbol: str | None = None) -> list[acct.Position]: ...
+
+    async def leverage_brackets(
+        self, symbol: str | None = None
+    ) -> dict[str, tuple[acct.Bracket, ...]]: ...
+
+    async def change_leverage(self, symbol: str, leverage: int) -> acct.LeverageChange: ...

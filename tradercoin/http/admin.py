@@ -55,13 +55,46 @@ async def actors() -> Response:
     await authenticate(operator=True)
     ctx = context()
     rows = []
+    stretch = _stretches(ctx)
     for status in _supervisor(ctx).statuses():
         row = jsonable(status)
         user = await ctx.users.get(status.user_id)
         row["username"] = None if user is None else user.username
+        # open /ws connections (browser tabs); the actor's own count also holds the server's
+        # page cache and sessions that left but were not sent anything since
+        row["sessions"] = ctx.sessions.count(status.user_id)
+        policy = await _policy_of(ctx, status.user_id)
+        row["policy_interval"] = policy.interval
+        row["interval_reason"] = interval_reason(status, policy, stretch)
         rows.append(row)
     stats = jsonable(_supervisor(ctx).statistics())
     return json_response({"status": "success", "data": rows, "statistics": stats})
+
+
+def _stretches(ctx: HttpContext) -> tuple[float, float]:
+    if ctx.governor is None:
+        return 1.0, 1.0
+    stats = ctx.governor.statistics()
+    return stats.stretch_normal, stats.stretch_fast
+
+
+def interval_reason(status: Any, policy: PollPolicy, stretch: tuple[float, float]) -> str:
+    """Why the actor's interval in force is what it is, in a few words."""
+    if status.pending_orders == 0:
+        return "no open orders: nothing to check"
+    if status.state == "parked":
+        return "keys rejected: not checking until they change"
+    effective = status.effective_interval or 0.0
+    if status.stream_state == "healthy":
+        base, why = policy.reconcile_interval, "stream healthy: reconcile only"
+    elif effective < policy.interval and abs(effective - policy.fast_interval) < 1e-6:
+        return f"fast order (notional >= {policy.fast_notional:,f})"
+    else:
+        base, why = policy.interval, "policy"
+    factor = effective / base if base else 1.0
+    if factor > 1.01 and max(stretch) > 1.01:
+        return f"{why}, stretched x{factor:.1f} by the governor (weight budget)"
+    return why
 
 
 async def _policy_of(ctx: HttpContext, user_id: int) -> PollPolicy:
@@ -108,9 +141,28 @@ async def governor() -> Response:
     return json_response({"status": "success", "data": jsonable(ctx.governor.statistics())})
 
 
+@tag(["admin"])
+async def streams() -> Response:
+    """The user-data streams: the exchange connections the stream hub holds, the listenKeys
+    on each, handshakes in the exchange's 5-minute window, refusals, drops and gaps."""
+    await authenticate(operator=True)
+    ctx = context()
+    if ctx.hub is None:
+        data: dict[str, Any] = {"mode": ctx.settings.stream_mode, "hub": None}
+    else:
+        budget = ctx.hub.budget.statistics()
+        data = {
+            "mode": "hub",
+            "hub": jsonable(ctx.hub.statistics()),
+            "handshake_budget": jsonable(budget),
+        }
+    return json_response({"status": "success", "data": data})
+
+
 def register_routes(app: Quart) -> None:
     app.add_url_rule("/api/admin/actors", view_func=actors, methods=["GET"])
     rule = "/api/admin/users/<int:user_id>/poll-policy"
     app.add_url_rule(rule, view_func=get_poll_policy, methods=["GET"])
     app.add_url_rule(rule, view_func=put_poll_policy, methods=["PUT"])
     app.add_url_rule("/api/admin/governor", view_func=governor, methods=["GET"])
+    app.add_url_rule("/api/admin/streams", view_func=streams, methods=["GET"])

@@ -9,7 +9,7 @@ from quart import Response, g, request
 from quart_schema import QuartSchema, hide
 from quart_trio import QuartTrio
 
-from tradercoin.http import admin, auth, orders, ws
+from tradercoin.http import account, admin, auth, orders, ws
 from tradercoin.http.audit import security_event
 from tradercoin.http.context import HttpContext, context
 from tradercoin.http.drain import DrainBody
@@ -45,7 +45,7 @@ def create_app(ctx: HttpContext) -> QuartTrio:
         info={"title": "tradercoin", "version": "0.1.0"},
         redoc_ui_path=None,
         scalar_ui_path=None,
-        swagger_ui_path="/docs",
+        swagger_ui_path=None,  # served from the package below (no CDN)
         security_schemes={
             "bearer": {"type": "http", "scheme": "bearer"},
             "cookie": {"type": "apiKey", "in_": "cookie", "name": auth.COOKIE},
@@ -58,7 +58,7 @@ def create_app(ctx: HttpContext) -> QuartTrio:
     app.before_request(_check_host)
     app.before_request(_check_ids)
     app.after_request(_finish)
-    for module in (auth, orders, admin):
+    for module in (auth, orders, admin, account):
         module.register_routes(app)
     # In front of Quart, on ASGI: /ws, and cached GET /api/orders pages (both fall back to it).
     # Every request body is read before its response ends (drain.py; the fast path too).
@@ -67,6 +67,7 @@ def create_app(ctx: HttpContext) -> QuartTrio:
     inner = MetricsPort(DrainBody(ws.WsEndpoint(app.asgi_app, ctx)), lambda: ctx.metrics_port)
     app.asgi_app = RequestIds(OrdersFastPath(inner, ctx))  # type: ignore[method-assign]
     app.add_url_rule("/", view_func=index, methods=["GET"])
+    app.add_url_rule("/docs", view_func=docs, methods=["GET"])
     app.add_url_rule("/healthz", view_func=healthz, methods=["GET"])
     app.add_url_rule("/readyz", view_func=readyz, methods=["GET"])
     app.add_url_rule("/metrics", view_func=metrics, methods=["GET"])
@@ -107,6 +108,14 @@ async def _finish(response: Response) -> Response:
 async def index() -> Response:
     """The orders page."""
     response = await context_app().send_static_file("index.html")
+    response.headers["Cache-Control"] = "no-cache"
+    return response
+
+
+@hide
+async def docs() -> Response:
+    """Swagger UI for /openapi.json, from the package's own copy (works offline)."""
+    response = await context_app().send_static_file("docs.html")
     response.headers["Cache-Control"] = "no-cache"
     return response
 

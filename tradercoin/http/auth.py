@@ -305,17 +305,23 @@ async def me() -> Response:
 @tag(["credentials"])
 @document_request(CredentialsBody)
 async def put_credentials() -> Response:
-    """Store the user's exchange keys (encrypted at rest); the actor picks them up at once."""
+    """Check the keys with a signed call to the exchange, then store them (encrypted at rest);
+    the actor picks them up at once. Keys the exchange refuses are not stored (400
+    ``keys_rejected`` saying why); when the exchange cannot be asked they are stored and
+    ``check.checked`` is false."""
     user = await authenticate()
     body = await read_body(CredentialsBody)
     ctx = context()
     creds = Credentials(api_key=body.api_key, api_secret=body.api_secret)
+    check = await ctx.check_keys(creds) if ctx.check_keys is not None else None
+    if check is not None and check.checked and not check.can_read:
+        raise ApiError(400, "keys_rejected", check.message, field="api_key")
     await ctx.store.set_credentials(user.id, creds, testnet=body.testnet)
     security_event(
         "keys_changed", address=_address(), user_id=user.id, key_last4=creds.api_key[-4:]
     )
     await _keys_changed(ctx, user.id)
-    return await _credentials_answer(user)
+    return await _credentials_answer(user, None if check is None else check.to_wire())
 
 
 @tag(["credentials"])
@@ -343,7 +349,7 @@ async def _keys_changed(ctx: HttpContext, user_id: int) -> None:
         await ctx.supervisor.credentials_changed(user_id)
 
 
-async def _credentials_answer(user: User) -> Response:
+async def _credentials_answer(user: User, check: dict[str, Any] | None = None) -> Response:
     info = await context().store.credential_info(user.id)
     data = None
     if info is not None:
@@ -353,6 +359,8 @@ async def _credentials_answer(user: User) -> Response:
             "created_at": info.created_at,
             "rotated_at": info.rotated_at,
         }
+        if check is not None:
+            data["check"] = check
     return json_response({"status": "success", "data": data})
 
 

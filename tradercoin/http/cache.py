@@ -51,6 +51,7 @@ class OrdersCache:
     ) -> None:
         self._store = store
         self._users: dict[int, _UserEntry] = {}
+        self._attaching: set[int] = set()
         self.max_users = max_users
         self.pages_per_user = pages_per_user
         self.channel_size = channel_size
@@ -71,10 +72,16 @@ class OrdersCache:
             return cached
         entry = self._users.get(user_id)
         self.misses += 1
-        if entry is None:
-            entry = (
-                await self._attach(user_id, actor) if actor is not None else self._static(user_id)
-            )
+        if entry is None and actor is None:
+            entry = self._static(user_id)
+        elif entry is None and user_id not in self._attaching:
+            # one attach per user at a time: the page asks for several lists at once, and
+            # each stray attach would be one more session of the actor
+            self._attaching.add(user_id)
+            try:
+                entry = await self._attach(user_id, actor)
+            finally:
+                self._attaching.discard(user_id)
         body = await render()
         if (
             entry is not None

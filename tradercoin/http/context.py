@@ -15,14 +15,16 @@ from quart import current_app
 
 from tradercoin.clock import WallClock
 from tradercoin.config import PollPolicy, Settings
-from tradercoin.exchange.protocol import SymbolInfo
+from tradercoin.exchange.protocol import Credentials, SymbolInfo
 from tradercoin.http.metrics import HttpMetrics
 from tradercoin.http.security import LoginThrottle, Passwords, RegistrationLimit, TokenSigner
 from tradercoin.store import Store, User
 from tradercoin.store.security import SecurityRecords
 
 if TYPE_CHECKING:
+    from tradercoin.actors.account import KeyCheck
     from tradercoin.actors.messages import ActorStatus
+    from tradercoin.actors.prices import PriceFeed
     from tradercoin.http.cache import OrdersCache
     from tradercoin.http.ws import WsSessions
 
@@ -88,8 +90,11 @@ class HttpContext:
     tokens: TokenSigner
     supervisor: SupervisorView | None = None
     governor: Any = None
+    hub: Any = None  # the process's StreamHub (None: no stream, or one connection per user)
     symbols: Mapping[str, SymbolInfo] = field(default_factory=dict)
     provision_keys: Callable[[int], Awaitable[None]] | None = None
+    check_keys: Callable[[Credentials], Awaitable[KeyCheck]] | None = None
+    prices: PriceFeed | None = None
     passwords: Passwords = field(default_factory=Passwords)
     throttle: LoginThrottle = field(default_factory=LoginThrottle)
     metrics: HttpMetrics = field(default_factory=HttpMetrics)

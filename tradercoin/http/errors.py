@@ -16,11 +16,14 @@ from quart import Quart, Response
 from quart_schema import RequestSchemaValidationError
 from werkzeug.exceptions import HTTPException
 
+from tradercoin.http.messages import human_errors
+
 __all__ = [
     "ApiError",
     "error_response",
     "install_error_handlers",
     "json_response",
+    "validation_error",
     "validation_message",
 ]
 
@@ -47,20 +50,34 @@ class ApiError(Exception):
     """Raised by a route to answer ``status`` with ``code`` and a human ``message``."""
 
     def __init__(
-        self, status: int, code: str, message: str, *, headers: dict[str, str] | None = None
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        headers: dict[str, str] | None = None,
+        field: str | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.headers = headers or {}
+        self.field = field
 
 
 def error_response(
-    status: int, code: str, message: str, headers: dict[str, str] | None = None
+    status: int,
+    code: str,
+    message: str,
+    headers: dict[str, str] | None = None,
+    field: str | None = None,
 ) -> Response:
-    """A JSON error response of the API's one shape."""
-    body = json.dumps({"status": "error", "error": {"code": code, "message": message}})
+    """A JSON error response of the API's one shape; ``field`` names the input at fault."""
+    error: dict[str, str] = {"code": code, "message": message}
+    if field is not None:
+        error["field"] = field
+    body = json.dumps({"status": "error", "error": error})
     return Response(body, status=status, content_type="application/json", headers=headers)
 
 
@@ -72,22 +89,25 @@ def json_response(data: Any, status: int = 200) -> Response:
 
 
 def validation_message(error: ValidationError) -> str:
-    """One line naming each bad field and what is wrong, without echoing the input."""
-    parts = []
-    for item in error.errors(include_input=False, include_url=False):
-        where = ".".join(str(p) for p in item["loc"]) or "body"
-        parts.append(f"{where}: {item['msg']}")
-    return "; ".join(parts[:5]) or "invalid request"
+    """Sentences naming each bad field by its label and what it must be (no input echoed)."""
+    return human_errors(error)[0]
+
+
+def validation_error(error: ValidationError) -> ApiError:
+    """The 400 ``invalid_request`` for ``error``, with the first bad field named."""
+    message, field = human_errors(error)
+    return ApiError(400, "invalid_request", message, field=field)
 
 
 async def _api_error(error: ApiError) -> Response:
-    return error_response(error.status, error.code, error.message, error.headers)
+    return error_response(error.status, error.code, error.message, error.headers, error.field)
 
 
 async def _schema_error(error: RequestSchemaValidationError) -> Response:
     cause: Any = error.validation_error
-    message = validation_message(cause) if isinstance(cause, ValidationError) else str(cause)
-    return error_response(400, "invalid_request", message)
+    if isinstance(cause, ValidationError):
+        return await _api_error(validation_error(cause))
+    return error_response(400, "invalid_request", "The request is not valid.")
 
 
 async def _http_error(error: HTTPException) -> Response:

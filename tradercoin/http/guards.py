@@ -157,7 +157,7 @@ def security_headers(headers: Any, path: str, ws_host: str) -> None:
     """Set the headers every answer gets, and the page's or the API's own."""
     for name, value in _COMMON_HEADERS.items():
         headers.setdefault(name, value)
-    if path == "/" or path.startswith("/static"):
+    if path in ("/", "/docs") or path.startswith("/static"):
         headers["Content-Security-Policy"] = PAGE_CSP.format(ws=f"ws://{ws_host} wss://{ws_host}")
     elif path.startswith("/api/"):
         headers["Cache-Control"] = "no-store"

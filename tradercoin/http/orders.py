@@ -93,53 +93,97 @@ def _decimals(value: Decimal) -> int:
     return -exponent if isinstance(exponent, int) and exponent < 0 else 0
 
 
-def _canonical(name: str, value: Decimal, precision: int, step: Decimal | None) -> Decimal:
+def _canonical(
+    name: str, value: Decimal, precision: int, step: Decimal | None, symbol: str
+) -> Decimal:
     """``value`` checked against the symbol's rules and written with at most ``precision``
     decimals (trailing zeros beyond them dropped): what is sent to the exchange and stored.
 
     Raises:
         ApiError: 400 for more than :data:`MAX_DIGITS` digits as written, or a value the
-            symbol's step, tick or precision does not allow.
+            symbol's step, tick or precision does not allow (a sentence naming the field).
     """
     _, digits, exponent = value.as_tuple()
     decimals = -exponent if isinstance(exponent, int) and exponent < 0 else 0
     if len(digits) > MAX_DIGITS or decimals > MAX_DIGITS:
-        raise ApiError(400, "too_many_digits", f"{name} has more digits than any symbol allows")
-    _check_amount(name, value, precision, step)
+        raise ApiError(
+            400,
+            "too_many_digits",
+            f"{name.capitalize()} has more digits than any symbol allows.",
+            field=name,
+        )
+    _check_amount(name, value, precision, step, symbol)
     return value.quantize(Decimal(1).scaleb(-precision)) if decimals > precision else value
 
 
-def _check_amount(name: str, value: Decimal, precision: int, step: Decimal | None) -> None:
+def _plain(value: Decimal) -> str:
+    """``value`` without trailing zeros or exponent, with thousands separators."""
+    return format(value.normalize(), ",f")
+
+
+def _check_amount(
+    name: str, value: Decimal, precision: int, step: Decimal | None, symbol: str
+) -> None:
+    label = name.capitalize()
     if value <= 0:
-        raise ApiError(400, f"invalid_{name}", f"{name} must be greater than zero")
+        raise ApiError(400, f"invalid_{name}", f"{label} must be greater than zero.", field=name)
     if value >= Decimal("1e12"):
-        raise ApiError(400, f"invalid_{name}", f"{name} is too large")
-    if _decimals(value) > precision or (step and step > 0 and value % step != 0):
-        raise ApiError(400, "too_many_decimals", f"{name} has too many decimals for this symbol")
+        raise ApiError(400, f"invalid_{name}", f"{label} is too large.", field=name)
+    if step and step > 0 and value % step != 0:
+        what = "tick size" if name == "price" else "step size"
+        raise ApiError(
+            400,
+            "too_many_decimals",
+            f"{label} must be a multiple of {_plain(step)} (the {what} of {symbol}).",
+            field=name,
+        )
+    if _decimals(value) > precision:
+        raise ApiError(
+            400,
+            "too_many_decimals",
+            f"{label} may have at most {precision} decimals for {symbol}.",
+            field=name,
+        )
 
 
-def validate_order(body: PlaceOrderBody, symbols: dict[str, SymbolInfo] | Any) -> PlaceOrderRequest:
+def validate_order(
+    body: PlaceOrderBody,
+    symbols: dict[str, SymbolInfo] | Any,
+    mark: Decimal | None = None,
+) -> PlaceOrderRequest:
     """The request to give the actor, checked against the symbol's rules.
 
+    ``mark`` (the symbol's mark price, when known) prices a MARKET order for the minimum
+    notional check; a LIMIT order is checked at its own price.
+
     Raises:
-        ApiError: 400 naming what is wrong (unknown symbol, zero/negative amounts, too many
-            decimals, a price on a MARKET order or none on a LIMIT order).
+        ApiError: 400 with a sentence and the field at fault (unknown symbol, zero/negative
+            amounts, off-step amounts, below the minimum notional, a price on a MARKET order
+            or none on a LIMIT order).
     """
     symbol = body.symbol.upper()
     info: SymbolInfo | None = symbols.get(symbol) if symbols else None
     if symbols and (info is None or info.status != "TRADING"):
-        raise ApiError(400, "unknown_symbol", f"{symbol} is not a trading symbol here")
+        raise ApiError(
+            400, "unknown_symbol", f"{symbol} is not a symbol you can trade here.", field="symbol"
+        )
     quantity = _canonical(
         "quantity",
         body.quantity,
         info.quantity_precision if info else MAX_DECIMALS,
         info.step_size if info else None,
+        symbol,
     )
     if info and not info.min_qty <= quantity <= info.max_qty:
         raise ApiError(
-            400, "invalid_quantity", f"quantity must be from {info.min_qty} to {info.max_qty}"
+            400,
+            "invalid_quantity",
+            f"Quantity must be from {_plain(info.min_qty)} to {_plain(info.max_qty)} for {symbol}.",
+            field="quantity",
         )
-    price, tif = _price_rules(body, info)
+    price, tif = _price_rules(body, info, symbol)
+    if info is not None:
+        _check_notional(quantity, price if price is not None else mark, info)
     return PlaceOrderRequest(
         symbol=symbol,
         side=Side(body.side),
@@ -150,20 +194,43 @@ def validate_order(body: PlaceOrderBody, symbols: dict[str, SymbolInfo] | Any) -
     )
 
 
+def _check_notional(quantity: Decimal, price: Decimal | None, info: SymbolInfo) -> None:
+    """Refuse an order worth less than the symbol's minimum notional (the exchange would)."""
+    if price is None or price <= 0 or not info.min_notional:
+        return
+    if quantity * price >= info.min_notional:
+        return
+    needed = -(-info.min_notional / price // info.step_size) * info.step_size
+    raise ApiError(
+        400,
+        "below_min_notional",
+        f"The order is worth {_plain((quantity * price).quantize(Decimal('0.01')))} USDT; "
+        f"{info.symbol} needs at least {_plain(info.min_notional)} USDT "
+        f"(a quantity of {_plain(needed)} or more at {_plain(price)}).",
+        field="quantity",
+    )
+
+
 def _price_rules(
-    body: PlaceOrderBody, info: SymbolInfo | None
+    body: PlaceOrderBody, info: SymbolInfo | None, symbol: str
 ) -> tuple[Decimal | None, TimeInForce | None]:
     if body.type == "MARKET":
         if body.price is not None or body.time_in_force is not None:
-            raise ApiError(400, "invalid_price", "a MARKET order takes no price or time_in_force")
+            raise ApiError(
+                400,
+                "invalid_price",
+                "A market order takes no price and no time in force.",
+                field="price",
+            )
         return None, None
     if body.price is None:
-        raise ApiError(400, "invalid_price", "a LIMIT order needs a price")
+        raise ApiError(400, "invalid_price", "A limit order needs a price.", field="price")
     price = _canonical(
         "price",
         body.price,
         info.price_precision if info else MAX_DECIMALS,
         info.tick_size if info else None,
+        symbol,
     )
     return price, TimeInForce(body.time_in_force or "GTC")
 
@@ -172,7 +239,9 @@ def _actor(ctx: HttpContext, user_id: int) -> Any:
     handle = ctx.supervisor.actor(user_id) if ctx.supervisor is not None else None
     if handle is None:
         raise ApiError(
-            409, "no_exchange_keys", "store your exchange keys first (PUT /api/credentials)"
+            409,
+            "no_exchange_keys",
+            "Store your exchange keys first (Settings, or PUT /api/credentials).",
         )
     return handle
 
@@ -234,20 +303,21 @@ async def place_order() -> Response:
     user = await authenticate()
     body = await read_body(PlaceOrderBody)
     ctx = context()
-    order_request = validate_order(body, ctx.symbols)
+    mark = ctx.prices.latest(body.symbol.upper()) if ctx.prices is not None else None
+    order_request = validate_order(body, ctx.symbols, None if mark is None else mark.mark_price)
     handle = _actor(ctx, user.id)
     try:
         with trio.fail_after(ACTOR_TIMEOUT):
             order = await handle.place(order_request)
     except OrderRejected as error:
         raise ApiError(
-            400, "order_rejected", f"the exchange refused the order: {error.message}"
+            400, "order_rejected", f"The exchange refused the order: {error.message}"
         ) from None
     except ActorUnavailable as error:
         raise _unavailable(error) from None
     except trio.TooSlowError:
         raise ApiError(
-            504, "timeout", "the exchange did not answer in time; check the orders list"
+            504, "timeout", "The exchange did not answer in time; check the orders list."
         ) from None
     return _order_answer(order, 201)
 
@@ -263,7 +333,7 @@ async def cancel_order(order_id: int) -> Response:
         with _cancel_errors():
             order = await handle.cancel(order_id)
     except OrderNotFoundError:
-        raise ApiError(404, "order_not_found", f"no order {order_id}") from None
+        raise ApiError(404, "order_not_found", f"There is no order {order_id}.") from None
     return _order_answer(order, 200)
 
 
@@ -290,11 +360,13 @@ def _cancel_errors() -> Iterator[None]:
         with trio.fail_after(ACTOR_TIMEOUT):
             yield
     except OrderRejected as error:
-        raise ApiError(409, "cannot_cancel", f"the exchange refused: {error.message}") from None
+        raise ApiError(
+            409, "cannot_cancel", f"The exchange refused the cancel: {error.message}"
+        ) from None
     except ActorUnavailable as error:
         raise _unavailable(error) from None
     except trio.TooSlowError:
-        raise ApiError(504, "timeout", "the exchange did not answer in time") from None
+        raise ApiError(504, "timeout", "The exchange did not answer in time.") from None
 
 
 def _cancel_all_symbol(args: Any, known: Mapping[str, SymbolInfo]) -> str:

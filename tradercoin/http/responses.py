@@ -28,6 +28,10 @@ def _object(**props: dict[str, Any]) -> dict[str, Any]:
     return {"type": "object", "properties": props, "required": list(props)}
 
 
+def _list(item: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "array", "items": item}
+
+
 ERROR = _object(status={"const": "error"}, error=_object(code=_STR, message=_STR))
 USER = _object(id=_INT, username=_STR, role={"enum": ["user", "operator"]})
 ORDER = _object(
@@ -75,6 +79,14 @@ SYMBOL = _object(
 CREDENTIALS = _nullable(
     _object(key_last4=_STR, testnet=_BOOL, created_at=_INT, rotated_at=_nullable(_INT))
 )
+ACCOUNT = _object(
+    totals=_object(
+        wallet_balance=_DEC, unrealized_pnl=_DEC, margin_balance=_DEC, available_balance=_DEC
+    ),
+    balances=_list({"type": "object"}),
+    positions=_list({"type": "object"}),
+    time=_INT,
+)
 POLICY = _object(interval=_NUM, fast_interval=_NUM, fast_notional=_DEC, reconcile_interval=_NUM)
 
 
@@ -83,10 +95,6 @@ def _success(data: dict[str, Any] | None = None, **extra: dict[str, Any]) -> dic
     if data is not None:
         props["data"] = data
     return _object(**props)
-
-
-def _list(item: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "array", "items": item}
 
 
 SESSION = _success(USER, token=_STR)
@@ -111,10 +119,13 @@ RESPONSES: dict[tuple[str, str], dict[int, dict[str, Any]]] = {
     ("DELETE", "/api/orders"): {200: _success(_object(symbol=_STR, canceled=_INT))},
     ("GET", "/api/orders/{order_id}/fills"): {200: _success(_list(FILL))},
     ("GET", "/api/symbols"): {200: _success(_list(SYMBOL))},
+    ("GET", "/api/account"): {200: _success(ACCOUNT)},
+    ("GET", "/api/prices"): {200: _success({"type": "object"})},
     ("GET", "/api/admin/actors"): {
         200: _success(_list({"type": "object"}), statistics={"type": "object"})
     },
     ("GET", "/api/admin/governor"): {200: _success({"type": "object"})},
+    ("GET", "/api/admin/streams"): {200: _success({"type": "object"})},
     ("GET", "/api/admin/users/{user_id}/poll-policy"): {200: _success(POLICY)},
     ("PUT", "/api/admin/users/{user_id}/poll-policy"): {200: _success(POLICY)},
     ("GET", "/healthz"): {200: _object(status={"const": "ok"})},

@@ -16,7 +16,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from quart import request
 
 from tradercoin.config import ConfigError, parse_duration
-from tradercoin.http.errors import ApiError, validation_message
+from tradercoin.http.errors import ApiError, validation_error
 
 __all__ = [
     "CredentialsBody",
@@ -167,4 +167,4 @@ async def read_body(model: type[M]) -> M:
     try:
         return model.model_validate(data)
     except ValidationError as error:
-        raise ApiError(400, "invalid_request", validation_message(error)) from None
+        raise validation_error(error) from None

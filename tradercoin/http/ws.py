@@ -12,6 +12,10 @@ Protocol (server -> client):
 
 Client -> server: ``{"type": "ping"}``, ``{"type": "resume", "since": N}`` (also ``?since=N``
 on connect): every event after N is replayed, then live, with no gap and no duplicate;
+``{"type": "subscribe", "prices": ["BTCUSDT", ...]}``: from then on ``{"type": "price",
+"symbol", "mark_price", "index_price", "time"}`` for those symbols, at most one per symbol per
+second (an empty list stops them); ``{"type": "account", ...}`` arrives unasked when the
+exchange reports a balance or position change;
 ``{"type": "auth", "token": "..."}`` as the first message when neither the cookie nor
 ``?token=`` authenticated the connection (within 10 s).
 
@@ -56,6 +60,7 @@ REATTACH_DELAY = 1.0
 CHANNEL_SIZE = 256
 REPLAY_LIMIT = 1000
 MAX_MESSAGE_SIZE = 16 * 1024
+MAX_PRICE_SYMBOLS = 20
 GOING_AWAY = 1001
 POLICY = 1008
 TRY_AGAIN = 1013
@@ -131,6 +136,10 @@ class WsSessions:
             else:
                 del self._unauthenticated[address]
 
+    def count(self, user_id: int) -> int:
+        """How many /ws connections ``user_id`` has open now (their browser tabs)."""
+        return self._per_user.get(user_id, 0)
+
     def statistics(self) -> dict[str, int]:
         return {
             "open": len(self._sessions),
@@ -151,6 +160,8 @@ class WsSession:
         "_attach_lock",
         "_attached",
         "_generation",
+        "_nursery",
+        "_prices_scope",
         "_recv",
         "_scope",
         "_since",
@@ -172,6 +183,8 @@ class WsSession:
         self._attach_lock = trio.Lock()
         self._attached: trio.Event | None = None
         self._scope = trio.CancelScope()
+        self._nursery: trio.Nursery | None = None
+        self._prices_scope: trio.CancelScope | None = None
         self.close_code: int | None = None
 
     def stop(self, code: int) -> None:
@@ -189,6 +202,7 @@ class WsSession:
                 since = latest if self._since is None else self._since
                 await self.attach(await self._known_seq(since, latest))
                 async with trio.open_nursery() as nursery:
+                    self._nursery = nursery
                     nursery.start_soon(self._reader)
                     await self._writer()
         finally:
@@ -333,10 +347,35 @@ class WsSession:
                 await self._error("bad_message", "resume needs an integer since >= 0")
                 return
             await self.attach(await self._known_seq(since))
+        elif kind == "subscribe":
+            await self._subscribe(message.get("prices"))
         elif kind == "auth":
             await self._error("already_authenticated", "this connection is authenticated")
         else:
-            await self._error("unknown_type", "type must be ping or resume")
+            await self._error("unknown_type", "type must be ping, resume or subscribe")
+
+    async def _subscribe(self, symbols: Any) -> None:
+        """Replace this session's price subscription (an empty list ends it)."""
+        feed = self.ctx.prices
+        if not isinstance(symbols, list) or len(symbols) > MAX_PRICE_SYMBOLS:
+            await self._error("bad_message", "subscribe needs prices: a list of up to 20 symbols")
+            return
+        if self._prices_scope is not None:
+            self._prices_scope.cancel()
+            self._prices_scope = None
+        if feed is None or not symbols or self._nursery is None:
+            return
+        await self._nursery.start(self._forward_prices, feed, symbols)
+
+    async def _forward_prices(
+        self, feed: Any, symbols: list[Any], *, task_status: trio.TaskStatus[None]
+    ) -> None:
+        """Send the feed's price messages for ``symbols`` until replaced or the session ends."""
+        with trio.CancelScope() as scope, feed.subscribe(symbols) as subscription:
+            self._prices_scope = scope
+            task_status.started()
+            async for message in subscription.receive:
+                await self.send(message)
 
     async def _known_seq(self, since: int, latest: int | None = None) -> int:
         """``since``, or the newest seq after a ``resync`` when ``since`` is beyond it (a seq

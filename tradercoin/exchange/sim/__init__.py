@@ -40,6 +40,7 @@ order: :class:`Trade` id, price, qty, commission, commission asset, realized PnL
 :meth:`~Simulator.matches` (each trade between two accounts, as :class:`Match`).
 """
 
+from tradercoin.exchange.sim.connrules import ConnectionLimits, ConnectionRuleStatistics
 from tradercoin.exchange.sim.engine import Match, Trade
 from tradercoin.exchange.sim.faults import Fault, FaultKind
 from tradercoin.exchange.sim.markets import DEFAULT_SYMBOLS, SymbolSpec
@@ -50,6 +51,8 @@ from tradercoin.exchange.sim.stream import StreamConfig
 
 __all__ = [
     "DEFAULT_SYMBOLS",
+    "ConnectionLimits",
+    "ConnectionRuleStatistics",
     "Fault",
     "FaultKind",
     "Limits",

@@ -10,7 +10,10 @@
   ``DELETE /sim/admin/faults`` clears them
 - ``GET /sim/admin/account?api_key=...``: wallet, positions and margins (account.py's
   ``AccountView``, decimals as strings)
-- ``GET /sim/admin/orders?api_key=...``, ``GET /sim/admin/statistics``
+- ``GET /sim/admin/orders?api_key=...``, ``GET /sim/admin/statistics`` (with
+  ``connection_rules``: connections open, handshakes per IP in the 5-minute window and the
+  most ever, refusals 429/418, bans, connections closed for >10 messages/s, streams per
+  connection)
 - ``GET /sim/admin/trades?api_key=...[&symbol=...][&orderId=...]``: the account's side of
   each trade; ``GET /sim/admin/matches``: the trades between two accounts
 """

@@ -6,7 +6,7 @@ import gc
 import json
 import logging
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from functools import partial
 
@@ -14,6 +14,7 @@ import trio
 
 from tradercoin.clock import system_clock
 from tradercoin.exchange.sim.account import DEFAULT_STARTING_BALANCE
+from tradercoin.exchange.sim.connrules import ConnectionLimits
 from tradercoin.exchange.sim.ratelimit import Limits
 from tradercoin.exchange.sim.server import serve_simulator
 from tradercoin.exchange.sim.simulator import Simulator
@@ -34,6 +35,7 @@ class SimOptions:
     fill_latency: float = 2.0
     weight_limit: int = 2400
     stream_lifetime: float = 86400.0
+    rules: ConnectionLimits = field(default_factory=ConnectionLimits)
     starting_balance: Decimal = DEFAULT_STARTING_BALANCE
 
 
@@ -66,7 +68,7 @@ async def _serve(options: SimOptions) -> None:
         seed=options.seed,
         market_fill_latency=options.fill_latency,
         limits=Limits(weight_per_minute=options.weight_limit),
-        stream=StreamConfig(lifetime=options.stream_lifetime),
+        stream=StreamConfig(lifetime=options.stream_lifetime, rules=options.rules),
         starting_balance=options.starting_balance,
     )
     for _ in range(options.accounts):

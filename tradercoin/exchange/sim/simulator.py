@@ -29,6 +29,7 @@ from tradercoin.exchange.sim.account import DEFAULT_STARTING_BALANCE, AccountVie
 from tradercoin.exchange.sim.account_api import account_update, current_view
 from tradercoin.exchange.sim.admin import handle_admin
 from tradercoin.exchange.sim.auth import check_api_key, check_signature, check_timestamp
+from tradercoin.exchange.sim.connrules import ConnectionRuleStatistics
 from tradercoin.exchange.sim.engine import Account, Engine, Match, SimOrder, Trade
 from tradercoin.exchange.sim.errors import ApiError
 from tradercoin.exchange.sim.events import order_trade_update
@@ -80,6 +81,7 @@ class SimStatistics:
     live_listen_keys: int
     faults_hit: int
     pending_timers: int
+    connection_rules: ConnectionRuleStatistics
 
 
 @dataclass(frozen=True, slots=True)
@@ -435,6 +437,7 @@ class Simulator:
             live_listen_keys=self.streams.live_keys(),
             faults_hit=self.faults.hits,
             pending_timers=self.scheduler.pending(),
+            connection_rules=self.streams.rules.statistics(self.streams.streams_per_connection()),
         )
 
     def exchange_info(self, now_ms: int) -> dict[str, Any]:
@@ -557,21 +560,27 @@ class Simulator:
 
     async def handle_websocket(self, request: trio_websocket.WebSocketRequest) -> None:
         """Serve one user-stream connection (the real server's handler)."""
-        await self.streams.handle(request)
+        remote = request.remote
+        ip = remote.address if isinstance(remote, trio_websocket.Endpoint) else str(remote)
+        await self.streams.handle(request, str(ip))
 
     @asynccontextmanager
-    async def open_websocket(self, url: str) -> AsyncIterator[trio_websocket.WebSocketConnection]:
-        """An in-process user-stream connection: a real trio-websocket client over memory
-        streams, the server side run in the simulator's nursery. Needs :meth:`run` started.
+    async def open_websocket(
+        self, url: str, *, ip: str = "127.0.0.1"
+    ) -> AsyncIterator[trio_websocket.WebSocketConnection]:
+        """An in-process user-stream connection from client address ``ip``: a real
+        trio-websocket client over memory streams, the server side run in the simulator's
+        nursery. Needs :meth:`run` started.
 
         Raises:
-            trio_websocket.ConnectionRejected: for an unknown route or listenKey.
+            trio_websocket.ConnectionRejected: for an unknown route or listenKey, too many
+                keys (400), or the connection rules (429, 418).
         """
         assert self._nursery is not None, "Simulator.run must be started first"
         parts = urlsplit(url)
         resource = parts.path + (f"?{parts.query}" if parts.query else "")
         client_stream, server_stream = trio.testing.memory_stream_pair()
-        self._nursery.start_soon(self._serve_memory, server_stream)
+        self._nursery.start_soon(self._serve_memory, server_stream, ip)
         try:
             async with trio.open_nursery() as nursery:
                 ws = await trio_websocket.wrap_client_stream(
@@ -588,10 +597,10 @@ class Simulator:
             _raise_single(group)
             raise
 
-    async def _serve_memory(self, stream: trio.abc.Stream) -> None:
+    async def _serve_memory(self, stream: trio.abc.Stream, ip: str = "127.0.0.1") -> None:
         async with trio.open_nursery() as nursery:
             request = await trio_websocket.wrap_server_stream(nursery, stream)
-            await self.handle_websocket(request)
+            await self.streams.handle(request, ip)
             nursery.cancel_scope.cancel()
 
 

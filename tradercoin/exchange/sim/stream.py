@@ -11,8 +11,11 @@ subscribe the rest.
 
 Closes (code, reason): 1001 "connection lifetime reached" (24 h by default), 1001 "forced
 disconnect" (the DISCONNECT fault), 1008 "pong timeout" (no pong 10 min after a ping),
-1008 "too slow" (more than ``send_buffer`` events queued), 1000 "listenKey closed" (DELETE).
-An unknown key on ``/private/ws`` is refused at the handshake (HTTP 400, -1125).
+1008 "too slow" (more than ``send_buffer`` events queued), 1000 "listenKey closed" (DELETE),
+1008 "too many messages" (more than 10 incoming messages in a second).
+An unknown key on ``/private/ws`` is refused at the handshake (HTTP 400, -1125); so is a URL
+with more than 1024 keys (400). Binance's connection rules (``connrules.py``): a client IP
+over 300 accepted handshakes in 5 minutes gets 429, and a ban (418) if it keeps trying.
 
 Stream faults beyond drop/delay/duplicate/garble/silence: ``stream_reorder`` re-sends an
 order's previous ORDER_TRADE_UPDATE right after its newer one (both published while the
@@ -38,6 +41,7 @@ import trio
 import trio_websocket
 from wsproto.events import TextMessage
 
+from tradercoin.exchange.sim.connrules import ConnectionLimits, ConnectionRules, MessageRate
 from tradercoin.exchange.sim.engine import Account
 from tradercoin.exchange.sim.errors import ApiError
 from tradercoin.exchange.sim.faults import (
@@ -66,6 +70,7 @@ class StreamConfig:
     pong_timeout: float = 600.0
     lifetime: float = 86400.0
     send_buffer: int = 16384  # events queued per connection before it counts as too slow
+    rules: ConnectionLimits = field(default_factory=ConnectionLimits)
 
 
 @dataclass(slots=True)
@@ -83,6 +88,7 @@ class _Conn:
     stream_mode: bool
     events: frozenset[str] | None
     send: trio.MemorySendChannel[Outgoing]
+    rate: MessageRate
     scope: trio.CancelScope = field(default_factory=trio.CancelScope)
     close_code: int = 1000
     close_reason: str = ""
@@ -111,6 +117,8 @@ class StreamHub:
         self._keys: dict[str, _Key] = {}
         self._active: dict[str, _Key] = {}  # api_key -> its live listenKey
         self._conns: dict[str, set[_Conn]] = {}
+        self._open: set[_Conn] = set()
+        self.rules = ConnectionRules(config.rules)
         self._last: dict[str, dict[tuple[str, int], dict[str, Any]]] = {}  # for stream_reorder
         self._held: dict[str, list[dict[str, Any]]] = {}  # listenKey -> its burst so far
         self.connections = 0
@@ -305,12 +313,19 @@ class StreamHub:
 
     # --- connections ---------------------------------------------------------------------
 
-    async def handle(self, request: trio_websocket.WebSocketRequest) -> None:
-        """Serve one stream connection until it closes, its lifetime ends, or pongs stop.
+    async def handle(self, request: trio_websocket.WebSocketRequest, ip: str) -> None:
+        """Serve one stream connection from client ``ip`` until it closes, its lifetime
+        ends, pongs stop, or it sends too many messages.
 
-        Rejects the handshake with 404 for an unknown route and 400 for an unknown key in
-        ``/private/ws`` form.
+        Rejects the handshake with 429/418 over the attempt rules (see ``connrules``), 404
+        for an unknown route, 400 for an unknown key in ``/private/ws`` form or too many keys.
         """
+        refused = self.rules.admit(ip)
+        if refused is not None:
+            logger.warning("user stream: handshake from %s refused (%d)", ip, refused.status)
+            headers = [(b"Retry-After", str(refused.retry_after).encode())]
+            await request.reject(refused.status, extra_headers=headers, body=refused.body)
+            return
         target = _parse_route(request.path)
         if target is None:
             await request.reject(404, body=b'{"code":-1,"msg":"Unknown route."}')
@@ -319,10 +334,17 @@ class StreamHub:
         if not stream_mode and keys and not self._is_live_key(next(iter(keys))):
             await request.reject(400, body=b'{"code":-1125,"msg":"This listenKey does not exist."}')
             return
+        if self.rules.too_many_streams(len(keys)):
+            await request.reject(400, body=_too_many_streams(self.config.rules.max_streams))
+            return
         ws = await request.accept()
         send, receive = trio.open_memory_channel[Outgoing](self.config.send_buffer)
-        conn = _Conn(ws, {k for k in keys if k in self._keys}, stream_mode, events, send)
+        rate = MessageRate(self.config.rules.max_messages)
+        conn = _Conn(ws, {k for k in keys if k in self._keys}, stream_mode, events, send, rate)
         await self._run_conn(conn, receive)
+
+    def streams_per_connection(self) -> list[int]:
+        return [len(conn.keys) for conn in self._open]
 
     def _is_live_key(self, key: str) -> bool:
         entry = self._keys.get(key)
@@ -332,6 +354,7 @@ class StreamHub:
         for key in conn.keys:
             self._conns.setdefault(key, set()).add(conn)
         self.connections += 1
+        self._open.add(conn)
         try:
             with conn.scope:
                 conn.scope.deadline = trio.current_time() + self.config.lifetime
@@ -343,6 +366,7 @@ class StreamHub:
                 conn.close_code, conn.close_reason = 1001, "connection lifetime reached"
         finally:
             self.connections -= 1
+            self._open.discard(conn)
             for key in list(conn.keys):
                 self._unsubscribe(conn, key)
             conn.send.close()
@@ -383,6 +407,12 @@ class StreamHub:
         try:
             while True:
                 message = await conn.ws.get_message()
+                if conn.rate.exceeded():
+                    self.rules.closed_for_messages()
+                    limit = self.config.rules.max_messages
+                    logger.warning("user stream: closed a connection over %d messages/s", limit)
+                    conn.close(1008, "too many messages")
+                    return
                 if conn.stream_mode:
                     await self._control(conn, message)
         except trio_websocket.ConnectionClosed:
@@ -397,6 +427,11 @@ class StreamHub:
             return
         method, params, req_id = parsed
         result: Any = None
+        if method == "SUBSCRIBE" and self.rules.too_many_streams(len(conn.keys | set(params))):
+            limit = self.config.rules.max_streams
+            error = {"code": 2, "msg": f"Too many streams: at most {limit} per connection."}
+            await conn.ws.send_message(json.dumps({"error": error, "id": req_id}))
+            return
         if method == "SUBSCRIBE":
             for key in params:
                 if self._is_live_key(key):
@@ -408,6 +443,10 @@ class StreamHub:
         else:
             result = sorted(conn.keys)
         await conn.ws.send_message(json.dumps({"result": result, "id": req_id}))
+
+
+def _too_many_streams(limit: int) -> bytes:
+    return b'{"code":-1,"msg":"Too many streams: at most %d per connection."}' % limit
 
 
 _METHODS = frozenset({"SUBSCRIBE", "UNSUBSCRIBE", "LIST_SUBSCRIPTIONS"})

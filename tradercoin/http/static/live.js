@@ -1,14 +1,17 @@
-// The /ws link: hello, order_update, resync, alert; reconnects and resumes from the last seq.
+// The /ws link: hello, order_update, resync, alert, price, account; reconnects, resumes from
+// the last seq and re-sends the price subscription.
 
 const BACKOFF_MIN = 500;
 const BACKOFF_MAX = 10000;
 const STALE_AFTER = 60000; // no heartbeat for this long: the link is dead, reconnect
 
 export class LiveLink {
-  // handlers: {onHello(seq), onUpdate(msg), onResync(seq), onAlert(msg), onState(state)}
+  // handlers: {onHello(seq), onUpdate(msg), onResync(seq), onAlert(msg), onState(state),
+  //            onPrice(msg), onAccount(msg)}
   constructor(handlers) {
     this.h = handlers;
     this.lastSeq = null;
+    this.prices = [];
     this.ws = null;
     this.delay = BACKOFF_MIN;
     this.timer = null;
@@ -71,6 +74,16 @@ export class LiveLink {
     if (!this.ws) this.connect();
   }
 
+  // Ask for live mark prices of `symbols` (kept across reconnects).
+  subscribe(symbols) {
+    this.prices = symbols;
+    this.sendJson({ type: "subscribe", prices: symbols });
+  }
+
+  sendJson(message) {
+    if (this.ws && this.ws.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(message));
+  }
+
   alive() {
     clearTimeout(this.watchdog);
     this.watchdog = setTimeout(() => this.ws && this.ws.close(), STALE_AFTER);
@@ -91,8 +104,15 @@ export class LiveLink {
         if (first) this.lastSeq = msg.seq;
         this.h.onState("live");
         this.h.onHello(msg.seq, first);
+        if (this.prices.length) this.sendJson({ type: "subscribe", prices: this.prices });
         break;
       }
+      case "price":
+        this.h.onPrice(msg);
+        break;
+      case "account":
+        this.h.onAccount(msg);
+        break;
       case "order_update":
         if (this.lastSeq !== null && msg.seq <= this.lastSeq) return; // already applied
         this.lastSeq = msg.seq;

@@ -1,25 +1,40 @@
-// The orders page: wiring of auth, the order form, the live table and the operator view.
+// The trader's page: wiring of auth, keys, the order form, the account, the live tables,
+// notices and the operator view.
 
-import { api, ApiError } from "./api.js";
+import { api, ApiError, clearErrors, fieldError } from "./api.js";
 import { LiveLink } from "./live.js";
-import { OrdersTable } from "./orders.js";
+import { OrdersTable, OPEN, matches } from "./orders.js";
 import { Admin } from "./admin.js";
+import { TradeForm } from "./trade.js";
+import { AccountView } from "./account.js";
+import { KeysPanel } from "./keys.js";
+import { Toasts } from "./toasts.js";
+import * as fmt from "./format.js";
 
 const $ = (id) => document.getElementById(id);
 
 const state = {
   user: null,
+  view: "open", // "open" | "history"
   page: 1,
   pageSize: 20,
   total: 0,
-  filters: { status: "", symbol: "", q: "" },
+  filters: { status: "", symbol: "", side: "", from: 0, to: 0, q: "" },
   fetching: null,
   inFlight: [], // updates that arrived while a fetch was out: re-applied on its answer
+  confirmed: 0, // exchange time of the newest thing it told us
+  conn: "idle",
 };
 
 const CONN_TEXT = {
   idle: "not connected", connecting: "connecting…", live: "live",
-  reconnecting: "reconnecting…", offline: "offline, will reconnect",
+  reconnecting: "reconnecting…", offline: "offline",
+};
+const CONN_HELP = {
+  live: "Changes to your orders appear here the moment the exchange reports them.",
+  offline: "Your orders are still watched by the server; changes are kept and arrive when this page reconnects.",
+  reconnecting: "Reconnecting; nothing is lost meanwhile.",
+  connecting: "", idle: "",
 };
 
 function notice(text) {
@@ -29,25 +44,64 @@ function notice(text) {
 }
 
 function setConn(s) {
+  state.conn = s;
   const p = $("conn");
   p.dataset.state = s;
   p.querySelector(".conn-text").textContent = CONN_TEXT[s] || s;
+  showHelp();
 }
 
-const table = new OrdersTable($("orders-body"), { onCancel: cancelOrder });
+function confirmed(ms) {
+  if (ms && ms > state.confirmed) state.confirmed = ms;
+  showHelp();
+}
+
+function showHelp() {
+  const last = state.confirmed ? ` Last confirmed by the exchange at ${fmt.clock(state.confirmed)}.` : "";
+  $("conn-help").textContent = (CONN_HELP[state.conn] || "") + last;
+}
+
+const toasts = new Toasts($("toasts"));
+const account = new AccountView();
+const table = new OrdersTable($("orders-body"), $("orders-head"), { onCancel: cancelOrder, onFills: showFills });
 const admin = new Admin({ notice });
+const trade = new TradeForm({
+  onPlaced: (o) => applyOrder(o),
+  onSymbol: (symbol) => live.subscribe([...new Set([symbol, ...positionsSymbols()])]),
+  leverageOf: (symbol) => account.leverage(symbol),
+});
+const keys = new KeysPanel({ onChanged: () => { account.load(); loadOrders(); } });
 const live = new LiveLink({
   onState: setConn,
   onHello: (seq, first) => { if (first) loadOrders(); },
   onUpdate: (msg) => {
     if (state.fetching) state.inFlight.push(msg.data);
-    const result = table.apply(msg.data, state);
-    if (result === "added") { state.total += 1; pageInfo(); }
-    $("orders-empty").hidden = state.total > 0;
+    applyOrder(msg.data);
+    toasts.order(msg.data);
+    confirmed(msg.data.exchange_update_time);
   },
   onResync: () => loadOrders(),
   onAlert: (msg) => notice(msg.message || "The server sent an alert."),
+  onPrice: (msg) => {
+    trade.setMark(msg.symbol, msg.mark_price);
+    account.setMark(msg.symbol, msg.mark_price);
+    confirmed(msg.time);
+  },
+  onAccount: (msg) => { account.update(msg); confirmed(msg.time); },
 });
+
+function positionsSymbols() {
+  return [...account.positions.values()].map((p) => p.symbol);
+}
+
+function applyOrder(order) {
+  const result = table.apply(order, state.filters, state.view);
+  if (result === "added") state.total += 1;
+  if (result === "removed") state.total = Math.max(0, state.total - 1);
+  if (state.view === "history") table.trimTo(state.pageSize);
+  $("orders-empty").hidden = table.orders.size > 0;
+  pageInfo();
+}
 
 // ------------------------------------------------------------------ auth
 
@@ -57,20 +111,21 @@ function showLoggedIn(user) {
   $("who").hidden = false;
   $("who-name").textContent = user.username;
   $("who-role").textContent = user.role;
-  $("trade").hidden = false;
+  $("desk").hidden = false;
   $("orders").hidden = false;
   $("admin").hidden = user.role !== "operator";
-  loadSymbols();
+  loadSymbols().then(() => account.load()).then((ms) => { confirmed(ms); trade.preview(); });
   live.start();
-  if (user.role === "operator") admin.load();
+  if (user.role === "operator") admin.start();
 }
 
 function showLoggedOut() {
   state.user = null;
   live.stop();
+  admin.stop();
   $("auth").hidden = false;
   $("who").hidden = true;
-  for (const id of ["trade", "orders", "admin"]) $(id).hidden = true;
+  for (const id of ["desk", "orders", "admin", "settings"]) $(id).hidden = true;
   $("auth-username").focus();
 }
 
@@ -78,13 +133,19 @@ async function submitAuth(event) {
   event.preventDefault();
   const action = event.submitter && event.submitter.value === "register" ? "register" : "login";
   const form = $("auth-form");
+  clearErrors(form);
   const body = { username: form.username.value.trim(), password: form.password.value };
   $("auth-error").textContent = "";
+  if (!body.username) return fieldError("auth", "username", "Enter a username.");
+  if (action === "register" && body.password.length < 8) {
+    return fieldError("auth", "password", "Password needs at least 8 characters.");
+  }
   try {
     const answer = await api("POST", `/api/auth/${action}`, body);
     form.password.value = "";
     showLoggedIn(answer.data);
   } catch (error) {
+    if (error.field) fieldError("auth", error.field, error.message);
     $("auth-error").textContent = error.message;
   }
 }
@@ -99,33 +160,57 @@ async function logout() {
 async function loadSymbols() {
   try {
     const answer = await api("GET", "/api/symbols");
+    fmt.setSymbols(answer.data);
     const names = answer.data.map((s) => s.symbol);
-    const form = $("order-symbol");
-    form.replaceChildren(...names.map((n) => new Option(n, n, false, n === "BTCUSDT")));
-    const filter = $("filter-symbol");
-    filter.replaceChildren(new Option("All", ""), ...names.map((n) => new Option(n, n)));
+    $("filter-symbol").replaceChildren(new Option("All", ""), ...names.map((n) => new Option(n, n)));
+    trade.setSymbols(answer.data);
+    const prices = await api("GET", `/api/prices?symbols=${names.slice(0, 20).join(",")}`);
+    for (const [symbol, mark] of Object.entries(prices.data)) if (mark) trade.setMark(symbol, mark);
   } catch (error) {
     notice(`Symbols unavailable: ${error.message}`);
   }
 }
 
+function baseParams() {
+  const params = new URLSearchParams();
+  if (state.filters.symbol) params.set("symbol", state.filters.symbol);
+  if (state.filters.q) params.set("q", state.filters.q);
+  return params;
+}
+
+async function fetchOpen() {
+  const lists = await Promise.all([...OPEN].map((status) => {
+    const params = baseParams();
+    params.set("status", status);
+    params.set("page_size", "100");
+    return api("GET", `/api/orders?${params}`);
+  }));
+  const data = lists.flatMap((l) => l.data);
+  return { data, total: data.length };
+}
+
+async function fetchHistory() {
+  const params = baseParams();
+  params.set("page", state.page);
+  params.set("page_size", state.pageSize);
+  if (state.filters.status) params.set("status", state.filters.status);
+  return api("GET", `/api/orders?${params}`);
+}
+
 async function loadOrders() {
-  const params = new URLSearchParams({ page: state.page, page_size: state.pageSize });
-  for (const [k, v] of Object.entries(state.filters)) if (v) params.set(k, v);
   const ticket = Symbol("fetch");
   state.fetching = ticket;
   state.inFlight = [];
   try {
-    const answer = await api("GET", `/api/orders?${params}`);
+    const answer = state.view === "open" ? await fetchOpen() : await fetchHistory();
     if (state.fetching !== ticket) return; // a newer query won
     state.fetching = null;
-    state.total = answer.total;
-    table.render(answer.data);
-    for (const order of state.inFlight) {  // newer than the page's read? then they win
-      if (table.apply(order, state) === "added") state.total += 1;
-    }
+    const shown = answer.data.filter((o) => matches(o, state.filters, state.view));
+    state.total = answer.total - (answer.data.length - shown.length);
+    table.render(shown);
+    for (const order of state.inFlight) applyOrder(order); // newer than the read? they win
     state.inFlight = [];
-    $("orders-empty").hidden = answer.data.length > 0;
+    $("orders-empty").hidden = table.orders.size > 0;
     pageInfo();
   } catch (error) {
     if (state.fetching === ticket) state.fetching = null;
@@ -144,66 +229,120 @@ function pageInfo() {
   $("next").disabled = state.page >= pages();
 }
 
-async function placeOrder(event) {
-  event.preventDefault();
-  const form = $("order-form");
-  const body = {
-    symbol: form.symbol.value,
-    side: form.side.value,
-    type: form.type.value,
-    quantity: form.quantity.value.trim(),
-  };
-  if (body.type === "LIMIT") body.price = form.price.value.trim();
-  const result = $("order-result");
-  result.textContent = "Placing…";
-  $("place").disabled = true;
-  try {
-    const answer = await api("POST", "/api/orders", body);
-    const o = answer.data;
-    result.textContent = `Order ${o.id}: ${o.side} ${o.quantity} ${o.symbol}, ${o.status}.`;
-    table.apply(o, state) === "added" && (state.total += 1, pageInfo());
-    $("orders-empty").hidden = true;
-  } catch (error) {
-    result.textContent = `Not placed: ${error.message}`;
-  } finally {
-    $("place").disabled = false;
-  }
-}
-
 async function cancelOrder(orderId, button) {
   button.disabled = true;
   try {
     const answer = await api("DELETE", `/api/orders/${orderId}`);
-    table.apply(answer.data, state);
+    applyOrder(answer.data);
   } catch (error) {
-    notice(`Cancel failed: ${error.message}`);
+    notice(`Not canceled: ${error.message}`);
     button.disabled = false;
   }
 }
 
-// ------------------------------------------------------------------ wiring
+async function cancelAll() {
+  const symbols = state.filters.symbol ? [state.filters.symbol]
+    : [...new Set([...table.orders.values()].filter((o) => OPEN.has(o.status)).map((o) => o.symbol))];
+  if (!symbols.length) return notice("There are no open orders to cancel.");
+  $("cancel-all").disabled = true;
+  try {
+    let canceled = 0;
+    for (const symbol of symbols) {
+      const answer = await api("DELETE", `/api/orders?symbol=${encodeURIComponent(symbol)}`);
+      canceled += answer.data.canceled;
+    }
+    notice(`${canceled} open order${canceled === 1 ? "" : "s"} canceled (${symbols.join(", ")}).`);
+  } catch (error) {
+    notice(`Not all canceled: ${error.message}`);
+  } finally {
+    $("cancel-all").disabled = false;
+  }
+}
+
+async function showFills(order, button) {
+  button.disabled = true;
+  try {
+    const answer = await api("GET", `/api/orders/${order.id}/fills`);
+    table.showFills(order, answer.data);
+  } catch (error) {
+    notice(`Fills unavailable: ${error.message}`);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+async function exportCsv() {
+  const rows = [];
+  const params = baseParams();
+  if (state.filters.status) params.set("status", state.filters.status);
+  params.set("page_size", "100");
+  for (let page = 1; page <= 50; page += 1) { // at most 5,000 orders
+    params.set("page", page);
+    const answer = await api("GET", `/api/orders?${params}`);
+    rows.push(...answer.data.filter((o) => matches(o, state.filters, "history")));
+    if (page * 100 >= answer.total) break;
+  }
+  const scratch = new OrdersTable(document.createElement("tbody"), document.createElement("tr"), {});
+  scratch.render(rows);
+  const blob = new Blob([scratch.csv()], { type: "text/csv" });
+  const link = document.createElement("a");
+  link.href = URL.createObjectURL(blob);
+  link.download = `tradercoin-orders-${new Date().toISOString().slice(0, 10)}.csv`;
+  link.click();
+  setTimeout(() => URL.revokeObjectURL(link.href), 10000);
+}
+
+// ------------------------------------------------------------------ views and filters
+
+function selectView(view) {
+  state.view = view;
+  state.page = 1;
+  for (const [id, v] of [["tab-open", "open"], ["tab-history", "history"]]) {
+    const tab = $(id);
+    tab.setAttribute("aria-selected", String(v === view));
+    tab.tabIndex = v === view ? 0 : -1;
+  }
+  $("orders-panel").setAttribute("aria-labelledby", view === "open" ? "tab-open" : "tab-history");
+  $("orders").dataset.view = view;
+  loadOrders();
+}
+
+function dayStart(value, plusDays = 0) {
+  if (!value) return 0;
+  const d = new Date(`${value}T00:00:00`);
+  d.setDate(d.getDate() + plusDays);
+  return d.getTime();
+}
 
 let searchTimer = null;
 
 function filtersChanged() {
   const f = $("filters");
-  state.filters = { status: f.status.value, symbol: f.symbol.value, q: f.q.value.trim() };
+  state.filters = {
+    status: state.view === "history" ? f.status.value : "", symbol: f.symbol.value,
+    side: f.side.value, from: dayStart(f.from.value), to: dayStart(f.to.value, 1),
+    q: f.q.value.trim(),
+  };
   state.page = 1;
   loadOrders();
+}
+
+function tabKeys(event) {
+  if (event.key !== "ArrowRight" && event.key !== "ArrowLeft") return;
+  const next = state.view === "open" ? "history" : "open";
+  selectView(next);
+  $(next === "open" ? "tab-open" : "tab-history").focus();
 }
 
 function wire() {
   $("auth-form").addEventListener("submit", submitAuth);
   $("logout").addEventListener("click", logout);
-  $("order-form").addEventListener("submit", placeOrder);
-  $("order-type").addEventListener("change", (e) => {
-    const limit = e.target.value === "LIMIT";
-    $("order-price").disabled = !limit;
-    $("order-price").required = limit;
-    $("order-price").placeholder = limit ? "price" : "market";
-  });
-  $("filter-status").addEventListener("change", filtersChanged);
-  $("filter-symbol").addEventListener("change", filtersChanged);
+  $("tab-open").addEventListener("click", () => selectView("open"));
+  $("tab-history").addEventListener("click", () => selectView("history"));
+  for (const id of ["tab-open", "tab-history"]) $(id).addEventListener("keydown", tabKeys);
+  for (const id of ["filter-status", "filter-symbol", "filter-side", "filter-from", "filter-to"]) {
+    $(id).addEventListener("change", filtersChanged);
+  }
   $("filter-q").addEventListener("input", () => {
     clearTimeout(searchTimer);
     searchTimer = setTimeout(filtersChanged, 250);
@@ -216,6 +355,16 @@ function wire() {
     state.page = 1;
     loadOrders();
   });
+  $("cancel-all").addEventListener("click", cancelAll);
+  $("export-csv").addEventListener("click", () => exportCsv().catch((e) => notice(`Export failed: ${e.message}`)));
+  $("notify").addEventListener("click", async () => {
+    if (!("Notification" in window)) return notice("This browser has no notifications.");
+    const answer = await Notification.requestPermission();
+    notice(answer === "granted" ? "You will be notified of order changes while this tab is hidden." : "Notifications are off.");
+  });
+  $("sound").checked = toasts.sound;
+  $("sound").addEventListener("change", (e) => toasts.setSound(e.target.checked));
+  $("orders").dataset.view = state.view;
 }
 
 async function boot() {
