@@ -16,6 +16,8 @@ and nothing changes any more during a further quiet period (no late duplicate, n
 
 from __future__ import annotations
 
+import math
+import weakref
 from collections.abc import Callable
 
 import pytest
@@ -26,8 +28,8 @@ from tests.reliability.scenario import (
     ORDER,
     RECONCILE,
     RESOLVE,
-    USERS,
     VANISH,
+    Arm,
     Case,
     Trader,
     both,
@@ -36,16 +38,39 @@ from tests.reliability.scenario import (
     skew,
 )
 from tradercoin.exchange.sim import Fault, FaultKind, StreamConfig
-from tradercoin.testing import TestSystem
+from tradercoin.testing import TestSystem, TestUser
 
 THREE_DAYS = 3 * 86_400
+LISTEN_KEY = "/fapi/v1/listenKey"
 
 
-def reconnected(system: TestSystem, *, new_keys: bool = False) -> bool:
-    """The fault closed streams: the service connected more often than once per user
-    (with ``new_keys``, on more listenKeys than users: the old keys died)."""
-    urls = [url for _, url in system.stream_connects]
-    return len(set(urls) if new_keys else urls) > USERS
+_ARMED: weakref.WeakKeyDictionary[TestSystem, float] = weakref.WeakKeyDictionary()
+
+
+def closing(kind: FaultKind) -> Arm:
+    """Arm an immediate stream fault (DISCONNECT, LISTEN_KEY_EXPIRED), noting when."""
+    arm = fault(kind)
+
+    def note_and_arm(system: TestSystem, user: TestUser) -> None:
+        _ARMED.setdefault(system, trio.current_time())
+        arm(system, user)
+
+    return note_and_arm
+
+
+def reconnected(system: TestSystem) -> bool:
+    """The fault closed a stream: the service opened a connection after it was armed (one
+    per user, or one hub connection for all, alike)."""
+    armed = _ARMED.get(system, math.inf)
+    return any(t >= armed for t, _ in system.stream_connects)
+
+
+def new_listen_key(system: TestSystem) -> bool:
+    """The fault killed a listenKey: the service created one after it was armed."""
+    armed = _ARMED.get(system, math.inf)
+    return any(
+        r.method == "POST" and r.path == LISTEN_KEY and r.time >= armed for r in system.requests
+    )
 
 
 def skewed(seconds: float) -> Callable[[TestSystem], bool]:
@@ -113,15 +138,14 @@ CASES = [
     Case("stream-silent", RECONCILE, stream=True,
          at_start=fault(FaultKind.STREAM_SILENT, count=20)),
     Case("listen-key-expired", RECONCILE, stream=True,
-         before_cancels=fault(FaultKind.LISTEN_KEY_EXPIRED),
-         hit=lambda system: reconnected(system, new_keys=True)),
+         before_cancels=closing(FaultKind.LISTEN_KEY_EXPIRED), hit=new_listen_key),
     # the exchange's lifetime close (24 h, here 10 min: the same 1001 close) with our own
     # rotation pushed past it, so the exchange's close is what happens
     Case("lifetime-disconnect", RECONCILE, stream=True, sim_options={
         "stream": StreamConfig(lifetime=600.0)}, stream_options={"rotate_after": 86_400.0},
         fills_at=600.0, hit=lambda system: any(t >= 600.0 for t, _ in system.stream_connects)),
     Case("stream-disconnect", RECONCILE, stream=True,
-         before_cancels=fault(FaultKind.DISCONNECT), hit=reconnected),
+         before_cancels=closing(FaultKind.DISCONNECT), hit=reconnected),
     # a 3-day ban, during which one order is canceled on the exchange's own site: purged
     Case("purge", VANISH, purge=True, during=_blackout, hit=answered_2013),
 ]  # fmt: skip
