@@ -28,6 +28,7 @@ class PerOrderActor(UserActor):
         self._book = OrderBook(
             user_id,
             vanish_confirmations=self._config.vanish_confirmations,
+            vanish_after_ms=int(self._config.vanish_after * 1000),
             track_trades=False,
         )
 

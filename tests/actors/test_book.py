@@ -98,12 +98,21 @@ def test_a_newer_timestamp_alone_is_no_event() -> None:
 def test_vanished_after_the_confirmations_in_a_row_and_reset_when_seen_open() -> None:
     book = _book(_order())
     order = book.pending()[0]
-    assert book.not_found(order, now=1) is None and book.not_found(order, now=1) is None
+    assert book.not_found(order, now=0) is None and book.not_found(order, now=1_000) is None
     book.seen_open(order)
-    assert book.not_found(order, now=1) is None
-    assert book.not_found(order, now=1) is None
-    gone = book.not_found(order, now=1)
+    assert book.not_found(order, now=2_000) is None
+    assert book.not_found(order, now=3_000) is None
+    gone = book.not_found(order, now=32_000)
     assert gone is not None and gone.after.status == OrderStatus.EXPIRED
+
+
+def test_answers_inside_the_visibility_delay_never_expire_an_order() -> None:
+    """Three -2013s a second apart (a fast order, polled every second, inside the
+    exchange's visibility delay) are not a confirmation: they must span 30 s."""
+    book = _book(_order())
+    order = book.pending()[0]
+    assert [book.not_found(order, now=t) for t in (0, 1_000, 2_000, 29_000)] == [None] * 4
+    assert book.not_found(order, now=30_000) is not None
 
 
 def test_the_order_rate_gate_waits_out_the_window_that_is_full() -> None:

@@ -60,21 +60,30 @@ class OrderBook:
     Args:
         vanish_confirmations: how many ``-2013`` answers in a row make a pending order
             expired (the exchange purges orders; a place may not be visible yet).
+        vanish_after_ms: and over at least this long since the first of them: a fresh order
+            may be unknown to queries for a while (the exchange's visibility delay), and a
+            fast order polled every second would otherwise be "confirmed" gone within it.
         track_trades: keep terminal orders owed their trades until they add up (``False``
             only for the benchmark's baseline, which fetches none, as the seed did).
     """
 
     def __init__(
-        self, user_id: int, *, vanish_confirmations: int = 3, track_trades: bool = True
+        self,
+        user_id: int,
+        *,
+        vanish_confirmations: int = 3,
+        vanish_after_ms: int = 30_000,
+        track_trades: bool = True,
     ) -> None:
         self.user_id = user_id
         self._vanish_confirmations = vanish_confirmations
+        self._vanish_after_ms = vanish_after_ms
         self._track_trades = track_trades
         self._pending: dict[int, Order] = {}
         self._owed: dict[int, Order] = {}
         self._by_client_id: dict[str, int] = {}
         self._trades: dict[int, dict[int, Decimal]] = {}
-        self._missing: dict[int, int] = {}
+        self._missing: dict[int, tuple[int, int]] = {}  # id -> (-2013 answers, first at)
         self._unsettled: set[int] = set()
 
     # ------------------------------------------------------------ reading
@@ -216,13 +225,19 @@ class OrderBook:
 
     def not_found(self, order: Order, *, now: int) -> OrderChange | None:
         """The exchange answered ``-2013`` for a pending order: once confirmed
-        ``vanish_confirmations`` times in a row, it is expired."""
+        ``vanish_confirmations`` times in a row over at least ``vanish_after_ms``, it is
+        expired."""
         key = order.id or 0
-        count = self._missing[key] = self._missing.get(key, 0) + 1
+        count, first = self._missing.get(key, (0, now))
+        count += 1
+        self._missing[key] = (count, first)
         needed = self._vanish_confirmations
-        if count < needed:
+        if count < needed or now - first < self._vanish_after_ms:
             return None
-        reason = f"the exchange no longer knows this order (-2013, {needed} confirmations)"
+        seconds = (now - first) / 1000
+        reason = (
+            f"the exchange no longer knows this order (-2013, {count} answers over {seconds:.0f} s)"
+        )
         return mark_vanished(order, reason, now=now)
 
     def left_unsettled(self, order: Order) -> None:

@@ -87,7 +87,11 @@ class ActorCore:
         self._phase = phase
         self._client: xp.ExchangeClient | None = None
         self._policy = config.poll_defaults
-        self._book = OrderBook(user_id, vanish_confirmations=config.vanish_confirmations)
+        self._book = OrderBook(
+            user_id,
+            vanish_confirmations=config.vanish_confirmations,
+            vanish_after_ms=int(config.vanish_after * 1000),
+        )
         self._order_rate = OrderRateGate.binance()
         self._next_at = math.inf  # trio time of the next poll, fixed when it is scheduled
         self._queued = False  # a task waits in the governor's queue for this actor's poll

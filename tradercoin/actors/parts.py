@@ -64,6 +64,7 @@ class ActorConfig:
     poll_defaults: PollPolicy = dataclasses.field(default_factory=PollPolicy)
     stream: StreamRunner | None = None
     vanish_confirmations: int = 3
+    vanish_after: float = 30.0  # seconds the -2013 answers must span (visibility delay)
     resolve_delays: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0, 4.0)
     mailbox_size: int = 64
 
