@@ -189,3 +189,30 @@ async def test_new_keys_restart_an_actor_that_stopped_by_itself(
         assert alice.status().state == "running"
         order = await alice.place("BTCUSDT", "BUY", "LIMIT", "0.2", price="1000")
         assert order.status == "new"
+
+
+async def test_an_actor_failing_while_it_is_stopped_never_breaks_the_shutdown(
+    autojump_clock: trio.abc.Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Found by the model-based test: an actor whose task fails while it is being cancelled
+    raised a group of that error and Cancelled, which escaped the supervisor, so shutting
+    the service down ended in an exception group."""
+
+    class FailsWhenStopped(UserActor):
+        async def run(
+            self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+        ) -> None:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._fail_when_cancelled)
+                task_status.started()
+                await trio.sleep_forever()
+
+        async def _fail_when_cancelled(self) -> None:
+            try:
+                await trio.sleep_forever()
+            finally:
+                raise RuntimeError("injected: fails while stopping")
+
+    async with open_test_system(supervisor_options={"actor_class": FailsWhenStopped}) as system:
+        await system.add_user("alice")
+    assert "actor failed while stopping" in caplog.text

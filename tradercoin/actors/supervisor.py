@@ -348,7 +348,7 @@ class Supervisor:
                     handle.actor = self._factory(handle)
                     began = trio.current_time()
                     try:
-                        await handle.actor.run(task_status=_Ready(handle))
+                        await _run_incarnation(handle)
                         return
                     except Exception as exc:  # the actor's error boundary; Cancelled passes
                         failures = (
@@ -469,6 +469,21 @@ class Supervisor:
                 h.actor.pending_count for h in self._handles.values() if h.actor is not None
             ),
         )
+
+
+async def _run_incarnation(handle: ActorHandle) -> None:
+    """One run of the handle's actor. An actor that fails while it is being cancelled raises
+    a group of its error and trio's Cancelled: the error is logged and only the cancellation
+    goes on (the supervisor is stopping it; a restart would be pointless)."""
+    assert handle.actor is not None
+    try:
+        await handle.actor.run(task_status=_Ready(handle))
+    except BaseExceptionGroup as group:
+        cancelled, errors = group.split(trio.Cancelled)
+        if cancelled is None or errors is None:
+            raise
+        log.error("user %d actor failed while stopping", handle.user_id, exc_info=errors)
+        raise cancelled from None
 
 
 def _stream_runner(
