@@ -236,7 +236,8 @@ POLL_INTERVAL = 5.0  # PollPolicy() default, polling mode
 RECONCILE = 60.0  # PollPolicy() default reconcile interval while the stream is healthy
 FILL_LATENCY = 2.0  # the simulator's MARKET fill latency
 RESOLVE = sum(ActorConfig().resolve_delays)  # an unknown outcome's queries by client id
-VANISH = 3 * POLL_INTERVAL  # three -2013 confirmations, one per poll
+# three -2013 confirmations, one per poll, spanning at least ActorConfig().vanish_after
+VANISH = max(3 * POLL_INTERVAL, ActorConfig().vanish_after + POLL_INTERVAL)
 QUIET = 180.0  # watched after convergence: nothing may change any more
 ORDER = "/fapi/v1/order"
 OPEN_ORDERS = "/fapi/v1/openOrders"
