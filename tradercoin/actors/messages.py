@@ -101,6 +101,7 @@ class PlaceOrderRequest:
     quantity: Decimal
     price: Decimal | None = None
     time_in_force: TimeInForce | None = None
+    reduce_only: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -550,4 +550,5 @@ def _to_exchange(order: Order) -> xp.PlaceOrder:
         client_order_id=order.client_order_id,
         price=order.price,
         time_in_force=order.time_in_force,
+        reduce_only=order.reduce_only,
     )

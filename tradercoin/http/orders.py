@@ -182,7 +182,7 @@ def validate_order(
             field="quantity",
         )
     price, tif = _price_rules(body, info, symbol)
-    if info is not None:
+    if info is not None and not body.reduce_only:  # Binance: "unless you choose reduce only"
         _check_notional(quantity, price if price is not None else mark, info)
     return PlaceOrderRequest(
         symbol=symbol,
@@ -191,6 +191,7 @@ def validate_order(
         quantity=quantity,
         price=price,
         time_in_force=tif,
+        reduce_only=body.reduce_only,
     )
 
 

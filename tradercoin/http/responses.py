@@ -55,6 +55,7 @@ ORDER = _object(
     updated_at=_INT,
     exchange_update_time=_nullable(_INT),
     note=_nullable(_STR),
+    reduce_only=_BOOL,
 )
 FILL = _object(
     trade_id=_INT,

@@ -89,7 +89,8 @@ class RegisterBody(_Strict):
 
 
 class PlaceOrderBody(_Strict):
-    """A new order. ``price`` and ``time_in_force`` (default GTC) are for LIMIT orders only."""
+    """A new order. ``price`` and ``time_in_force`` (default GTC) are for LIMIT orders only;
+    ``reduce_only`` for either type."""
 
     symbol: str = Field(min_length=2, max_length=20, pattern=r"^[A-Za-z0-9]+$")
     side: Literal["BUY", "SELL"]
@@ -97,6 +98,10 @@ class PlaceOrderBody(_Strict):
     quantity: DecimalIn
     price: DecimalIn | None = None
     time_in_force: Literal["GTC", "IOC", "FOK", "GTX"] | None = None
+    reduce_only: bool = Field(
+        default=False,
+        description="only reduce the position (refused by the exchange if it would grow it)",
+    )
 
 
 class CredentialsBody(_Strict):
