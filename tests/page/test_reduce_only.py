@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from tests.page.harness import LIVE_MS, Desk, register, row
-from tests.page.test_trader import _use_keys, browser, desk  # noqa: F401  (fixtures)
+from tests.page.harness import LIVE_MS, Desk, row
+from tests.page.test_trader import browser, desk  # noqa: F401  (fixtures)
+from tests.page.trader import keyed_trader
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -37,10 +38,7 @@ def test_the_reduce_only_checkbox_reaches_the_exchange_and_both_tables(
     desk: Desk,  # noqa: F811
     browser: Any,  # noqa: F811
 ) -> None:
-    page = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
-    register(page, desk.url, "rita")
-    keys = desk.admin("POST", "accounts")
-    assert "can read the account and trade" in _use_keys(page, keys["api_key"], keys["api_secret"])
+    page, keys = keyed_trader(desk, browser, "rita")
     opening = _placed_id(_place(page))  # the default: a market buy, not reduce-only
     quantity = Decimal(page.input_value("#order-quantity"))
     # the market buy fills at the exchange a moment later: the position shows on the page

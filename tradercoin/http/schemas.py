@@ -129,6 +129,16 @@ class OrdersQuery(BaseModel):
     status: str | None = Field(default=None, description="one status, e.g. filled")
     symbol: str | None = None
     q: str | None = Field(default=None, max_length=64, description="search text")
+    side: Literal["BUY", "SELL"] | None = None
+    from_: int | None = Field(
+        default=None,
+        alias="from",
+        ge=0,
+        description="orders created at or after this time (epoch milliseconds, digits only)",
+    )
+    to: int | None = Field(
+        default=None, ge=0, description="orders created before this time (epoch milliseconds)"
+    )
 
 
 M = TypeVar("M", bound=BaseModel)

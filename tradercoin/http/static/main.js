@@ -175,6 +175,10 @@ function baseParams() {
   const params = new URLSearchParams();
   if (state.filters.symbol) params.set("symbol", state.filters.symbol);
   if (state.filters.q) params.set("q", state.filters.q);
+  // side and dates are filtered by the server's query (not among the loaded rows)
+  if (state.filters.side) params.set("side", state.filters.side);
+  if (state.filters.from) params.set("from", String(state.filters.from));
+  if (state.filters.to) params.set("to", String(state.filters.to));
   return params;
 }
 
