@@ -29,6 +29,7 @@ __all__ = [
     "BudgetGranted",
     "CancelAll",
     "CancelOrder",
+    "ChangeLeverage",
     "CredentialsChanged",
     "DetachSession",
     "GetAccount",
@@ -164,6 +165,16 @@ class GetAccount:
 
 
 @dataclass(frozen=True, slots=True)
+class ChangeLeverage:
+    """Set the initial leverage of ``symbol`` at the exchange; answers
+    ``{"symbol", "leverage", "max_notional_value"}`` (:class:`OrderRejected` if refused)."""
+
+    symbol: str
+    leverage: int
+    reply: Reply[dict[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
 class Wake:
     """Poll now instead of at the next deadline."""
 
@@ -231,6 +242,7 @@ Message: TypeAlias = (
     | CancelAll
     | PlaceResolved
     | GetAccount
+    | ChangeLeverage
     | AccountChanged
 )
 

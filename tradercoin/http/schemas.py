@@ -21,6 +21,7 @@ from tradercoin.http.errors import ApiError, validation_error
 __all__ = [
     "CredentialsBody",
     "DecimalIn",
+    "LeverageBody",
     "LoginBody",
     "OrdersQuery",
     "PlaceOrderBody",
@@ -102,6 +103,14 @@ class PlaceOrderBody(_Strict):
         default=False,
         description="only reduce the position (refused by the exchange if it would grow it)",
     )
+
+
+class LeverageBody(_Strict):
+    """The initial leverage of one symbol at the exchange (1 to the symbol's maximum, at most
+    125; the exchange refuses more than its brackets allow)."""
+
+    symbol: str = Field(min_length=2, max_length=20, pattern=r"^[A-Za-z0-9]+$")
+    leverage: int = Field(ge=1, le=125)
 
 
 class CredentialsBody(_Strict):
