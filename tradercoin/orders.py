@@ -198,6 +198,7 @@ class Order:
     updated_at: int
     exchange_update_time: int = 0
     note: str | None = None
+    reduce_only: bool = False
 
     @property
     def key(self) -> tuple[int, Decimal, int]:
@@ -243,6 +244,7 @@ def new_order(
     time_in_force: TimeInForce | None,
     client_order_id: str,
     now: int,
+    reduce_only: bool = False,
 ) -> OrderChange:
     """The change that records an order we are about to send (status ``pending``)."""
     order = Order(
@@ -261,6 +263,7 @@ def new_order(
         exchange_order_id=None,
         created_at=now,
         updated_at=now,
+        reduce_only=reduce_only,
     )
     return OrderChange(before=None, after=order)
 
@@ -372,6 +375,7 @@ _CODEC: tuple[tuple[str, Callable[[Any], Any], Callable[[Any], Any]], ...] = (
     ("updated_at", _same, _same),
     ("exchange_update_time", _same, _same),
     ("note", _same, _same),
+    ("reduce_only", _same, bool),
 )
 ORDER_FIELDS = tuple(name for name, _, _ in _CODEC)
 _DECODERS = tuple(decode for _, _, decode in _CODEC)
@@ -414,5 +418,19 @@ def order_to_wire(order: Order) -> dict[str, Any]:
 
 
 def order_from_wire(user_id: int, wire: Mapping[str, Any]) -> Order:
-    """The inverse of :func:`order_to_wire` (plus the user id)."""
-    return order_from_values([user_id if n == "user_id" else wire[n] for n in ORDER_FIELDS])
+    """The inverse of :func:`order_to_wire` (plus the user id). Fields added after events
+    were first stored (``reduce_only``) read as their default when the event lacks them."""
+    return order_from_values(
+        [user_id if n == "user_id" else _wire_value(wire, n) for n in ORDER_FIELDS]
+    )
+
+
+def _wire_value(wire: Mapping[str, Any], name: str) -> Any:
+    if name not in wire and name in _WIRE_DEFAULTS:
+        return _WIRE_DEFAULTS[name]
+    return wire[name]
+
+
+# Fields an older stored event may lack, and what they meant before they existed; any other
+# missing key is a corrupt event and raises KeyError as before.
+_WIRE_DEFAULTS: dict[str, Any] = {"reduce_only": False}

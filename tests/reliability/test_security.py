@@ -242,6 +242,16 @@ async def _account(w: World) -> None:
         assert totals["wallet_balance"] == format(truth.total_wallet_balance, "f")
 
 
+async def _leverage(w: World) -> None:
+    """A user changes leverage with their own keys only (nothing to name another's account
+    by); without a session, nothing."""
+    body = {"symbol": "ETHUSDT", "leverage": 3}
+    response = await w.http.put("/api/leverage", json=body, headers=w.bob)
+    assert response.status_code == 200, response.text
+    assert response.json()["data"]["leverage"] == 3
+    assert (await w.http.put("/api/leverage", json=body)).status_code == 401
+
+
 async def _me(w: World) -> None:
     assert await _status(w, "GET", "/api/auth/me", None) == 401
     me = (await w.http.get("/api/auth/me", headers=w.bob)).json()["data"]
@@ -309,6 +319,7 @@ ROUTES: dict[tuple[str, str], Callable[[World], Awaitable[None]]] = {
     ("/api/symbols", "GET"): _static("/api/symbols"),
     ("/api/prices", "GET"): _prices,
     ("/api/account", "GET"): _account,
+    ("/api/leverage", "PUT"): _leverage,
     ("/api/auth/register", "POST"): _register_route,
     ("/api/auth/login", "POST"): _login_route,
     ("/api/auth/me", "GET"): _me,

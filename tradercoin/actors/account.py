@@ -31,10 +31,13 @@ from tradercoin.exchange.protocol import AccountView, Credentials
 
 __all__ = [
     "ACCOUNT_MESSAGE",
+    "LEVERAGE_WEIGHT",
     "SNAPSHOT_WEIGHT",
     "KeyCheck",
     "KeyChecker",
+    "change_leverage",
     "check_keys",
+    "leverage_to_wire",
     "snapshot",
     "update_message",
 ]
@@ -42,6 +45,7 @@ __all__ = [
 ACCOUNT_MESSAGE = "account"
 CHECK_WEIGHT = 5
 SNAPSHOT_WEIGHT = 15  # account 5 + balance 5 + positionRisk 5
+LEVERAGE_WEIGHT = 1  # POST /fapi/v1/leverage
 CHECK_TIMEOUT = 15.0
 _REQUEST_IP = re.compile(r"request ip: ([0-9a-fA-F.:]+)")
 
@@ -128,6 +132,24 @@ def balance_to_wire(row: acct.Balance) -> dict[str, Any]:
         "cross_wallet_balance": _s(row.cross_wallet_balance),
         "available_balance": _s(row.available_balance),
         "unrealized_pnl": _s(row.unrealized_pnl),
+    }
+
+
+async def change_leverage(view: AccountView, symbol: str, leverage: int) -> dict[str, Any]:
+    """Set ``symbol``'s leverage; the exchange's answer as :func:`leverage_to_wire` makes it.
+
+    Waits for: one signed call (weight :data:`LEVERAGE_WEIGHT`; the caller pays it).
+    Raises: whatever the client raises (InvalidRequest for the exchange's refusal).
+    """
+    return leverage_to_wire(await view.change_leverage(symbol, leverage))
+
+
+def leverage_to_wire(change: acct.LeverageChange) -> dict[str, Any]:
+    """The exchange's answer to a leverage change, for HTTP clients (money as text)."""
+    return {
+        "symbol": change.symbol,
+        "leverage": change.leverage,
+        "max_notional_value": _s(change.max_notional_value),
     }
 
 

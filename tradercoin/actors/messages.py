@@ -29,6 +29,7 @@ __all__ = [
     "BudgetGranted",
     "CancelAll",
     "CancelOrder",
+    "ChangeLeverage",
     "CredentialsChanged",
     "DetachSession",
     "GetAccount",
@@ -101,6 +102,7 @@ class PlaceOrderRequest:
     quantity: Decimal
     price: Decimal | None = None
     time_in_force: TimeInForce | None = None
+    reduce_only: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +161,16 @@ class CredentialsChanged:
 class GetAccount:
     """Read the account (balances, positions) from the exchange; answers its wire JSON."""
 
+    reply: Reply[dict[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeLeverage:
+    """Set the initial leverage of ``symbol`` at the exchange; answers
+    ``{"symbol", "leverage", "max_notional_value"}`` (:class:`OrderRejected` if refused)."""
+
+    symbol: str
+    leverage: int
     reply: Reply[dict[str, Any]]
 
 
@@ -230,6 +242,7 @@ Message: TypeAlias = (
     | CancelAll
     | PlaceResolved
     | GetAccount
+    | ChangeLeverage
     | AccountChanged
 )
 

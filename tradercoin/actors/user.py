@@ -53,6 +53,7 @@ from tradercoin.actors.messages import (
     BudgetGranted,
     CancelAll,
     CancelOrder,
+    ChangeLeverage,
     CredentialsChanged,
     DetachSession,
     GetAccount,
@@ -231,6 +232,8 @@ class UserActor(ActorCore):
                 await self._poll_prepaid(weight)
             case GetAccount(reply):
                 await self._answer(reply, self._read_account)
+            case ChangeLeverage(symbol, leverage, reply):
+                await self._answer(reply, self._change_leverage, symbol, leverage)
             case AccountChanged(update):
                 self._sessions.send_all(account.update_message(update))
 
@@ -445,6 +448,24 @@ class UserActor(ActorCore):
             await self._on_exchange_error(exc)
             raise ActorUnavailable("The exchange could not be asked for the account now.") from None
 
+    async def _change_leverage(self, symbol: str, leverage: int) -> dict[str, Any]:
+        """``POST /fapi/v1/leverage`` with the user's keys. Raises OrderRejected with the
+        exchange's words for a refusal (-4028, -2027...), ActorUnavailable otherwise."""
+        self._check_usable()
+        try:
+            await self._spend(account.LEVERAGE_WEIGHT)
+            # the client is an AccountView too (the same one _read_account uses)
+            changed = await account.change_leverage(self.client, symbol, leverage)  # type: ignore[arg-type]
+        except InvalidRequest as exc:
+            raise OrderRejected(exc.code, exc.msg) from None
+        except ExchangeError as exc:
+            self._note_error(exc)
+            await self._on_exchange_error(exc)
+            raise ActorUnavailable(
+                "The exchange could not be asked to change leverage now."
+            ) from None
+        return changed
+
     # ------------------------------------------------------------ poll
 
     async def poll(self) -> None:
@@ -550,4 +571,5 @@ def _to_exchange(order: Order) -> xp.PlaceOrder:
         client_order_id=order.client_order_id,
         price=order.price,
         time_in_force=order.time_in_force,
+        reduce_only=order.reduce_only,
     )

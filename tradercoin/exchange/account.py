@@ -50,6 +50,8 @@ def _order_params(order: PlaceOrder) -> list[tuple[str, str]]:
         params.append(("price", _decimal_text(order.price)))
     if order.time_in_force is not None:
         params.append(("timeInForce", order.time_in_force.value))
+    if order.reduce_only:  # Binance: "true" or "false", default "false"; sent only when set
+        params.append(("reduceOnly", "true"))
     return params
 
 

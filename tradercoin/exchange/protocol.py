@@ -49,6 +49,7 @@ class PlaceOrder:
     client_order_id: str
     price: Decimal | None = None
     time_in_force: TimeInForce | None = None
+    reduce_only: bool = False
 
 
 @dataclass(frozen=True, slots=True)

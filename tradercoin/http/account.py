@@ -3,14 +3,25 @@ actor, which holds the keys), and the latest mark prices (from the process-wide 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import trio
 from quart import Quart, Response, request
-from quart_schema import tag
+from quart_schema import document_request, tag
 
-from tradercoin.actors.messages import ActorUnavailable, GetAccount, ask
+from tradercoin.actors.messages import (
+    ActorUnavailable,
+    ChangeLeverage,
+    GetAccount,
+    OrderRejected,
+    Reply,
+    ask,
+)
 from tradercoin.http.auth import authenticate
 from tradercoin.http.context import context
 from tradercoin.http.errors import ApiError, json_response
+from tradercoin.http.schemas import LeverageBody, read_body
 
 __all__ = ["register_routes"]
 
@@ -23,20 +34,54 @@ async def get_account() -> Response:
     """Balances (wallet, available, unrealized PnL) and open positions, read from the
     exchange now; kept current on the page by ``{"type": "account"}`` on ``/ws``."""
     user = await authenticate()
-    ctx = context()
-    handle = ctx.supervisor.actor(user.id) if ctx.supervisor is not None else None
-    if handle is None:
+    data = await _ask_actor(user.id, GetAccount, "to see your account")
+    return json_response({"status": "success", "data": data})
+
+
+@tag(["account"])
+@document_request(LeverageBody)
+async def put_leverage() -> Response:
+    """Set a symbol's initial leverage at the exchange, through the user's actor (which holds
+    the keys): ``{"symbol", "leverage", "max_notional_value"}`` as the exchange answered.
+    A refusal (leverage above the symbol's maximum, a position too large for it) is a 400
+    with the exchange's reason."""
+    user = await authenticate()
+    body = await read_body(LeverageBody)
+    symbol = body.symbol.upper()
+    if symbol not in context().symbols:
+        raise ApiError(400, "invalid_symbol", f"{symbol} is not a symbol you can trade.")
+
+    def make(reply: Reply[dict[str, Any]]) -> ChangeLeverage:
+        return ChangeLeverage(symbol, body.leverage, reply)
+
+    try:
+        data = await _ask_actor(user.id, make, "to change leverage")
+    except OrderRejected as error:
         raise ApiError(
-            409, "no_exchange_keys", "Store your exchange keys first to see your account."
-        )
+            400, "leverage_rejected", f"The exchange refused the leverage: {error.message}"
+        ) from None
+    return json_response({"status": "success", "data": data})
+
+
+async def _ask_actor(user_id: int, make: Callable[[Any], Any], purpose: str) -> Any:
+    """Ask the user's actor (waits at most :data:`ACCOUNT_TIMEOUT`).
+
+    Raises:
+        ApiError: 409 without exchange keys, 503 when the actor cannot take it, 504 when the
+            exchange is too slow.
+        OrderRejected: as the actor answered it.
+    """
+    ctx = context()
+    handle = ctx.supervisor.actor(user_id) if ctx.supervisor is not None else None
+    if handle is None:
+        raise ApiError(409, "no_exchange_keys", f"Store your exchange keys first {purpose}.")
     try:
         with trio.fail_after(ACCOUNT_TIMEOUT):
-            data = await ask(handle.mailbox, GetAccount)
+            return await ask(handle.mailbox, make)
     except ActorUnavailable as error:
         raise ApiError(503, "unavailable", error.reason, headers={"Retry-After": "2"}) from None
     except trio.TooSlowError:
         raise ApiError(504, "timeout", "The exchange did not answer in time.") from None
-    return json_response({"status": "success", "data": data})
 
 
 @tag(["market"])
@@ -58,3 +103,4 @@ async def get_prices() -> Response:
 def register_routes(app: Quart) -> None:
     app.add_url_rule("/api/account", view_func=get_account, methods=["GET"])
     app.add_url_rule("/api/prices", view_func=get_prices, methods=["GET"])
+    app.add_url_rule("/api/leverage", view_func=put_leverage, methods=["PUT"])

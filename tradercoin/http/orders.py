@@ -39,7 +39,7 @@ from tradercoin.orders import (
 __all__ = ["parse_orders_query", "register_routes", "validate_order"]
 
 _SYMBOL = re.compile(r"^[A-Z0-9]{2,20}$")
-_QUERY_KEYS = frozenset({"page", "page_size", "status", "symbol", "q"})
+_QUERY_KEYS = frozenset({"page", "page_size", "status", "symbol", "q", "side", "from", "to"})
 _STATUSES = {s.value: s for s in OrderStatus}
 MAX_PAGE = 1_000_000
 MAX_ORDER_ID = 2**63 - 1
@@ -78,7 +78,39 @@ def parse_orders_query(args: Any) -> dict[str, Any]:
         "q": q,
         "page": _int_arg("page", args.get("page"), 1, 1, MAX_PAGE),
         "page_size": _int_arg("page_size", args.get("page_size"), 20, 1, 100),
+        **_side_and_span(args),
     }
+
+
+def _side_and_span(args: Any) -> dict[str, Any]:
+    """``side`` (BUY or SELL) and ``from``/``to`` (epoch ms, ASCII digits) as ``side``,
+    ``since`` and ``until`` of ``list_orders``; an empty value is no filter.
+
+    Raises:
+        ApiError: 400 with a sentence for a bad side, a bad time, or from later than to.
+    """
+    side = (args.get("side") or "").strip().upper() or None
+    if side is not None and side not in ("BUY", "SELL"):
+        raise ApiError(400, "invalid_query", "Side must be BUY or SELL.")
+    since, until = (
+        _epoch_ms(label, args.get(key)) for key, label in (("from", "From"), ("to", "To"))
+    )
+    if since is not None and until is not None and since > until:
+        raise ApiError(400, "invalid_query", "From must not be later than To.")
+    return {"side": None if side is None else Side(side), "since": since, "until": until}
+
+
+def _epoch_ms(label: str, raw: str | None) -> int | None:
+    if not raw:
+        return None
+    number = ascii_int(raw, max_digits=19)
+    if number is None or number > MAX_ORDER_ID:
+        raise ApiError(
+            400,
+            "invalid_query",
+            f"{label} must be a time in milliseconds since 1970 (digits only, e.g. 1764720000000).",
+        )
+    return number
 
 
 def _status(text: str) -> OrderStatus:
@@ -182,7 +214,7 @@ def validate_order(
             field="quantity",
         )
     price, tif = _price_rules(body, info, symbol)
-    if info is not None:
+    if info is not None and not body.reduce_only:  # Binance: "unless you choose reduce only"
         _check_notional(quantity, price if price is not None else mark, info)
     return PlaceOrderRequest(
         symbol=symbol,
@@ -191,6 +223,7 @@ def validate_order(
         quantity=quantity,
         price=price,
         time_in_force=tif,
+        reduce_only=body.reduce_only,
     )
 
 

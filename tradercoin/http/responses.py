@@ -55,6 +55,7 @@ ORDER = _object(
     updated_at=_INT,
     exchange_update_time=_nullable(_INT),
     note=_nullable(_STR),
+    reduce_only=_BOOL,
 )
 FILL = _object(
     trade_id=_INT,
@@ -121,6 +122,11 @@ RESPONSES: dict[tuple[str, str], dict[int, dict[str, Any]]] = {
     ("GET", "/api/symbols"): {200: _success(_list(SYMBOL))},
     ("GET", "/api/account"): {200: _success(ACCOUNT)},
     ("GET", "/api/prices"): {200: _success({"type": "object"})},
+    ("PUT", "/api/leverage"): {
+        200: _success(_object(symbol=_STR, leverage=_INT, max_notional_value=_DEC)),
+        503: ERROR,
+        504: ERROR,
+    },
     ("GET", "/api/admin/actors"): {
         200: _success(_list({"type": "object"}), statistics={"type": "object"})
     },

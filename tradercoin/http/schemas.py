@@ -21,6 +21,7 @@ from tradercoin.http.errors import ApiError, validation_error
 __all__ = [
     "CredentialsBody",
     "DecimalIn",
+    "LeverageBody",
     "LoginBody",
     "OrdersQuery",
     "PlaceOrderBody",
@@ -89,7 +90,8 @@ class RegisterBody(_Strict):
 
 
 class PlaceOrderBody(_Strict):
-    """A new order. ``price`` and ``time_in_force`` (default GTC) are for LIMIT orders only."""
+    """A new order. ``price`` and ``time_in_force`` (default GTC) are for LIMIT orders only;
+    ``reduce_only`` for either type."""
 
     symbol: str = Field(min_length=2, max_length=20, pattern=r"^[A-Za-z0-9]+$")
     side: Literal["BUY", "SELL"]
@@ -97,6 +99,18 @@ class PlaceOrderBody(_Strict):
     quantity: DecimalIn
     price: DecimalIn | None = None
     time_in_force: Literal["GTC", "IOC", "FOK", "GTX"] | None = None
+    reduce_only: bool = Field(
+        default=False,
+        description="only reduce the position (refused by the exchange if it would grow it)",
+    )
+
+
+class LeverageBody(_Strict):
+    """The initial leverage of one symbol at the exchange (1 to the symbol's maximum, at most
+    125; the exchange refuses more than its brackets allow)."""
+
+    symbol: str = Field(min_length=2, max_length=20, pattern=r"^[A-Za-z0-9]+$")
+    leverage: int = Field(ge=1, le=125)
 
 
 class CredentialsBody(_Strict):
@@ -124,6 +138,16 @@ class OrdersQuery(BaseModel):
     status: str | None = Field(default=None, description="one status, e.g. filled")
     symbol: str | None = None
     q: str | None = Field(default=None, max_length=64, description="search text")
+    side: Literal["BUY", "SELL"] | None = None
+    from_: int | None = Field(
+        default=None,
+        alias="from",
+        ge=0,
+        description="orders created at or after this time (epoch milliseconds, digits only)",
+    )
+    to: int | None = Field(
+        default=None, ge=0, description="orders created before this time (epoch milliseconds)"
+    )
 
 
 M = TypeVar("M", bound=BaseModel)

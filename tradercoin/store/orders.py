@@ -8,6 +8,7 @@ Every function takes a live :class:`sqlalchemy.Connection` and runs inside a wor
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
@@ -22,6 +23,7 @@ from tradercoin.orders import (
     OrderChange,
     OrderFill,
     OrderStatus,
+    Side,
     order_from_values,
     order_values,
 )
@@ -71,8 +73,20 @@ _BY_CLIENT_ID = sa.select(*_COLUMNS).where(
 _PENDING = sa.select(*_COLUMNS).where(_USER, sa.text(PENDING_SQL)).order_by(orders.c.id)
 
 
-def _filters(status: bool, symbol: bool, q: bool) -> list[sa.ColumnElement[bool]]:
+_Key = tuple[bool, bool, bool, bool, bool]
+# no bound given for one end of a created_at span: every order is inside it
+_SPAN_OPEN = (0, 2**63 - 1)
+
+
+def _filters(
+    status: bool, symbol: bool, q: bool, side: bool, span: bool
+) -> list[sa.ColumnElement[bool]]:
     where: list[sa.ColumnElement[bool]] = [_USER]
+    if side:
+        where.append(orders.c.side == sa.bindparam("side"))
+    if span:  # [since, until): created at or after since, before until
+        where.append(orders.c.created_at >= sa.bindparam("since"))
+        where.append(orders.c.created_at < sa.bindparam("until"))
     if status:
         where.append(orders.c.status == sa.bindparam("status"))
     if symbol:
@@ -90,9 +104,10 @@ def _filters(status: bool, symbol: bool, q: bool) -> list[sa.ColumnElement[bool]
     return where
 
 
-def _page_statements() -> dict[tuple[bool, bool, bool], tuple[sa.Select[Any], sa.Select[Any]]]:
-    built = {}
-    for key in [(a, b, c) for a in (False, True) for b in (False, True) for c in (False, True)]:
+def _page_statements() -> dict[_Key, tuple[sa.Select[Any], sa.Select[Any]]]:
+    built: dict[_Key, tuple[sa.Select[Any], sa.Select[Any]]] = {}
+    for status, symbol, q, side, span in itertools.product((False, True), repeat=5):
+        key = (status, symbol, q, side, span)
         where = _filters(*key)
         count = sa.select(sa.func.count()).select_from(orders).where(*where)
         page = (
@@ -116,16 +131,28 @@ def like_pattern(text: str) -> str:
 
 
 def _page_params(
-    user_id: int, status: OrderStatus | None, symbol: str | None, q: str | None
-) -> tuple[tuple[bool, bool, bool], dict[str, Any]]:
+    user_id: int,
+    status: OrderStatus | None,
+    symbol: str | None,
+    q: str | None,
+    side: Side | None = None,
+    since: int | None = None,
+    until: int | None = None,
+) -> tuple[_Key, dict[str, Any]]:
     params: dict[str, Any] = {"user_id": user_id}
+    span = since is not None or until is not None
+    if side is not None:
+        params["side"] = side.value
+    if span:
+        params["since"] = _SPAN_OPEN[0] if since is None else since
+        params["until"] = _SPAN_OPEN[1] if until is None else until
     if status is not None:
         params["status"] = status.value
     if symbol is not None:
         params["symbol"] = symbol
     if q:
         params["q"] = like_pattern(q)
-    return (status is not None, symbol is not None, bool(q)), params
+    return (status is not None, symbol is not None, bool(q), side is not None, span), params
 
 
 def page_orders(
@@ -136,10 +163,15 @@ def page_orders(
     q: str | None,
     page: int,
     page_size: int,
+    *,
+    side: Side | None = None,
+    since: int | None = None,
+    until: int | None = None,
 ) -> tuple[list[Order], int]:
     """One page (newest first) and the count of every match, in one statement (the count is
-    an uncorrelated subquery, evaluated once); a page past the end counts separately."""
-    key, params = _page_params(user_id, status, symbol, q)
+    an uncorrelated subquery, evaluated once); a page past the end counts separately.
+    ``since``/``until`` bound ``created_at`` (epoch ms, ``since`` included, ``until`` not)."""
+    key, params = _page_params(user_id, status, symbol, q, side, since, until)
     page_stmt, count_stmt = _PAGES[key]
     rows = conn.execute(
         page_stmt, {**params, "limit": page_size, "offset": (page - 1) * page_size}

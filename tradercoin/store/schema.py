@@ -99,6 +99,7 @@ orders = sa.Table(
     sa.Column("updated_at", sa.BigInteger, nullable=False),
     sa.Column("exchange_update_time", sa.BigInteger, nullable=False),
     sa.Column("note", sa.Text, nullable=True),
+    sa.Column("reduce_only", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.UniqueConstraint("user_id", "client_order_id"),
     sa.Index(
         "ix_orders_user_newest",

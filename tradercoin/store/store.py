@@ -7,6 +7,7 @@ come from the injected :class:`~tradercoin.clock.WallClock`, read on the trio th
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -18,7 +19,7 @@ import trio
 from tradercoin.clock import WallClock
 from tradercoin.config import PollPolicy
 from tradercoin.exchange.protocol import Credentials
-from tradercoin.orders import Fill, Order, OrderChange, OrderEvent, OrderFill, OrderStatus
+from tradercoin.orders import Fill, Order, OrderChange, OrderEvent, OrderFill, OrderStatus, Side
 from tradercoin.store import events as event_sql
 from tradercoin.store import orders as order_sql
 from tradercoin.store import users as user_sql
@@ -203,16 +204,26 @@ class Store:
         q: str | None = None,
         page: int = 1,
         page_size: int = 20,
+        side: Side | None = None,
+        since: int | None = None,
+        until: int | None = None,
     ) -> OrderPage:
         """A page of the user's orders, newest first; ``total`` counts all matches.
 
         ``q`` matches symbol, client order id or note (case-insensitive substring) and the
-        exchange order id. Raises: ValueError for page < 1 or page_size outside 1..1000.
+        exchange order id; ``since``/``until`` bound the creation time (epoch ms, ``since``
+        included, ``until`` not). Raises: ValueError for page < 1 or page_size outside 1..1000.
         """
         if page < 1 or not 1 <= page_size <= MAX_PAGE_SIZE:
             raise ValueError(f"page must be >= 1 and page_size 1..{MAX_PAGE_SIZE}")
         items, total = await self.db.read(
-            order_sql.page_orders, user_id, status, symbol, q, page, page_size
+            functools.partial(order_sql.page_orders, side=side, since=since, until=until),
+            user_id,
+            status,
+            symbol,
+            q,
+            page,
+            page_size,
         )
         return OrderPage(items=items, total=total, page=page, page_size=page_size)
 

@@ -103,6 +103,7 @@ class OrderTruth:
     update_time: int
     avg_price: Decimal = Decimal(0)
     """As the exchange reports it (``avgPrice``, at the symbol's average precision)."""
+    reduce_only: bool = False
 
     @classmethod
     def of(cls, order: SimOrder) -> OrderTruth:
@@ -121,6 +122,7 @@ class OrderTruth:
             order.time,
             order.update_time,
             Decimal(order.spec.fmt_avg(order.avg_price)),
+            order.reduce_only,
         )
 
 

@@ -6,6 +6,7 @@ import { LiveLink } from "./live.js";
 import { OrdersTable, OPEN, matches } from "./orders.js";
 import { Admin } from "./admin.js";
 import { TradeForm } from "./trade.js";
+import { LeverageForm } from "./leverage.js";
 import { AccountView } from "./account.js";
 import { KeysPanel } from "./keys.js";
 import { Toasts } from "./toasts.js";
@@ -67,8 +68,15 @@ const table = new OrdersTable($("orders-body"), $("orders-head"), { onCancel: ca
 const admin = new Admin({ notice });
 const trade = new TradeForm({
   onPlaced: (o) => applyOrder(o),
-  onSymbol: (symbol) => live.subscribe([...new Set([symbol, ...positionsSymbols()])]),
+  onSymbol: (symbol) => {
+    leverage.show(symbol);
+    live.subscribe([...new Set([symbol, ...positionsSymbols()])]);
+  },
   leverageOf: (symbol) => account.leverage(symbol),
+});
+const leverage = new LeverageForm({
+  symbolOf: () => trade.symbol,
+  onChanged: () => account.load().then(() => trade.preview()),
 });
 const keys = new KeysPanel({ onChanged: () => { account.load(); loadOrders(); } });
 const live = new LiveLink({
@@ -175,6 +183,10 @@ function baseParams() {
   const params = new URLSearchParams();
   if (state.filters.symbol) params.set("symbol", state.filters.symbol);
   if (state.filters.q) params.set("q", state.filters.q);
+  // side and dates are filtered by the server's query (not among the loaded rows)
+  if (state.filters.side) params.set("side", state.filters.side);
+  if (state.filters.from) params.set("from", String(state.filters.from));
+  if (state.filters.to) params.set("to", String(state.filters.to));
   return params;
 }
 

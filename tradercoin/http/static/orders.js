@@ -23,6 +23,7 @@ const COLUMNS = [
   ["updated_at", "Updated", (o) => fmt.time(o.updated_at), (o) => o.updated_at],
   ["exchange_order_id", "Exchange id", (o) => o.exchange_order_id ?? "—", (o) => o.exchange_order_id || 0],
   ["client_order_id", "Client id", (o) => o.client_order_id, (o) => o.client_order_id],
+  ["reduce_only", "Reduce-only", (o) => (o.reduce_only ? "Yes" : "No"), (o) => (o.reduce_only ? 1 : 0)],
 ];
 const NUMERIC = new Set(["quantity", "price", "filled_quantity", "avg_price", "exchange_order_id"]);
 

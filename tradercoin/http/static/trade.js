@@ -113,7 +113,8 @@ export class TradeForm {
       }
     }
     const p = body.type === "LIMIT" ? Number(body.price) : this.marks.get(body.symbol);
-    if (r && p && Number(body.quantity) * p < Number(r.min_notional)) {
+    // a reduce-only order may be worth less than the minimum notional (Binance allows it)
+    if (r && p && !body.reduce_only && Number(body.quantity) * p < Number(r.min_notional)) {
       return ["quantity", `The order is worth ${fmt.usdt(Number(body.quantity) * p)} USDT; ${body.symbol} needs at least ${fmt.usdt(r.min_notional)} USDT (a quantity of ${fmt.minQuantity(body.symbol, p)} or more).`];
     }
     return null;
@@ -129,6 +130,7 @@ export class TradeForm {
       body.price = f.price.value.trim().replace(/,/g, "");
       body.time_in_force = f.time_in_force.value;
     }
+    if (f.reduce_only.checked) body.reduce_only = true;
     return body;
   }
 
