@@ -10,16 +10,19 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Any
+from typing import Any, NoReturn
 
 import trio
 
+from tradercoin.actors import account
 from tradercoin.actors.book import Folded, OrderBook
 from tradercoin.actors.governor import Demand, RateGovernor
 from tradercoin.actors.messages import (
     ActorState,
     ActorUnavailable,
     Message,
+    OrderNotFoundError,
+    OrderRejected,
     StreamState,
 )
 from tradercoin.actors.order_rate import OrderRateGate
@@ -27,6 +30,7 @@ from tradercoin.actors.parts import (
     CYCLE_WEIGHT_SMOOTHING,
     EVENTS_PAGE,
     GET_ORDER_WEIGHT,
+    MAX_ORDER_ID,
     OPEN_ORDERS_WEIGHT,
     USER_TRADES_WEIGHT,
     AccountFactory,
@@ -40,7 +44,14 @@ from tradercoin.actors.parts import (
 from tradercoin.actors.sessions import Sessions
 from tradercoin.clock import WallClock
 from tradercoin.exchange import protocol as xp
-from tradercoin.exchange.errors import ExchangeError, InvalidCredentials, IPBanned, RateLimited
+from tradercoin.exchange.errors import (
+    ExchangeError,
+    InvalidCredentials,
+    InvalidRequest,
+    IPBanned,
+    RateLimited,
+    UnknownOutcome,
+)
 from tradercoin.metrics import observe_delivery, observe_detection
 from tradercoin.orders import ExchangeUpdate, Order, OrderEvent, OrderStatus
 
@@ -405,3 +416,57 @@ class ActorCore:
             self._park(exc)
             return
         self._start_stream()
+
+    # ------------------------------------------------------------ shared by requests
+
+    async def _find_order(self, order_id: int) -> Order:
+        if not 0 < order_id <= MAX_ORDER_ID:
+            raise OrderNotFoundError(order_id)
+        order = self._book.get(order_id) or await self._store.get_order(self.user_id, order_id)
+        if order is None:
+            raise OrderNotFoundError(order_id)
+        return order
+
+    async def _write_failed(self, exc: ExchangeError, what: str) -> NoReturn:
+        """Raise what the caller of a failed cancel must see. An unknown outcome asks for a
+        poll now: the order's state shows within seconds either way."""
+        self._note_error(exc)
+        if isinstance(exc, InvalidRequest):
+            raise OrderRejected(exc.code, exc.msg) from None
+        if isinstance(exc, UnknownOutcome):
+            self._poll_now = True
+            raise ActorUnavailable(
+                f"The exchange did not confirm the {what}; the order's state will show "
+                f"within seconds."
+            ) from None
+        await self._on_exchange_error(exc)
+        raise ActorUnavailable(f"the exchange did not take the {what}: {exc.msg}") from None
+
+    async def _read_account(self) -> dict[str, Any]:
+        """Balances and positions from the exchange (see :func:`account.snapshot`)."""
+        self._check_usable()
+        try:
+            await self._spend(account.SNAPSHOT_WEIGHT)
+            return await account.snapshot(self.client, self.now())  # type: ignore[arg-type]
+        except ExchangeError as exc:
+            self._note_error(exc)
+            await self._on_exchange_error(exc)
+            raise ActorUnavailable("The exchange could not be asked for the account now.") from None
+
+    async def _change_leverage(self, symbol: str, leverage: int) -> dict[str, Any]:
+        """``POST /fapi/v1/leverage`` with the user's keys. Raises OrderRejected with the
+        exchange's words for a refusal (-4028, -2027...), ActorUnavailable otherwise."""
+        self._check_usable()
+        try:
+            await self._spend(account.LEVERAGE_WEIGHT)
+            # the client is an AccountView too (the same one _read_account uses)
+            changed = await account.change_leverage(self.client, symbol, leverage)  # type: ignore[arg-type]
+        except InvalidRequest as exc:
+            raise OrderRejected(exc.code, exc.msg) from None
+        except ExchangeError as exc:
+            self._note_error(exc)
+            await self._on_exchange_error(exc)
+            raise ActorUnavailable(
+                "The exchange could not be asked to change leverage now."
+            ) from None
+        return changed

@@ -74,7 +74,6 @@ from tradercoin.actors.parts import (
     CANCEL_WEIGHT,
     DEFERRED,
     GET_ORDER_WEIGHT,
-    MAX_ORDER_ID,
     OPEN_ORDERS_WEIGHT,
     USER_TRADES_WEIGHT,
     AccountFactory,
@@ -351,14 +350,6 @@ class UserActor(ActorCore):
 
     # ------------------------------------------------------------ cancel
 
-    async def _find_order(self, order_id: int) -> Order:
-        if not 0 < order_id <= MAX_ORDER_ID:
-            raise OrderNotFoundError(order_id)
-        order = self._book.get(order_id) or await self._store.get_order(self.user_id, order_id)
-        if order is None:
-            raise OrderNotFoundError(order_id)
-        return order
-
     async def _cancel(self, order_id: int) -> Order:
         """Cancel through the exchange; a -2011 on an order that filled resolves to filled."""
         order = await self._find_order(order_id)
@@ -388,21 +379,6 @@ class UserActor(ActorCore):
             await self._write_failed(exc, "cancel")
         self._poll_now = True
         return covered
-
-    async def _write_failed(self, exc: ExchangeError, what: str) -> NoReturn:
-        """Raise what the caller of a failed cancel must see. An unknown outcome asks for a
-        poll now: the order's state shows within seconds either way."""
-        self._note_error(exc)
-        if isinstance(exc, InvalidRequest):
-            raise OrderRejected(exc.code, exc.msg) from None
-        if isinstance(exc, UnknownOutcome):
-            self._poll_now = True
-            raise ActorUnavailable(
-                f"The exchange did not confirm the {what}; the order's state will show "
-                f"within seconds."
-            ) from None
-        await self._on_exchange_error(exc)
-        raise ActorUnavailable(f"the exchange did not take the {what}: {exc.msg}") from None
 
     async def _cancel_missed(self, order: Order) -> ExchangeUpdate:
         """The order is not open any more: learn what it became (filled, most likely).
@@ -436,35 +412,6 @@ class UserActor(ActorCore):
             return update
         fills = await self.client.user_trades(order.symbol, order_id=update.exchange_order_id)
         return dataclasses.replace(update, fills=tuple(fills))
-
-    async def _read_account(self) -> dict[str, Any]:
-        """Balances and positions from the exchange (see :func:`account.snapshot`)."""
-        self._check_usable()
-        try:
-            await self._spend(account.SNAPSHOT_WEIGHT)
-            return await account.snapshot(self.client, self.now())  # type: ignore[arg-type]
-        except ExchangeError as exc:
-            self._note_error(exc)
-            await self._on_exchange_error(exc)
-            raise ActorUnavailable("The exchange could not be asked for the account now.") from None
-
-    async def _change_leverage(self, symbol: str, leverage: int) -> dict[str, Any]:
-        """``POST /fapi/v1/leverage`` with the user's keys. Raises OrderRejected with the
-        exchange's words for a refusal (-4028, -2027...), ActorUnavailable otherwise."""
-        self._check_usable()
-        try:
-            await self._spend(account.LEVERAGE_WEIGHT)
-            # the client is an AccountView too (the same one _read_account uses)
-            changed = await account.change_leverage(self.client, symbol, leverage)  # type: ignore[arg-type]
-        except InvalidRequest as exc:
-            raise OrderRejected(exc.code, exc.msg) from None
-        except ExchangeError as exc:
-            self._note_error(exc)
-            await self._on_exchange_error(exc)
-            raise ActorUnavailable(
-                "The exchange could not be asked to change leverage now."
-            ) from None
-        return changed
 
     # ------------------------------------------------------------ poll
 
