@@ -116,3 +116,6 @@ def test_operator_table_refreshes_itself_and_explains_intervals(desk: Desk, brow
         "data-points", re.compile(r"^[2-9]|\d\d"), timeout=15_000
     )
     assert "weight used in the last minute" in ops.inner_text("#governor")
+    streams = ops.locator("#streams")  # the users' listenKeys share the hub's connection
+    expect(streams).to_contain_text(re.compile(r"streams on 1 exchange connection"))
+    expect(streams).to_contain_text("0 refused")

@@ -41,12 +41,14 @@ export class Admin {
 
   async load() {
     try {
-      const [actors, governor] = await Promise.all([
+      const [actors, governor, streams] = await Promise.all([
         api("GET", "/api/admin/actors"),
         api("GET", "/api/admin/governor"),
+        api("GET", "/api/admin/streams"),
       ]);
       this.renderActors(actors.data);
       this.renderGovernor(governor.data);
+      this.renderStreams(streams.data);
     } catch (error) {
       if (error.status === 401 || error.status === 403) return this.stop();
       this.notice(`Operator view unavailable: ${error.message}`);
@@ -86,6 +88,21 @@ export class Admin {
     this.history.push([Date.now(), g.used_weight, g.limit_per_minute]);
     if (this.history.length > HISTORY) this.history.shift();
     this.chart();
+  }
+
+  renderStreams(s) {
+    const line = document.getElementById("streams");
+    if (!s.hub) {
+      line.textContent = s.mode === "hub" ? "No user stream (polling only)." :
+        "One exchange connection per user (stream mode per-user).";
+      return;
+    }
+    const h = s.hub;
+    const per = h.keys_per_connection.length ? ` (${h.keys_per_connection.join(", ")} keys each)` : "";
+    line.textContent =
+      `${h.keys} users' streams on ${h.connections} exchange connection(s)${per}; ` +
+      `${h.keys_down} waiting; ${h.attempts_in_window} connection attempts in the last 5 minutes ` +
+      `(the exchange allows 300); ${h.refusals} refused, ${h.drops} dropped, ${h.gaps} gaps.`;
   }
 
   chart() {
