@@ -34,6 +34,7 @@ from decimal import Decimal
 from typing import Any
 
 __all__ = [
+    "MAX_ID",
     "ORDER_FIELDS",
     "PENDING_STATUSES",
     "ExchangeUpdate",
@@ -110,6 +111,7 @@ _RANK = {
     OrderStatus.REJECTED: 3,
 }
 PENDING_STATUSES = frozenset(s for s in OrderStatus if not s.terminal)
+MAX_ID = 2**63 - 1  # ids (ours, the exchange's) are signed 64-bit in every database we run on
 
 
 class Side(enum.StrEnum):

@@ -30,7 +30,6 @@ from tradercoin.actors.parts import (
     CYCLE_WEIGHT_SMOOTHING,
     EVENTS_PAGE,
     GET_ORDER_WEIGHT,
-    MAX_ORDER_ID,
     OPEN_ORDERS_WEIGHT,
     USER_TRADES_WEIGHT,
     AccountFactory,
@@ -53,7 +52,7 @@ from tradercoin.exchange.errors import (
     UnknownOutcome,
 )
 from tradercoin.metrics import observe_delivery, observe_detection
-from tradercoin.orders import ExchangeUpdate, Order, OrderEvent, OrderStatus
+from tradercoin.orders import MAX_ID, ExchangeUpdate, Order, OrderEvent, OrderStatus
 
 __all__ = ["ActorCore"]
 
@@ -420,7 +419,7 @@ class ActorCore:
     # ------------------------------------------------------------ shared by requests
 
     async def _find_order(self, order_id: int) -> Order:
-        if not 0 < order_id <= MAX_ORDER_ID:
+        if not 0 < order_id <= MAX_ID:
             raise OrderNotFoundError(order_id)
         order = self._book.get(order_id) or await self._store.get_order(self.user_id, order_id)
         if order is None:

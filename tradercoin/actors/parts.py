@@ -30,7 +30,6 @@ __all__ = [
 ]
 
 StreamRunner = Callable[..., Awaitable[None]]
-MAX_ORDER_ID = 2**63 - 1  # ids are signed 64-bit in every database we run on
 
 
 class ActorStore(Protocol):

@@ -17,6 +17,7 @@ from tradercoin.http.auth import authenticate
 from tradercoin.http.context import HttpContext, context
 from tradercoin.http.errors import ApiError, json_response
 from tradercoin.http.schemas import PollPolicyBody, read_body
+from tradercoin.orders import MAX_ID
 
 __all__ = ["jsonable", "policy_to_wire", "register_routes"]
 
@@ -98,7 +99,7 @@ def interval_reason(status: Any, policy: PollPolicy, stretch: tuple[float, float
 
 
 async def _policy_of(ctx: HttpContext, user_id: int) -> PollPolicy:
-    if user_id > 2**63 - 1 or await ctx.users.get(user_id) is None:
+    if user_id > MAX_ID or await ctx.users.get(user_id) is None:
         raise ApiError(404, "user_not_found", f"no user {user_id}")
     policy: PollPolicy | None = await ctx.store.get_poll_policy(user_id)
     return policy if policy is not None else ctx.settings.poll

@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 from werkzeug.routing import BaseConverter, ValidationError
 
 from tradercoin.config import Settings
+from tradercoin.orders import MAX_ID
 
 __all__ = [
     "MAX_ID",
@@ -34,7 +35,6 @@ __all__ = [
     "security_headers",
 ]
 
-MAX_ID = 2**63 - 1
 LOCAL_NAMES = frozenset({"127.0.0.1", "localhost", "::1"})
 WILDCARDS = frozenset({"0.0.0.0", "::", ""})  # noqa: S104 (names to recognise, not binds)
 PAGE_CSP = (

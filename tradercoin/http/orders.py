@@ -27,6 +27,7 @@ from tradercoin.http.errors import ApiError, json_response
 from tradercoin.http.guards import ascii_int
 from tradercoin.http.schemas import MAX_DECIMALS, OrdersQuery, PlaceOrderBody, read_body
 from tradercoin.orders import (
+    MAX_ID,
     Order,
     OrderStatus,
     OrderType,
@@ -42,7 +43,6 @@ _SYMBOL = re.compile(r"^[A-Z0-9]{2,20}$")
 _QUERY_KEYS = frozenset({"page", "page_size", "status", "symbol", "q", "side", "from", "to"})
 _STATUSES = {s.value: s for s in OrderStatus}
 MAX_PAGE = 1_000_000
-MAX_ORDER_ID = 2**63 - 1
 MAX_DIGITS = 20  # digits of a quantity or price as written: more is never a real amount
 ACTOR_TIMEOUT = 30.0
 
@@ -104,7 +104,7 @@ def _epoch_ms(label: str, raw: str | None) -> int | None:
     if not raw:
         return None
     number = ascii_int(raw, max_digits=19)
-    if number is None or number > MAX_ORDER_ID:
+    if number is None or number > MAX_ID:
         raise ApiError(
             400,
             "invalid_query",
@@ -322,7 +322,7 @@ async def get_order(order_id: int) -> Response:
     """One order of the user's (another user's order is a 404)."""
     user = await authenticate()
     order = None
-    if order_id <= MAX_ORDER_ID:
+    if order_id <= MAX_ID:
         order = await context().store.get_order(user.id, order_id)
     if order is None:
         raise ApiError(404, "order_not_found", f"no order {order_id}")
@@ -359,7 +359,7 @@ async def place_order() -> Response:
 async def cancel_order(order_id: int) -> Response:
     """Cancel an open order through the user's actor; 200 with the order."""
     user = await authenticate()
-    if not 0 < order_id <= MAX_ORDER_ID:
+    if not 0 < order_id <= MAX_ID:
         raise ApiError(404, "order_not_found", f"no order {order_id}")
     handle = _actor(context(), user.id)
     try:
@@ -419,7 +419,7 @@ async def order_fills(order_id: int) -> Response:
     user's order is a 404, exactly as a missing one)."""
     user = await authenticate()
     store = context().store
-    order = await store.get_order(user.id, order_id) if 0 < order_id <= MAX_ORDER_ID else None
+    order = await store.get_order(user.id, order_id) if 0 < order_id <= MAX_ID else None
     if order is None:
         raise ApiError(404, "order_not_found", f"no order {order_id}")
     fills = await store.order_fills(user.id, order_id)
