@@ -191,7 +191,10 @@ async def test_clean_logins_are_not_starved_by_a_flood(flood: str) -> None:
             nursery.start_soon(new_account, i)
         await trio.testing.wait_all_tasks_blocked()  # ten hashes running or queued
         nursery.start_soon(login)
-    assert done.index("login") <= 2, done  # it took the slot the flood may not use
+    # it took the slot the flood may not use: done after a few flood hashes at most (real
+    # threads: on a loaded machine the login's thread may lag the flood's by a hash or two),
+    # never behind the ten (FIFO on two shared slots put it last)
+    assert done.index("login") <= 4, done
 
 
 async def test_security_events_carry_structured_fields(client: Any, caplog: Any) -> None:
