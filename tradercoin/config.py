@@ -42,6 +42,7 @@ EXCHANGE_URLS = {
 
 REGISTRATION_MODES = ("open", "invite", "closed")
 STREAM_MODES = ("hub", "per-user")
+CLUSTER_MODES = ("auto", "on", "off")
 _INTS = frozenset(
     {
         "port",
@@ -112,6 +113,18 @@ class Settings:
     metrics_address: str | None = None  # HOST:PORT serving /metrics to anyone who reaches it
     registrations_per_address: int = 10  # new accounts per address per hour
     registrations_per_hour: int = 600  # new accounts per hour, all addresses together
+    # scale-out (docs/cluster.md): on PostgreSQL several instances share the users
+    cluster: str = "auto"  # auto: on for PostgreSQL, off for SQLite | on | off
+    instance_id: str | None = None  # this instance's name in the cluster (default: generated)
+    advertise_url: str | None = None  # how other instances reach this one (default: its bind)
+    egress_address: str | None = None  # local address the exchange traffic leaves from
+
+    @property
+    def clustered(self) -> bool:
+        """Whether this instance shares its users with others (ownership in PostgreSQL)."""
+        if self.cluster == "auto":
+            return self.database_url.startswith("postgresql")
+        return self.cluster == "on"
 
     @property
     def uses_simulator(self) -> bool:
@@ -143,6 +156,13 @@ class Settings:
             self.exchange_urls()
         if self.stream_mode not in STREAM_MODES:
             raise ConfigError(f"stream_mode: {self.stream_mode!r} is not 'hub' or 'per-user'")
+        if self.cluster not in CLUSTER_MODES:
+            raise ConfigError(f"cluster: {self.cluster!r} is not auto, on or off")
+        if self.clustered and not self.database_url.startswith("postgresql"):
+            raise ConfigError(
+                "cluster: several instances need PostgreSQL; SQLite serves one instance "
+                "(set TRADERCOIN_CLUSTER=off or use a postgresql+psycopg:// database URL)"
+            )
         if self.log_format not in ("text", "json"):
             raise ConfigError(f"log_format: {self.log_format!r} is not 'text' or 'json'")
         if self.registration not in REGISTRATION_MODES:
