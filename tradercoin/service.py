@@ -26,7 +26,6 @@ import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve as hypercorn_serve
 from quart_trio import QuartTrio
-from trio_websocket import open_websocket_url
 
 from tradercoin.actors.account import check_keys
 from tradercoin.actors.connbudget import ConnectionBudget
@@ -38,6 +37,7 @@ from tradercoin.actors.supervisor import Supervisor
 from tradercoin.clock import WallClock, system_clock
 from tradercoin.config import Settings
 from tradercoin.exchange.client import BinanceFutures, http_client
+from tradercoin.exchange.egress import websocket_connector
 from tradercoin.exchange.errors import ExchangeError
 from tradercoin.exchange.protocol import Credentials, SymbolInfo
 from tradercoin.http import closing
@@ -267,7 +267,9 @@ async def open_service(
     _warn_about_key_file(settings)
     async with (
         open_store(settings.database_url, secrets=secrets, clock=clock) as store,
-        http_client() if http is None else _borrowed(http) as pool,
+        (
+            http_client(local_address=settings.egress_address) if http is None else _borrowed(http)
+        ) as pool,
         trio.open_nursery() as nursery,
     ):
         service = await _start(nursery, settings, clock, store, pool, passwords, configure)
@@ -369,10 +371,11 @@ async def build_service(
     )
     symbols = await _load_symbols(exchange, required=simulator is not None)
     options = dict(supervisor_options or {})
+    if options.get("connect_ws") is None:  # leaving from --egress-address when set
+        options["connect_ws"] = websocket_connector(settings.egress_address)
     hub = None
     if stream and settings.stream_mode == "hub":
-        connect = options.get("connect_ws") or open_websocket_url
-        hub = StreamHub(ws_url, budget=ConnectionBudget(), connect=connect)
+        hub = StreamHub(ws_url, budget=ConnectionBudget(), connect=options["connect_ws"])
         runner = functools.partial(run_hub_stream, hub=hub, governor=governor)
         options.setdefault("stream_runner", runner)
     supervisor = Supervisor(
