@@ -24,7 +24,7 @@ import trio
 from sqlalchemy.engine import make_url
 
 from tests.cluster.harness import Deployment
-from tests.reliability.live import ResumingSession, register
+from tests.reliability.live import ResumingSession, Stored, differences, register, replay
 
 SYMBOL = "BTCUSDT"
 TICK = Decimal("0.1")
@@ -155,42 +155,18 @@ def cluster_view(deployed: Deployment, token: str) -> dict[str, Any]:
 # --- the oracle -------------------------------------------------------------------------
 
 
-def stored_orders(deployed: Deployment) -> dict[str, list[dict[str, Any]]]:
+def stored_orders(deployed: Deployment) -> dict[str, list[Stored]]:
     """Every order row in PostgreSQL, by username."""
     conninfo = make_url(deployed.pg.url).set(drivername="postgresql")
     query = (
         "SELECT u.username, o.client_order_id, o.status, o.filled_quantity, "
         "o.exchange_order_id FROM orders o JOIN users u ON u.id = o.user_id"
     )
-    rows: dict[str, list[dict[str, Any]]] = {}
+    rows: dict[str, list[Stored]] = {}
     with psycopg.connect(conninfo.render_as_string(hide_password=False)) as db:
         for name, cid, status, filled, exchange_id in db.execute(query):
-            row = {"cid": cid, "status": status, "filled": Decimal(filled), "id": exchange_id}
-            rows.setdefault(name, []).append(row)
+            rows.setdefault(name, []).append(Stored(cid, status, Decimal(filled), exchange_id))
     return rows
-
-
-def differences(ours: list[dict[str, Any]], truth: list[dict[str, Any]]) -> list[str]:
-    """Where PostgreSQL's orders differ from the exchange's (by client order id), and any
-    client order id stored or placed twice; [] when equal."""
-    found = [
-        f"{cid}: stored {n} times" for cid, n in Counter(o["cid"] for o in ours).items() if n > 1
-    ]
-    at_exchange = Counter(o["client_order_id"] for o in truth)
-    found += [f"{cid}: placed {n} times at the exchange" for cid, n in at_exchange.items() if n > 1]
-    theirs = {o["client_order_id"]: o for o in truth}
-    for order in ours:
-        real = theirs.pop(order["cid"], None)
-        if real is None:
-            if order["status"] not in ("rejected", "expired", "canceled"):
-                found.append(f"{order['cid']} {order['status']}: not at the exchange")
-            continue
-        want = (real["status"].lower(), Decimal(real["executed_qty"]), int(real["order_id"]))
-        got = (order["status"], order["filled"], order["id"])
-        if got != want:
-            found.append(f"{order['cid']}: ours {got}, exchange {want}")
-    found.extend(f"{cid}: at the exchange only" for cid in theirs)
-    return found
 
 
 async def sim_get(deployed: Deployment, path: str, **params: str) -> Any:
@@ -217,25 +193,13 @@ async def settled(deployed: Deployment, users: list[User]) -> None:
     raise AssertionError(f"not settled after {SETTLE_TIMEOUT} s: {diffs[:10]}")
 
 
-async def replay(deployed: Deployment, user: User, until: int) -> list[dict[str, Any]]:
-    """The user's events from seq 0 to ``until``, read by a fresh session through HAProxy."""
-    session = ResumingSession(deployed.ws_base, user.token, last=0)
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(session.run)
-        with trio.fail_after(30):
-            while session.last is None or session.last < until:
-                await session.changed.wait()
-        nursery.cancel_scope.cancel()
-    return session.updates
-
-
 async def caught_up(deployed: Deployment, users: list[User]) -> None:
     """Wait until each session has seen its user's final state of every stored order."""
     stored = await trio.to_thread.run_sync(stored_orders, deployed)
     with trio.fail_after(60):
         for user in users:
             assert user.session is not None
-            final = {(o["cid"], o["status"]) for o in stored.get(user.name, [])}
+            final = {(o.client_order_id, o.status) for o in stored.get(user.name, [])}
             while _seen(user.session) != final:
                 await user.session.changed.wait()
 
@@ -252,7 +216,7 @@ async def check_sessions(deployed: Deployment, users: list[User]) -> None:
         session = user.session
         assert session is not None and session.last is not None
         assert session.problems == [], (user.name, session.problems[:5])
-        log = await replay(deployed, user, session.last)
+        log = await replay(deployed.ws_base, user.token, session.last)
         first = session.updates[0]["seq"] if session.updates else session.last + 1
         assert [u["seq"] for u in session.updates] == list(range(first, session.last + 1))
         assert session.updates == [u for u in log if u["seq"] >= first]

@@ -94,7 +94,7 @@ async def _trading(deployed: Deployment) -> AsyncIterator[Run]:
 async def _quiescent(deployed: Deployment, token: str, users: list[User], traffic: Traffic) -> None:
     await settled(deployed, users)  # includes: no client order id twice, anywhere
     stored = await _in_thread(stored_orders, deployed)
-    ids = {row["cid"] for rows in stored.values() for row in rows}
+    ids = {row.client_order_id for rows in stored.values() for row in rows}
     assert set(traffic.placed) <= ids  # every acknowledged order is stored
     await caught_up(deployed, users)
     await _each_owned_once(deployed, token, USERS)
