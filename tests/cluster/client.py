@@ -132,11 +132,13 @@ class Traffic:
 # --- ownership --------------------------------------------------------------------------
 
 
-def owners(deployed: Deployment, token: str) -> dict[int, list[str]]:
-    """``{user id: [instances running its actor]}`` over the running instances (an instance
-    that does not answer in time counts as running none)."""
+def owners(deployed: Deployment, token: str, *, reverse: bool = False) -> dict[int, list[str]]:
+    """``{user id: [instances running its actor]}`` over the running instances, asked one
+    after the other (in reverse order with ``reverse``); an instance that does not answer in
+    time counts as running none."""
     found: dict[int, list[str]] = {}
-    for instance in deployed.running():
+    instances = deployed.running()
+    for instance in reversed(instances) if reverse else instances:
         try:
             rows = deployed.admin(instance, "actors", token)["data"]
         except httpx.HTTPError:
@@ -144,6 +146,17 @@ def owners(deployed: Deployment, token: str) -> dict[int, list[str]]:
         for row in rows:
             found.setdefault(row["user_id"], []).append(instance.id)
     return found
+
+
+def doubly_owned(deployed: Deployment, token: str) -> set[int]:
+    """Users run by two instances at once. One pass asks the instances one after the other,
+    so a user moving from an earlier one to a later one could show on both: a user counts
+    only when a second pass, in reverse order, shows it on two as well."""
+    first = {u for u, ids in owners(deployed, token).items() if len(ids) > 1}
+    if not first:
+        return set()
+    second = owners(deployed, token, reverse=True)
+    return {u for u in first if len(second.get(u, [])) > 1}
 
 
 def cluster_view(deployed: Deployment, token: str) -> dict[str, Any]:

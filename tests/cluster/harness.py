@@ -3,9 +3,10 @@
 :class:`Deployment` runs, each as a real process on loopback: a PostgreSQL cluster of its own
 (:mod:`tests.pgcluster`: stop, start, restart), ``tradercoin sim``, N instances (each its own
 port, ``--instance-id i<n>``, ``--egress-address 127.0.0.<n+2>`` so the simulator sees N
-IPs, one shared master key) and HAProxy in front, configured from ``deploy/haproxy.cfg`` with
-the ports swapped in. It can SIGKILL, SIGSTOP and SIGCONT one instance, restart PostgreSQL,
-restart every instance in turn, and add one more.
+IPs, one shared master key, PostgreSQL reached through a :class:`~tests.cluster.dblink.DbLink`
+of its own) and HAProxy in front, configured from ``deploy/haproxy.cfg`` with the ports
+swapped in. It can SIGKILL, SIGSTOP and SIGCONT one instance, cut one off from PostgreSQL
+and heal it, restart PostgreSQL, restart every instance in turn, and add one more.
 
 Everything here is synchronous (subprocess and blocking HTTP): tests call it through
 ``trio.to_thread.run_sync``; ``bench/cluster.py`` calls it directly. Traffic and the oracle
@@ -32,6 +33,7 @@ from typing import Any
 
 import httpx
 
+from tests.cluster.dblink import DbLink
 from tests.pgcluster import Cluster, find_bindir, throwaway_cluster
 from tests.procs import Child, ProcessFailed, free_port, start_serve, start_sim
 from tradercoin.store import generate_key
@@ -165,6 +167,7 @@ class Deployment:
     env: dict[str, str]
     instances: list[Instance] = field(default_factory=list)
     paused: set[str] = field(default_factory=set)
+    links: dict[str, DbLink] = field(default_factory=dict)  # instance id -> its way to PostgreSQL
 
     @property
     def url(self) -> str:
@@ -186,8 +189,12 @@ class Deployment:
 
     def start(self, instance: Instance) -> None:
         """Start ``instance`` (again); returns once its /healthz answers."""
+        link = self.links.get(instance.id) or self.links.setdefault(
+            instance.id, DbLink(self.pg.port)
+        )
         env = {
             **self.env,
+            "TRADERCOIN_DATABASE_URL": f"postgresql+psycopg://postgres@127.0.0.1:{link.port}/postgres",
             "TRADERCOIN_INSTANCE_ID": instance.id,
             "TRADERCOIN_EGRESS_ADDRESS": instance.egress,
             "TRADERCOIN_ADVERTISE_URL": instance.url,
@@ -226,6 +233,13 @@ class Deployment:
     def resume(self, instance: Instance) -> None:
         os.kill(instance.pid, signal.SIGCONT)
         self.paused.discard(instance.id)
+
+    def partition(self, instance: Instance) -> None:
+        """Cut ``instance`` off from PostgreSQL (it keeps running and serving HTTP)."""
+        self.links[instance.id].partition()
+
+    def heal(self, instance: Instance) -> None:
+        self.links[instance.id].heal()
 
     def rolling_restart(self) -> list[int]:
         """Stop and start each instance in turn, waiting until HAProxy has it back in
@@ -273,6 +287,8 @@ class Deployment:
                 instance.child.stop(timeout=10)
         self.proxy.stop()
         self.sim.stop()
+        for link in self.links.values():
+            link.close()
 
 
 def operator_token(url: str) -> str:

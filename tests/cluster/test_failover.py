@@ -1,6 +1,7 @@
 """Three instances behind HAProxy lose an instance (SIGKILL, SIGSTOP for 30 s), their
 database (PostgreSQL restarted), or are restarted one by one, while users trade and keep /ws
-sessions; a fourth instance joins and takes its share (issue 11, "Tests").
+sessions, or have an owner cut off from PostgreSQL; a fourth instance joins and takes its
+share (issue 11, "Tests").
 
 Every scenario checks the same truths afterwards: each user's actor runs on exactly one
 instance; no order was placed twice; every order in PostgreSQL equals the simulator's; each
@@ -27,6 +28,7 @@ from tests.cluster.client import (
     caught_up,
     check_sessions,
     cluster_view,
+    doubly_owned,
     open_sessions,
     owners,
     settled,
@@ -174,12 +176,26 @@ async def test_sigstop_for_30_s_then_sigcont(deployed: Deployment) -> None:
     assert any(u.session is not None and u.session.connects >= 2 for u in run.users)
 
 
+async def test_an_owner_cut_off_from_postgresql(deployed: Deployment) -> None:
+    """The owner keeps running (HTTP up, its /api/admin/actors answering) but cannot reach
+    the database: the others take its users, and it stops acting for them, never two at
+    once; healed, it serves again."""
+    async with _trading(deployed) as run:
+        owned = await _each_owned_once(deployed, run.token, USERS)
+        victim, its_users = _busiest(owned, deployed)
+        deployed.partition(victim)
+        await _taken_over(deployed, run.token, its_users, victim.id)
+        await _never_two_owners(deployed, run.token, seconds=10)  # the victim answers too
+        deployed.heal(victim)
+        await _in_thread(deployed.wait_in_rotation)
+    assert deployed.links[victim.id].partitions == 1
+
+
 async def _never_two_owners(deployed: Deployment, token: str, seconds: float) -> None:
     """For ``seconds``, sample every instance: no user is run by two at once."""
     with trio.move_on_after(seconds):
         while True:
-            found = await _owners(deployed, token)
-            assert [u for u, ids in found.items() if len(ids) > 1] == []
+            assert await _in_thread(doubly_owned, deployed, token) == set()
             await trio.sleep(0.1)
 
 
