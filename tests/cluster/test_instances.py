@@ -81,12 +81,14 @@ async def test_two_instances_are_two_ips_at_the_exchange(tmp_path: Path) -> None
     sim = await trio.to_thread.run_sync(lambda: start_sim(tmp_path, accounts=2))
     instances: list[Child] = []
     try:
-        for n, address in enumerate(("127.0.0.2", "127.0.0.3")):
+        # the hub's shared connections on one, a connection per user on the other
+        for n, (address, mode) in enumerate((("127.0.0.2", "hub"), ("127.0.0.3", "per-user"))):
             env = serve_env(
                 f"sqlite:///{tmp_path}/i{n}.db",
                 TRADERCOIN_EXCHANGE=sim.url,
                 TRADERCOIN_EXCHANGE_WS=sim.extra["ws_url"],
                 TRADERCOIN_EGRESS_ADDRESS=address,
+                TRADERCOIN_STREAM_MODE=mode,
             )
             start = functools.partial(start_serve, tmp_path, env, log_name=f"serve{n}.log")
             child = await trio.to_thread.run_sync(start)
