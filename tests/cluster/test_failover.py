@@ -168,8 +168,9 @@ async def test_sigstop_for_30_s_then_sigcont(deployed: Deployment) -> None:
         owned = await _each_owned_once(deployed, run.token, USERS)
         victim, its_users = _busiest(owned, deployed)
         deployed.pause(victim)
+        paused = trio.current_time()
         await _taken_over(deployed, run.token, its_users, victim.id)
-        await trio.sleep(30 - TAKEOVER)
+        await trio.sleep_until(paused + 30)
         deployed.resume(victim)
         await _never_two_owners(deployed, run.token, seconds=10)
         assert victim.child is not None and victim.child.process.poll() is None
