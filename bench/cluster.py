@@ -175,7 +175,7 @@ def _one_failover(deployed: Deployment, token: str, owned: dict[int, str]) -> tu
         nonlocal peak
         stats = httpx.get(f"{deployed.sim.url}/sim/admin/statistics", timeout=5).json()
         peak = max(peak, *stats["weight_by_ip"].values())
-        found = owners(deployed, token)
+        found = owners(deployed, token, states=frozenset({"running"}))  # polling or streaming
         return all(len(found.get(u, [])) == 1 for u in counts[victim.id])
 
     started = time.monotonic()

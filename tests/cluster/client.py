@@ -30,6 +30,7 @@ SYMBOL = "BTCUSDT"
 TICK = Decimal("0.1")
 RETRY_STATUSES = (502, 503, 504)
 PLACE_ATTEMPTS = 20
+OWNING = frozenset({"starting", "running", "parked", "backoff"})  # all but "stopped"
 SETTLE_TIMEOUT = 90  # quiescence: every instance reconciles its users with the exchange
 
 
@@ -132,10 +133,12 @@ class Traffic:
 # --- ownership --------------------------------------------------------------------------
 
 
-def owners(deployed: Deployment, token: str, *, reverse: bool = False) -> dict[int, list[str]]:
+def owners(
+    deployed: Deployment, token: str, *, reverse: bool = False, states: frozenset[str] = OWNING
+) -> dict[int, list[str]]:
     """``{user id: [instances running its actor]}`` over the running instances, asked one
-    after the other (in reverse order with ``reverse``); an instance that does not answer in
-    time counts as running none."""
+    after the other (in reverse order with ``reverse``), counting the actors in ``states``;
+    an instance that does not answer in time counts as running none."""
     found: dict[int, list[str]] = {}
     instances = deployed.running()
     for instance in reversed(instances) if reverse else instances:
@@ -144,7 +147,8 @@ def owners(deployed: Deployment, token: str, *, reverse: bool = False) -> dict[i
         except httpx.HTTPError:
             continue
         for row in rows:
-            found.setdefault(row["user_id"], []).append(instance.id)
+            if row["state"] in states:
+                found.setdefault(row["user_id"], []).append(instance.id)
     return found
 
 
