@@ -16,6 +16,7 @@ from quart_schema import document_querystring, document_request, tag
 
 from tradercoin.actors.messages import (
     ActorUnavailable,
+    NoExchangeKeys,
     OrderNotFoundError,
     OrderRejected,
     PlaceOrderRequest,
@@ -224,6 +225,7 @@ def validate_order(
         price=price,
         time_in_force=tif,
         reduce_only=body.reduce_only,
+        client_order_id=body.client_order_id,
     )
 
 
@@ -271,12 +273,16 @@ def _price_rules(
 def _actor(ctx: HttpContext, user_id: int) -> Any:
     handle = ctx.supervisor.actor(user_id) if ctx.supervisor is not None else None
     if handle is None:
-        raise ApiError(
-            409,
-            "no_exchange_keys",
-            "Store your exchange keys first (Settings, or PUT /api/credentials).",
-        )
+        raise _no_keys()
     return handle
+
+
+def _no_keys() -> ApiError:
+    return ApiError(
+        409,
+        "no_exchange_keys",
+        "Store your exchange keys first (Settings, or PUT /api/credentials).",
+    )
 
 
 def _order_answer(order: Order, status: int) -> Response:
@@ -332,7 +338,11 @@ async def get_order(order_id: int) -> Response:
 @tag(["orders"])
 @document_request(PlaceOrderBody)
 async def place_order() -> Response:
-    """Place an order through the user's actor; 201 with the order as stored."""
+    """Place an order through the user's actor; 201 with the order as stored.
+
+    With a ``client_order_id`` the user already used, the order placed with it is the answer
+    and nothing is placed again (retrying after a lost answer is safe).
+    """
     user = await authenticate()
     body = await read_body(PlaceOrderBody)
     ctx = context()
@@ -427,6 +437,8 @@ async def order_fills(order_id: int) -> Response:
 
 
 def _unavailable(error: ActorUnavailable) -> ApiError:
+    if isinstance(error, NoExchangeKeys):  # found out by the instance that owns nobody's keys
+        return _no_keys()
     retry = "2" if error.retry_after is None else str(max(1, math.ceil(error.retry_after)))
     return ApiError(503, "unavailable", error.reason, headers={"Retry-After": retry})
 

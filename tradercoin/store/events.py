@@ -4,6 +4,11 @@
 user (``INSERT .. ON CONFLICT DO UPDATE .. RETURNING``, on SQLite and PostgreSQL alike), so
 seqs are unique and gap-free and roll back with the changes they number. The payload is
 :func:`~tradercoin.orders.order_to_wire` of the stored order, which is enough to rebuild it.
+
+In a cluster (PostgreSQL) the same transaction announces each user's newest seq on the
+``tradercoin_events`` channel (:func:`notify_events`); PostgreSQL delivers it at commit, never
+before the events are visible to other connections. Only ``(user, seq)`` travels: readers take
+the events themselves from the table.
 """
 
 from __future__ import annotations
@@ -18,7 +23,17 @@ from sqlalchemy.dialects import postgresql, sqlite
 from tradercoin.orders import Order, OrderEvent, order_from_wire, order_to_wire
 from tradercoin.store.schema import order_events, user_seq
 
-__all__ = ["append_events", "events_since", "latest_seq", "prune_events"]
+__all__ = [
+    "EVENTS_CHANNEL",
+    "append_events",
+    "events_since",
+    "latest_seq",
+    "notify_events",
+    "parse_notification",
+    "prune_events",
+]
+
+EVENTS_CHANNEL = "tradercoin_events"
 
 
 def _seq_upsert(insert: Any) -> Any:
@@ -45,6 +60,9 @@ _SINCE = (
     .limit(sa.bindparam("limit"))
 )
 _LATEST = sa.select(user_seq.c.last_seq).where(user_seq.c.user_id == sa.bindparam("user_id"))
+_NOTIFY = sa.text(
+    "SELECT pg_notify(:channel, p) FROM unnest(CAST(:payloads AS text[])) AS p"
+).bindparams(channel=EVENTS_CHANNEL)
 _PRUNE = order_events.delete().where(order_events.c.created_at < sa.bindparam("before"))
 
 
@@ -61,6 +79,24 @@ def append_events(conn: sa.Connection, stored: Sequence[Order], now: int) -> lis
         events.append(OrderEvent(user_id=order.user_id, seq=seq, order=order, created_at=now))
     conn.execute(_EVENT_INSERT, [_event_row(e) for e in events])
     return events
+
+
+def notify_events(conn: sa.Connection, events: Sequence[OrderEvent]) -> None:
+    """``pg_notify('tradercoin_events', '<user_id>:<seq>')`` once per user of ``events``,
+    with that user's newest seq, in the caller's transaction (PostgreSQL only)."""
+    newest: dict[int, int] = {}
+    for event in events:
+        newest[event.user_id] = max(event.seq, newest.get(event.user_id, 0))
+    payloads = [f"{user_id}:{seq}" for user_id, seq in sorted(newest.items())]
+    conn.execute(_NOTIFY, {"payloads": payloads})
+
+
+def parse_notification(payload: str) -> tuple[int, int] | None:
+    """``(user_id, seq)`` of a :func:`notify_events` payload; ``None`` for anything else."""
+    user, _, seq = payload.partition(":")
+    if not (user.isascii() and user.isdigit() and seq.isascii() and seq.isdigit()):
+        return None
+    return int(user), int(seq)
 
 
 def _event_row(event: OrderEvent) -> dict[str, Any]:

@@ -100,6 +100,18 @@ class Store:
         self.batcher = WriteBatcher(db, clock, max_jobs=batch_jobs)
 
     @property
+    def notify_events(self) -> bool:
+        """Whether each commit of order events announces them to the other instances
+        (``pg_notify('tradercoin_events', '<user_id>:<seq>')``; a cluster's relays listen)."""
+        return self.batcher.notify
+
+    @notify_events.setter
+    def notify_events(self, on: bool) -> None:
+        if on and self.dialect != "postgresql":
+            raise ValueError("only PostgreSQL announces events (LISTEN/NOTIFY)")
+        self.batcher.notify = on
+
+    @property
     def dialect(self) -> str:
         """``"sqlite"`` or ``"postgresql"``."""
         return self.db.dialect
