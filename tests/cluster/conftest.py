@@ -18,6 +18,7 @@ import httpx
 import psycopg
 import pytest
 import trio
+from sqlalchemy.engine import make_url
 
 from tests.conftest import PG_URL, missing, pg_conninfo
 from tradercoin.clock import FixedEpochClock
@@ -26,7 +27,6 @@ from tradercoin.config import PollPolicy
 from tradercoin.exchange.sim import Simulator
 from tradercoin.store.secrets import generate_key
 from tradercoin.testing import EPOCH_MS, TestSystem, TestUser, open_test_system
-from sqlalchemy.engine import make_url
 
 FAST = PollPolicy(interval=0.5, fast_interval=0.5, reconcile_interval=0.5)
 A = InstanceInfo("a", "http://a.test", True, 0, 0.0)
