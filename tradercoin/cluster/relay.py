@@ -11,8 +11,9 @@ gets each event once, in order, whoever else pushed it). Users owned here are le
 actor, which pushes what it commits.
 
 Load: notifications are coalesced per user (a user waiting to be read is read once, up to the
-newest seq announced meanwhile), at most one reader per user at a time, and ``readers`` users
-are read at once. A user attaching a session holds the same per-user lock as its reader, so a
+newest seq announced meanwhile); the users waiting are read together, up to
+:data:`BATCH_USERS` in one query, by ``readers`` readers, and a user is in at most one read at a
+time. A user attaching a session holds the same per-user lock as a read of that user, so a
 replay and a push never interleave.
 
 Error handling: a lost LISTEN connection is re-opened with back-off (0.5 s doubling to 10 s);
@@ -26,20 +27,16 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import Any
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any, Protocol
 
 import psycopg
 import trio
 
-from tradercoin.actors.sessions import (
-    EventSource,
-    SessionRegistry,
-    Wire,
-    attach_session,
-    catch_up,
-)
+from tradercoin.actors.parts import EVENTS_PAGE
+from tradercoin.actors.sessions import EventSource, SessionRegistry, Wire, attach_session
 from tradercoin.cluster.directory import Directory
+from tradercoin.orders import OrderEvent
 from tradercoin.store.errors import StoreError
 from tradercoin.store.events import EVENTS_CHANNEL, parse_notification
 
@@ -48,9 +45,18 @@ __all__ = ["EventRelay", "conninfo"]
 log = logging.getLogger(__name__)
 
 BATCH = 512  # payloads handed to trio at once
+BATCH_USERS = 256  # users read in one query
 LISTEN_WAIT = 1.0  # seconds the thread waits for a notification before checking for a stop
 RETRY_READ = 1.0
 _KEEPALIVE: dict[str, Any] = {"keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5}
+
+
+class RelayStore(EventSource, Protocol):
+    """What the relay reads of :class:`tradercoin.store.Store`."""
+
+    async def events_since_many(
+        self, since: dict[int, int], limit: int = ...
+    ) -> dict[int, list[OrderEvent]]: ...
 
 
 class EventRelay:
@@ -61,7 +67,7 @@ class EventRelay:
         store: where events are read.
         registry: this instance's sessions, by user.
         directory: who owns which user (users owned here are skipped).
-        readers: users read at once.
+        readers: reads (of up to :data:`BATCH_USERS` users each) at once.
         reconnect_min, reconnect_max: the back-off bounds of re-opening the connection.
     """
 
@@ -69,10 +75,10 @@ class EventRelay:
         self,
         *,
         conninfo: str,
-        store: EventSource,
+        store: RelayStore,
         registry: SessionRegistry,
         directory: Directory,
-        readers: int = 8,
+        readers: int = 2,
         reconnect_min: float = 0.5,
         reconnect_max: float = 10.0,
     ) -> None:
@@ -91,6 +97,7 @@ class EventRelay:
         self.listening = False
         self.notifications = 0
         self.reads = 0
+        self.users_read = 0
         self.delivered = 0
         self.reconnects = 0
         self.caught_up = 0  # users caught up from the store after a reconnect
@@ -199,39 +206,68 @@ class EventRelay:
         self._due[user_id] = _newest(self._due.get(user_id, seq), seq)
         self._wakeup.set()
 
-    async def _next_due(self) -> tuple[int, int | None]:
+    async def _next_due(self) -> dict[int, int | None]:
+        """The users due now (up to :data:`BATCH_USERS`), each with its newest seq announced;
+        they are being served until :meth:`_reader` lets go of them."""
         while not self._due:
             self._wakeup = trio.Event()
             await self._wakeup.wait()
-        user_id = next(iter(self._due))
-        seq = self._due.pop(user_id)
-        self._serving[user_id] = 0  # nothing announced during the read yet
-        return user_id, seq
+        batch: dict[int, int | None] = {}
+        while self._due and len(batch) < BATCH_USERS:
+            user_id = next(iter(self._due))
+            batch[user_id] = self._due.pop(user_id)
+            self._serving[user_id] = 0  # nothing announced during the read yet
+        return batch
 
     async def _reader(self) -> None:
         while True:
-            user_id, seq = await self._next_due()
+            batch = await self._next_due()
             failed = False
             try:
-                await self._serve(user_id, seq)
+                await self._serve(batch)
             except StoreError as error:
                 self.read_failures += 1
                 failed = True
-                log.warning("event relay: user %d not caught up: %s", user_id, error)
-            again = self._serving.pop(user_id)
-            if failed:
+                log.warning("event relay: %d users not caught up: %s", len(batch), error)
                 await trio.sleep(RETRY_READ)
-                again = None
-            if again != 0:
-                self.announce(user_id, again)
+            for user_id in batch:
+                again = None if failed else self._serving[user_id]
+                del self._serving[user_id]
+                if again != 0:
+                    self.announce(user_id, again)
 
-    async def _serve(self, user_id: int, seq: int | None) -> None:
-        async with self._user_lock(user_id):
-            sessions = self._registry.peek(user_id)
-            if sessions is not None and len(sessions) and not self._directory.owns(user_id):
-                self.reads += 1
-                self.delivered += await catch_up(self._store, sessions, seq)
+    async def _serve(self, batch: dict[int, int | None]) -> None:
+        """Read the batch's users' missing events in one query and push them."""
+        async with AsyncExitStack() as stack:
+            for user_id in sorted(batch):
+                await stack.enter_async_context(self._user_lock(user_id))
+            since = {u: s for u, seq in batch.items() if (s := self._read_from(u, seq)) is not None}
+            if not since:
+                return
+            self.reads += 1
+            self.users_read += len(since)
+            found = await self._store.events_since_many(since, EVENTS_PAGE)
+            for user_id, events in found.items():
+                sessions = self._registry.peek(user_id)
+                if sessions is not None:
+                    self.delivered += sessions.push(events)
+                if len(events) == EVENTS_PAGE:
+                    self._serving[user_id] = None  # maybe more: read again after this
+                self._registry.prune(user_id)
+
+    def _read_from(self, user_id: int, seq: int | None) -> int | None:
+        """The seq after which ``user_id``'s events are to be read, or ``None`` when there is
+        nothing to read for them here (no session, owned here, or nothing new)."""
+        sessions = self._registry.peek(user_id)
+        oldest = None if sessions is None else sessions.oldest_seq()
+        if oldest is None or self._directory.owns(user_id):
             self._registry.prune(user_id)
+            return None
+        if seq is None:
+            return oldest
+        if seq <= oldest:
+            return None
+        return max(oldest, seq - EVENTS_PAGE)  # a session further behind gets a resync
 
     @asynccontextmanager
     async def _user_lock(self, user_id: int) -> AsyncIterator[None]:
@@ -272,6 +308,7 @@ class EventRelay:
             "listening": self.listening,
             "notifications": self.notifications,
             "reads": self.reads,
+            "users_read": self.users_read,
             "delivered": self.delivered,
             "reconnects": self.reconnects,
             "caught_up": self.caught_up,

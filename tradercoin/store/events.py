@@ -27,6 +27,7 @@ __all__ = [
     "EVENTS_CHANNEL",
     "append_events",
     "events_since",
+    "events_since_many",
     "latest_seq",
     "notify_events",
     "parse_notification",
@@ -58,6 +59,12 @@ _SINCE = (
     )
     .order_by(order_events.c.seq)
     .limit(sa.bindparam("limit"))
+)
+_SINCE_MANY = sa.text(
+    "SELECT e.user_id, e.seq, e.payload, e.created_at FROM order_events AS e"
+    " JOIN unnest(CAST(:users AS bigint[]), CAST(:since AS bigint[])) AS w(user_id, since)"
+    " ON e.user_id = w.user_id AND e.seq > w.since AND e.seq <= w.since + :limit"
+    " ORDER BY e.user_id, e.seq"
 )
 _LATEST = sa.select(user_seq.c.last_seq).where(user_seq.c.user_id == sa.bindparam("user_id"))
 _NOTIFY = sa.text(
@@ -115,6 +122,21 @@ def events_since(conn: sa.Connection, user_id: int, seq: int, limit: int) -> lis
         OrderEvent(user_id=r[0], seq=r[1], order=order_from_wire(r[0], r[2]), created_at=r[3])
         for r in rows
     ]
+
+
+def events_since_many(
+    conn: sa.Connection, since: dict[int, int], limit: int
+) -> dict[int, list[OrderEvent]]:
+    """Each user's events after their ``since[user]``, at most ``limit`` each (seqs are
+    gap-free, so ``seq <= since + limit`` bounds them), in one query (PostgreSQL only)."""
+    users = sorted(since)
+    params = {"users": users, "since": [since[u] for u in users], "limit": limit}
+    found: dict[int, list[OrderEvent]] = {u: [] for u in users}
+    for r in conn.execute(_SINCE_MANY, params):
+        found[r[0]].append(
+            OrderEvent(user_id=r[0], seq=r[1], order=order_from_wire(r[0], r[2]), created_at=r[3])
+        )
+    return found
 
 
 def latest_seq(conn: sa.Connection, user_id: int) -> int:

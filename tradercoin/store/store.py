@@ -298,6 +298,13 @@ class Store:
         """
         return await self.db.read(event_sql.events_since, user_id, seq, limit)
 
+    async def events_since_many(
+        self, since: dict[int, int], limit: int = 1000
+    ) -> dict[int, list[OrderEvent]]:
+        """For each user of ``since``, their events with seq > ``since[user]``, oldest first,
+        at most ``limit`` each, in one query (PostgreSQL only: a cluster's relay)."""
+        return await self.db.read(event_sql.events_since_many, since, limit)
+
     async def latest_seq(self, user_id: int) -> int:
         """The user's newest seq (kept after pruning); 0 when there was none."""
         return await self.db.read(event_sql.latest_seq, user_id)
