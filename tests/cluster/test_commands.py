@@ -11,6 +11,7 @@ import httpx
 import trio
 
 from tests.cluster.conftest import B, open_cluster
+from tradercoin.cluster.internal import HEADER
 
 HANG = 30
 MARKET = {"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "quantity": "0.01"}
@@ -118,3 +119,19 @@ async def test_a_user_without_keys_is_a_409_not_a_503(pg_database_url: str) -> N
             answer = await cluster.b.http.post("/api/orders", json=MARKET, headers=headers)
             assert answer.status_code == 409
             assert answer.json()["error"]["code"] == "no_exchange_keys"
+
+
+async def test_internal_calls_must_be_signed_and_are_not_documented(pg_database_url: str) -> None:
+    with trio.fail_after(HANG):
+        async with open_cluster(pg_database_url) as cluster:
+            on_a, _ = await cluster.user_on_a("gina")
+            path = f"/internal/users/{on_a.user_id}/place"
+            auth = cluster.a.service.ctx.supervisor.auth
+            body = b"{}"
+            for header in ({}, {HEADER: "1.abc"}, {HEADER: auth.sign(path + "x", body)}):
+                answer = await cluster.a.http.post(path, content=body, headers=header)
+                assert answer.status_code == 401
+                assert answer.json()["error"]["code"] == "unauthorized"
+            assert on_a.truth() == []
+            spec = (await cluster.a.http.get("/openapi.json")).json()
+            assert not [p for p in spec["paths"] if p.startswith("/internal")]

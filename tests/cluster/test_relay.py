@@ -11,7 +11,7 @@ import psycopg
 import trio
 from sqlalchemy.engine import make_url
 
-from tests.cluster.conftest import open_cluster
+from tests.cluster.conftest import B, open_cluster
 from tradercoin.testing import TestSession
 
 HANG = 30  # seconds: a wait this long means the test is stuck, not slow
@@ -103,3 +103,32 @@ async def test_the_relay_catches_up_after_losing_its_listen_connection(
             assert _updates(remote) == _updates(truth)
             assert relay.reconnects == 1
             assert relay.caught_up == 1
+
+
+async def test_sessions_stay_attached_when_the_user_moves_away(pg_database_url: str) -> None:
+    with trio.fail_after(HANG):
+        async with open_cluster(pg_database_url) as cluster:
+            on_a, on_b = await cluster.user_on_a("dora")
+            tab = await on_a.open_ws()  # on a, attached to a's own actor
+            await _fill(on_a, [tab], 1)
+            # dora moves to b: b starts her actor, a stops its own keeping her sessions
+            cluster.owners[on_a.user_id] = B
+            await cluster.b.supervisor.credentials_changed(on_a.user_id)
+            supervisor = cluster.a.supervisor
+            sessions = supervisor.sessions.peek(on_a.user_id)
+            assert sessions is not None and len(sessions) == 1
+            handle = supervisor._handles.pop(on_a.user_id)  # what releasing a user does
+            handle.scope.cancel()
+            await handle.done.wait()
+            supervisor._close(handle, keep_sessions=True)
+            assert supervisor.actor(on_a.user_id) is None
+
+            truth = await on_b.open_session()  # on b's actor, the owner now
+            await _fill(on_b, [truth, tab], 2)
+            assert _updates(tab)[-len(_updates(truth)) :] == _updates(truth)
+            seqs = [seq for seq, _, _ in _updates(tab)]
+            assert seqs == list(range(1, len(seqs) + 1))
+            assert supervisor.sessions.peek(on_a.user_id) is sessions  # never dropped...
+            assert len(sessions) == 1
+            assert len(tab.messages("hello")) == 1  # ...on the same connection all along
+            assert not tab.messages("resync")

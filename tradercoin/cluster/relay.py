@@ -179,7 +179,7 @@ class EventRelay:
         self.listening = True
 
     def _catch_up_all(self) -> int:
-        users = list(self._registry.users())
+        users = [u for u in self._registry.users() if not self._directory.owns(u)]
         self.caught_up += len(users)
         for user_id in users:
             self.announce(user_id, None)
@@ -197,8 +197,9 @@ class EventRelay:
 
     def announce(self, user_id: int, seq: int | None) -> None:
         """Note that ``user_id``'s events up to ``seq`` (``None``: up to the newest stored)
-        may be missing here. Sync-coloured; a user without sessions here is ignored."""
-        if user_id not in self._registry:
+        may be missing here. Sync-coloured; a user without sessions here, or owned here (the
+        actor pushes what it commits), is ignored."""
+        if user_id not in self._registry or self._directory.owns(user_id):
             return
         if user_id in self._serving:
             self._serving[user_id] = _newest(self._serving[user_id], seq)
