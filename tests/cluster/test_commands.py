@@ -12,6 +12,7 @@ import trio
 
 from tests.cluster.conftest import B, open_cluster
 from tradercoin.cluster.internal import HEADER
+from tradercoin.config import PollPolicy
 
 HANG = 30
 MARKET = {"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "quantity": "0.01"}
@@ -135,3 +136,22 @@ async def test_internal_calls_must_be_signed_and_are_not_documented(pg_database_
             assert on_a.truth() == []
             spec = (await cluster.a.http.get("/openapi.json")).json()
             assert not [p for p in spec["paths"] if p.startswith("/internal")]
+
+
+async def test_policy_and_key_changes_on_b_reach_the_owner(pg_database_url: str) -> None:
+    with trio.fail_after(HANG):
+        async with open_cluster(pg_database_url) as cluster:
+            on_a, on_b = await cluster.user_on_a("hana")
+            router = cluster.b.service.ctx.supervisor
+            policy = PollPolicy(interval=7.0, fast_interval=7.0, reconcile_interval=7.0)
+            await router.set_poll_policy(on_a.user_id, policy, updated_by=None)
+            await on_a.actor.get_account()  # a FIFO mailbox: the policy was handled before
+            assert on_a.status().effective_interval == 7.0  # a's actor uses it now
+
+            removed = await cluster.b.http.delete("/api/credentials", headers=on_b.headers)
+            assert removed.status_code == 200
+            assert cluster.a.supervisor.actor(on_a.user_id) is None  # a stopped its actor
+            assert cluster.peers.calls == [
+                f"/internal/users/{on_a.user_id}/poll_policy",
+                f"/internal/users/{on_a.user_id}/credentials",
+            ]
