@@ -34,7 +34,6 @@ from tradercoin.actors.governor import RateGovernor
 from tradercoin.actors.hub import StreamHub
 from tradercoin.actors.hubstream import run_hub_stream
 from tradercoin.actors.prices import PriceFeed
-from tradercoin.actors.sessions import SessionRegistry
 from tradercoin.actors.supervisor import Supervisor
 from tradercoin.clock import WallClock, system_clock
 from tradercoin.cluster import internal
@@ -397,7 +396,6 @@ async def build_service(
         clock=clock,
         poll_defaults=settings.poll,
         stream_ws_url=ws_url if stream else None,
-        sessions=SessionRegistry(),
         **options,
     )
     view: SupervisorView = supervisor
