@@ -13,6 +13,7 @@ import trio
 from tests.cluster.conftest import B, open_cluster
 from tradercoin.cluster.internal import HEADER
 from tradercoin.config import PollPolicy
+from tradercoin.metrics import uncatalogued
 
 HANG = 30
 MARKET = {"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "quantity": "0.01"}
@@ -155,3 +156,10 @@ async def test_policy_and_key_changes_on_b_reach_the_owner(pg_database_url: str)
                 f"/internal/users/{on_a.user_id}/poll_policy",
                 f"/internal/users/{on_a.user_id}/credentials",
             ]
+
+
+async def test_the_cluster_parts_are_catalogued_metrics(pg_database_url: str) -> None:
+    async with open_cluster(pg_database_url) as cluster:
+        parts = cluster.b.service.ctx.metrics.parts
+        assert {"relay", "owners"} <= set(parts)
+        assert uncatalogued({k: parts[k] for k in ("relay", "owners")}) == []
