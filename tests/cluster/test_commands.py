@@ -25,7 +25,7 @@ async def test_a_place_on_b_is_placed_once_by_the_owner_even_when_retried(
     with trio.fail_after(HANG):
         async with open_cluster(pg_database_url) as cluster:
             on_a, on_b = await cluster.user_on_a("alice")
-            cluster.b.service.ctx.supervisor.calls.attempt_timeout = 0.5
+            cluster.b.service.ctx.supervisor.calls.attempt_timeout = 2.0
             lost: list[int] = []
 
             async def lose_first_answer(

@@ -88,15 +88,18 @@ async def test_the_relay_catches_up_after_losing_its_listen_connection(
             remote = await on_b.open_ws()
             await _fill(on_a, [truth, remote], 1)
             relay = cluster.b.service.relay
-            relay.backoff = (3.0, 3.0)  # long enough for two fills to commit unheard
+            relay.backoff = (3.0, 3.0)  # long enough for two places to commit unheard
             with psycopg.connect(libpq(pg_database_url), autocommit=True) as admin:
                 killed = admin.execute(
                     "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                     "WHERE datname = current_database() AND query LIKE 'LISTEN %'"
                 ).fetchall()
             assert len(killed) == 2  # a's and b's relays
+            while relay.listening:  # noqa: ASYNC110 (until b's thread has seen it)
+                await trio.sleep(0.01)
             heard = relay.notifications
-            await _fill(on_a, [truth], 2)
+            for price in ("20000", "20001"):  # committed at once, nobody listening on b
+                await on_a.place("BTCUSDT", "BUY", "LIMIT", "0.01", price)
             assert relay.notifications == heard  # b heard nothing of them
             newest = _updates(truth)[-1][0]  # no commit after it: only a catch-up brings it
             await remote.wait_for(lambda m: m["type"] == "order_update" and m["seq"] == newest)
