@@ -14,6 +14,7 @@ from tradercoin.actors.messages import ActorUnavailable, NoExchangeKeys, OrderRe
 from tradercoin.http.auth import authenticate
 from tradercoin.http.context import context
 from tradercoin.http.errors import ApiError, json_response
+from tradercoin.http.orders import unavailable
 from tradercoin.http.schemas import LeverageBody, read_body
 
 __all__ = ["register_routes"]
@@ -76,7 +77,7 @@ async def _ask_actor(user_id: int, ask: Callable[[Any], Awaitable[Any]], purpose
     except NoExchangeKeys:
         raise no_keys from None
     except ActorUnavailable as error:
-        raise ApiError(503, "unavailable", error.reason, headers={"Retry-After": "2"}) from None
+        raise unavailable(error) from None
     except trio.TooSlowError:
         raise ApiError(504, "timeout", "The exchange did not answer in time.") from None
 

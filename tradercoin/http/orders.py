@@ -38,7 +38,7 @@ from tradercoin.orders import (
     order_to_wire,
 )
 
-__all__ = ["parse_orders_query", "register_routes", "validate_order"]
+__all__ = ["parse_orders_query", "register_routes", "unavailable", "validate_order"]
 
 _SYMBOL = re.compile(r"^[A-Z0-9]{2,20}$")
 _QUERY_KEYS = frozenset({"page", "page_size", "status", "symbol", "q", "side", "from", "to"})
@@ -357,7 +357,7 @@ async def place_order() -> Response:
             400, "order_rejected", f"The exchange refused the order: {error.message}"
         ) from None
     except ActorUnavailable as error:
-        raise _unavailable(error) from None
+        raise unavailable(error) from None
     except trio.TooSlowError:
         raise ApiError(
             504, "timeout", "The exchange did not answer in time; check the orders list."
@@ -407,7 +407,7 @@ def _cancel_errors() -> Iterator[None]:
             409, "cannot_cancel", f"The exchange refused the cancel: {error.message}"
         ) from None
     except ActorUnavailable as error:
-        raise _unavailable(error) from None
+        raise unavailable(error) from None
     except trio.TooSlowError:
         raise ApiError(504, "timeout", "The exchange did not answer in time.") from None
 
@@ -436,7 +436,9 @@ async def order_fills(order_id: int) -> Response:
     return json_response({"status": "success", "data": [fill_to_wire(f) for f in fills]})
 
 
-def _unavailable(error: ActorUnavailable) -> ApiError:
+def unavailable(error: ActorUnavailable) -> ApiError:
+    """The 503 (with Retry-After) of an actor that cannot take a request, or the 409 of a
+    user without keys found out by another instance."""
     if isinstance(error, NoExchangeKeys):  # found out by the instance that owns nobody's keys
         return _no_keys()
     retry = "2" if error.retry_after is None else str(max(1, math.ceil(error.retry_after)))
