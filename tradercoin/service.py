@@ -35,6 +35,11 @@ from tradercoin.actors.hubstream import run_hub_stream
 from tradercoin.actors.prices import PriceFeed
 from tradercoin.actors.supervisor import Supervisor
 from tradercoin.clock import WallClock, system_clock
+from tradercoin.cluster import internal
+from tradercoin.cluster.directory import Directory, SingleInstance
+from tradercoin.cluster.internal import InternalAuth
+from tradercoin.cluster.relay import EventRelay, conninfo
+from tradercoin.cluster.router import OwnerCalls, Router
 from tradercoin.config import Settings
 from tradercoin.exchange.client import BinanceFutures, http_client
 from tradercoin.exchange.egress import websocket_connector
@@ -42,7 +47,7 @@ from tradercoin.exchange.errors import ExchangeError
 from tradercoin.exchange.protocol import Credentials, SymbolInfo
 from tradercoin.http import closing
 from tradercoin.http.app import create_app
-from tradercoin.http.context import HttpContext
+from tradercoin.http.context import HttpContext, SupervisorView
 from tradercoin.http.security import Passwords, TokenSigner
 from tradercoin.http.ws import GOING_AWAY, MAX_MESSAGE_SIZE
 from tradercoin.store import SecretBox, Store, open_store
@@ -76,6 +81,7 @@ class Service:
     exchange: BinanceFutures
     simulator: Any = None
     hub: StreamHub | None = None
+    relay: Any = None  # a cluster's EventRelay (tradercoin.cluster.relay)
     url: str = ""
     sim_url: str | None = None
     _stop_http: trio.Event = field(default_factory=trio.Event)
@@ -133,6 +139,9 @@ async def start_parts(nursery: trio.Nursery, service: Service) -> None:
     await service.ctx.load_security()
     if service.hub is not None:
         await nursery.start(service.hub.run)
+    if service.relay is not None:
+        with trio.fail_after(START_TIMEOUT):
+            await nursery.start(service.relay.run)
     with trio.fail_after(START_TIMEOUT):
         await nursery.start(
             _run_supervisor,
@@ -232,7 +241,7 @@ async def _load_symbols(exchange: BinanceFutures, required: bool) -> dict[str, S
 
 
 def _provisioner(
-    simulator: Any, store: Store, supervisor: Supervisor
+    simulator: Any, store: Store, supervisor: SupervisorView
 ) -> Callable[[int], Any] | None:
     """In simulator mode, give each new user simulated keys so they can trade at once."""
     if simulator is None:
@@ -349,6 +358,8 @@ async def build_service(
     passwords: Passwords | None = None,
     stream: bool = True,
     supervisor_options: dict[str, Any] | None = None,
+    directory: Directory | None = None,
+    internal_http: httpx.AsyncClient | None = None,
 ) -> Service:
     """Construct governor, exchange client, supervisor, HTTP context and app (none runs yet);
     waits only for the exchange's symbol list.
@@ -360,6 +371,9 @@ async def build_service(
     Args:
         stream: give actors the user-data stream at ``ws_url`` (else they only poll).
         supervisor_options: extra keyword arguments for :class:`Supervisor`.
+        directory: who owns which user, in a cluster (``settings.clustered``); by default
+            this instance owns every user.
+        internal_http: the pool of calls to other instances (default: ``pool``).
     """
     governor = RateGovernor(
         budget_per_minute=settings.weight_budget_per_minute,
@@ -387,16 +401,21 @@ async def build_service(
         stream_ws_url=ws_url if stream else None,
         **options,
     )
+    view: SupervisorView = supervisor
+    router = None
+    if settings.clustered:
+        router = _router(settings, clock, store, internal_http or pool, supervisor, directory)
+        view = router
     ctx = HttpContext(
         settings=settings,
         store=store,
         clock=clock,
         tokens=TokenSigner(token_key(settings), clock=clock),
-        supervisor=supervisor,
+        supervisor=view,
         governor=governor,
         hub=hub,
         symbols=symbols,
-        provision_keys=_provisioner(simulator, store, supervisor),
+        provision_keys=_provisioner(simulator, store, view),
         check_keys=lambda creds: check_keys(exchange, creds),
         prices=PriceFeed(exchange, governor, known=symbols),
         passwords=passwords or Passwords(),
@@ -406,8 +425,36 @@ async def build_service(
     )
     service.hub = hub
     ctx.ready = lambda: service.running
+    if router is not None:
+        internal.register_routes(service.app, router)
+        service.relay = router.relay
+        ctx.metrics.add_parts({"relay": router.relay.statistics, "owners": router.calls.statistics})
     _add_metrics(service)
     return service
+
+
+def _router(
+    settings: Settings,
+    clock: WallClock,
+    store: Store,
+    http: httpx.AsyncClient,
+    supervisor: Supervisor,
+    directory: Directory | None,
+) -> Router:
+    """A cluster's :class:`~tradercoin.cluster.router.Router`, its relay and its calls to
+    other instances (all on ``directory``; by default one that owns every user)."""
+    directory = directory or SingleInstance(
+        settings.instance_id or "single", settings.advertise_url or ""
+    )
+    store.notify_events = True
+    auth = InternalAuth(token_key(settings), clock)
+    relay = EventRelay(
+        conninfo=conninfo(store), store=store, registry=supervisor.sessions, directory=directory
+    )
+    calls = OwnerCalls(http, directory, store, auth)
+    return Router(
+        local=supervisor, directory=directory, relay=relay, calls=calls, store=store, auth=auth
+    )
 
 
 def actor_summary(supervisor: Supervisor, clock: WallClock) -> dict[str, Any]:

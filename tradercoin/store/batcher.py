@@ -5,7 +5,8 @@ takes every job waiting (up to ``max_jobs``), writes them all in ONE transaction
 thread, and wakes each caller with its own result. While a transaction runs, new jobs queue up,
 so the batch grows with the load. A lock is retried by :class:`~tradercoin.store.db.Database`;
 if a batch fails otherwise, each job is retried in its own transaction, so a bad change fails
-only its caller.
+only its caller. With :attr:`WriteBatcher.notify` (a cluster on PostgreSQL) each transaction
+also announces its events (:func:`~tradercoin.store.events.notify_events`).
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ class _Job:
 
 
 def _write_jobs(
-    conn: sa.Connection, jobs: Sequence[_Job], now: int
+    conn: sa.Connection, jobs: Sequence[_Job], now: int, notify: bool = False
 ) -> list[list[OrderEvent] | int]:
     """Thread body: every job's writes, then the events, in the caller's transaction."""
     changes: list[OrderChange] = []
@@ -67,6 +68,8 @@ def _write_jobs(
             results.append(new_fills)
     stored = order_sql.write_changes(conn, changes) if changes else []
     events = event_sql.append_events(conn, stored, now) if stored else []
+    if notify and events:
+        event_sql.notify_events(conn, events)
     for index, first, last in slices:
         results[index] = events[first:last]
     return results
@@ -99,6 +102,7 @@ class WriteBatcher:
         self._db = db
         self._clock = clock
         self._max_jobs = max_jobs
+        self.notify = False  # announce each commit's events (PostgreSQL: pg_notify)
         self._send, self._receive = trio.open_memory_channel[_Job](queue_size)
         self.batches = 0
         self.changes_committed = 0
@@ -171,7 +175,7 @@ class WriteBatcher:
         now = self._clock.now_ms()
         started = trio.current_time()
         try:
-            results = await self._db.write(_write_jobs, jobs, now)
+            results = await self._db.write(_write_jobs, jobs, now, self.notify)
             observe_batch_commit(trio.current_time() - started)
         except Exception as error:
             if len(jobs) == 1 or _database_failed(error):
