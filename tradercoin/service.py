@@ -279,9 +279,12 @@ async def open_service(
         (
             http_client(local_address=settings.egress_address) if http is None else _borrowed(http)
         ) as pool,
+        # calls to other instances leave by the ordinary route, not from the exchange's IP
+        http_client() if http is None and settings.egress_address else _borrowed(pool) as peers,
         trio.open_nursery() as nursery,
     ):
-        service = await _start(nursery, settings, clock, store, pool, passwords, configure)
+        parts = (store, pool, peers)
+        service = await _start(nursery, settings, clock, parts, passwords, configure)
         try:
             yield service
         finally:
@@ -312,12 +315,13 @@ async def _start(
     nursery: trio.Nursery,
     settings: Settings,
     clock: WallClock,
-    store: Store,
-    pool: httpx.AsyncClient,
+    parts: tuple[Store, httpx.AsyncClient, httpx.AsyncClient],
     passwords: Passwords | None,
     configure: Callable[[Service], None] | None,
 ) -> Service:
-    """Start the parts in order; returns once HTTP is listening."""
+    """Start the parts in order; returns once HTTP is listening. ``parts``: the store, the
+    exchange pool and the pool of calls to other instances."""
+    store, pool, peers = parts
     simulator = None
     if settings.uses_simulator:
         simulator, rest_url, ws_url = await _start_simulator(nursery, settings, clock)
@@ -325,7 +329,15 @@ async def _start(
     else:
         rest_url, ws_url = settings.exchange_urls()
     service = await build_service(
-        settings, clock, store, pool, simulator, rest_url, ws_url, passwords=passwords
+        settings,
+        clock,
+        store,
+        pool,
+        simulator,
+        rest_url,
+        ws_url,
+        passwords=passwords,
+        internal_http=peers,
     )
     if configure is not None:
         configure(service)  # e.g. a benchmark's extra routes, before serving starts
