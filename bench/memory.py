@@ -7,21 +7,23 @@ in-process simulator; simulated time), on a SQLite file (on ``/dev/shm`` when it
 deployment's database is not in the service's memory, and an in-memory one would be). It
 notes the process's RSS with the service started and no user, then adds N users with M
 resting LIMIT orders each (placed through their actors), waits until every key is on the
-stream and ``--settle`` simulated seconds more (reconcile polls, keepalives), and notes RSS
-again. The harness's own record of every REST request is kept to its last 1,000 (it would
-otherwise grow with the run and count as the service's).
+stream (at most ``--patience`` simulated seconds) and ``--settle`` seconds more (reconcile
+polls, keepalives), and notes RSS again, with the exchange's connection-rule figures. The
+harness's own record of every REST request is kept to its last 1,000 (it would otherwise
+grow with the run and count as the service's).
 
 ``--part simulator`` builds only the simulator with the same N accounts, listenKeys and N x M
 resting orders (placed straight into it), started, and notes RSS before and after: the
 simulator's share. (Its server side of the hub's few in-memory connections is not in it:
 ``bench/hub.py`` puts the hub and both ends of its connections at ~1.4 KB per user.)
 
-``--part both`` (the default) runs each part in its own process and prints one JSON line:
-service RSS with N users, the simulator's share, the service without it, and the cost per
-user (the service's growth from 0 to N users, less the simulator's growth, over N)::
+``--part both`` (the default) runs each part in its own process and prints one JSON line per
+stream mode: service RSS with N users, the simulator's share, the service without it, and
+the cost per user (the service's growth from 0 to N users, less the simulator's growth, over
+N). ``--stream-mode both`` runs the connection-per-user design and the hub side by side::
 
     .venv/bin/python bench/memory.py --users 10000
-    .venv/bin/python bench/memory.py --users 2000 --stream-mode per-user
+    .venv/bin/python bench/memory.py --users 10000 --stream-mode both --patience 120 --settle 0
 
 ``--tracemalloc K`` (service part) also prints the K source lines holding the most memory
 that Python allocated after the start (slow: a diagnostic, not a figure).

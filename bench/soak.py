@@ -217,9 +217,6 @@ def report(soak: Soak, db_path: Path, log: Path) -> bool:
     newest = newest_seqs(db_path)
     gaps = sum(len(s.problems) for _, s in soak.sessions)
     behind = sum(max(0, newest.get(u, 0) - (s.last or 0)) for u, s in soak.sessions)
-    lines = log.read_text().splitlines()
-    errors = [line for line in lines if " ERROR " in line or "Traceback" in line]
-    warnings = [line for line in lines if " WARNING " in line]
     warm = soak.options.warmup_fraction * soak.rss[-1][0]
     after = [kib for t, kib in soak.rss if t >= warm] or [soak.rss[-1][1]]
     growth = (max(after[len(after) // 2 :]) - after[0]) / after[0]
@@ -231,24 +228,35 @@ def report(soak: Soak, db_path: Path, log: Path) -> bool:
         f"RSS after warm-up {after[0] / 1024:.1f} MiB -> max {max(after) / 1024:.1f} MiB, "
         f"growth {growth:.1%} (target < {RSS_TARGET:.0%})"
     )
+    rules = soak.rules
     print(
-        f"exchange stream connections open {len(soak.rules['streams_per_connection'])}, "
-        f"handshakes in the busiest 5 min {soak.rules['max_attempts_in_window']} "
-        f"(all {soak.rules['attempts_total']}), refused {soak.rules['refusals']} "
-        f"+ {soak.rules['banned_refusals']} banned"
+        f"exchange stream connections open {len(rules['streams_per_connection'])}, "
+        f"handshakes in the busiest 5 min {rules['max_attempts_in_window']} "
+        f"(all {rules['attempts_total']}), refused {rules['refusals']} "
+        f"+ {rules['banned_refusals']} banned"
     )
-    print(f"errors in the service log: {len(errors)}")
-    for line in errors[:10]:
-        print(f"  {line[:200]}")
-    print(f"warnings in the service log: {len(warnings)} (not a target), e.g.")
-    for line in warnings[:3]:
-        print(f"  {line[:200]}")
+    errors = report_log(log)
     print(f"notifications lost: {gaps} gaps/resyncs, {behind} behind the store (target 0)")
     print(
         f"fills {soak.fills}, detections {len(lat)}: p50 {p50:.3f} s, p99 {p99:.3f} s "
         f"(target p99 <= {P99_TARGET} s); place errors {soak.place_errors}"
     )
     return growth < RSS_TARGET and not errors and gaps == 0 and behind == 0 and p99 <= P99_TARGET
+
+
+def report_log(log: Path) -> list[str]:
+    """Print the service log's ERROR / Traceback lines (a target: none) and how many
+    warnings it has (not a target; a few shown); returns the errors."""
+    lines = log.read_text().splitlines()
+    errors = [line for line in lines if " ERROR " in line or "Traceback" in line]
+    warnings = [line for line in lines if " WARNING " in line]
+    print(f"errors in the service log: {len(errors)}")
+    for line in errors[:10]:
+        print(f"  {line[:200]}")
+    print(f"warnings in the service log: {len(warnings)}")
+    for line in warnings[:3]:
+        print(f"  {line[:200]}")
+    return errors
 
 
 async def run(options: Options, where: Path) -> bool:
