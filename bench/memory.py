@@ -288,7 +288,7 @@ def summary(
         "users_streaming": svc["users_streaming"],
         "hub": svc["hub"],
         **{k: v for k, v in svc.items() if k.startswith("ws_")},
-        "wall_s": svc["wall_s"] + sim["wall_s"],
+        "wall_s": round(svc["wall_s"] + sim["wall_s"], 1),
         "python": f"{sys.executable} {sys.version.split()[0]}",
     }
 
