@@ -263,6 +263,13 @@ async def run(options: Options, where: Path) -> bool:
     sim = await trio.to_thread.run_sync(
         lambda: start_sim(where, "--weight-limit", str(options.budget), accounts=options.users)
     )
+    try:
+        return await _serve_and_soak(options, where, sim)
+    finally:
+        await trio.to_thread.run_sync(sim.stop)  # also when serve did not start
+
+
+async def _serve_and_soak(options: Options, where: Path, sim: Child) -> bool:
     master_key = generate_key()
     db_path = where / "soak.db"
     db_url = f"sqlite:///{db_path}"
@@ -281,7 +288,6 @@ async def run(options: Options, where: Path) -> bool:
         return await _soak(options, sim, serve, tokens, db_path)
     finally:
         await trio.to_thread.run_sync(serve.stop)
-        await trio.to_thread.run_sync(sim.stop)
 
 
 async def _soak(
