@@ -16,6 +16,10 @@ the service's RSS, fills made, updates delivered; and at the end:
     .venv/bin/python -m bench.soak                 # 2,000 users x 5, 5,000 sessions, 30 min
     .venv/bin/python -m bench.soak --short         # CI: 200 users, 500 sessions, 60 s
     .venv/bin/python -m bench.soak --users 1000 --sessions 2500 --minutes 6
+    .venv/bin/python -m bench.soak --users 10000 --pending 1 --sessions 5000 --minutes 10
+
+Its own soft limit of open files is raised to the hard one (inherited by both children):
+5,000 sessions are 5,000 sockets on each side of loopback.
 
 Exit status 1 when a target is missed (so CI can run ``--short``).
 """
@@ -26,6 +30,7 @@ import argparse
 import json
 import platform
 import random
+import resource
 import sqlite3
 import sys
 import tempfile
@@ -61,6 +66,7 @@ class Options:
     fills_per_second: float = 5.0
     sample_every: float = 10.0
     warmup_fraction: float = 0.2
+    budget: int = 100_000_000  # weight per minute, the simulator's limit and the service's
 
 
 @dataclass(eq=False)
@@ -77,6 +83,7 @@ class Soak:
     fills: int = 0
     place_errors: int = 0
     sessions: list[tuple[int, ResumingSession]] = field(default_factory=list)
+    rules: dict[str, Any] = field(default_factory=dict)  # the exchange's connection rules
 
     def on_update(self, message: dict[str, Any]) -> None:
         order = message["data"]
@@ -90,13 +97,30 @@ async def seed(db_url: str, master_key: str, accounts: list[dict[str, str]]) -> 
     signer = TokenSigner(master_key.encode(), clock=system_clock())
     box = SecretBox.parse(master_key)
     tokens = {}
-    async with open_store(db_url, secrets=box, clock=system_clock()) as store:
-        for i, account in enumerate(accounts):
+    limiter = trio.CapacityLimiter(32)  # concurrent writers share the store's group commits
+
+    async def one(i: int, account: dict[str, str]) -> None:
+        async with limiter:
             user = await store.create_user(f"soak{i}", "not-a-password-hash")
             creds = Credentials(api_key=account["api_key"], api_secret=account["api_secret"])
             await store.set_credentials(user.id, creds)
             tokens[user.id] = signer.issue(user.id)
-    return tokens
+
+    async with (
+        open_store(db_url, secrets=box, clock=system_clock()) as store,
+        trio.open_nursery() as nursery,
+    ):
+        for i, account in enumerate(accounts):
+            nursery.start_soon(one, i, account)
+    return dict(sorted(tokens.items()))
+
+
+def raise_open_files_limit() -> int:
+    """Soft limit of open files up to the hard one (children inherit it); returns it."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return hard
 
 
 async def place(soak: Soak, http: httpx.AsyncClient, user_id: int) -> None:
@@ -193,9 +217,6 @@ def report(soak: Soak, db_path: Path, log: Path) -> bool:
     newest = newest_seqs(db_path)
     gaps = sum(len(s.problems) for _, s in soak.sessions)
     behind = sum(max(0, newest.get(u, 0) - (s.last or 0)) for u, s in soak.sessions)
-    errors = [
-        line for line in log.read_text().splitlines() if " ERROR " in line or "Traceback" in line
-    ]
     warm = soak.options.warmup_fraction * soak.rss[-1][0]
     after = [kib for t, kib in soak.rss if t >= warm] or [soak.rss[-1][1]]
     growth = (max(after[len(after) // 2 :]) - after[0]) / after[0]
@@ -207,9 +228,14 @@ def report(soak: Soak, db_path: Path, log: Path) -> bool:
         f"RSS after warm-up {after[0] / 1024:.1f} MiB -> max {max(after) / 1024:.1f} MiB, "
         f"growth {growth:.1%} (target < {RSS_TARGET:.0%})"
     )
-    print(f"errors in the service log: {len(errors)}")
-    for line in errors[:10]:
-        print(f"  {line[:200]}")
+    rules = soak.rules
+    print(
+        f"exchange stream connections open {len(rules['streams_per_connection'])}, "
+        f"handshakes in the busiest 5 min {rules['max_attempts_in_window']} "
+        f"(all {rules['attempts_total']}), refused {rules['refusals']} "
+        f"+ {rules['banned_refusals']} banned"
+    )
+    errors = report_log(log)
     print(f"notifications lost: {gaps} gaps/resyncs, {behind} behind the store (target 0)")
     print(
         f"fills {soak.fills}, detections {len(lat)}: p50 {p50:.3f} s, p99 {p99:.3f} s "
@@ -218,10 +244,32 @@ def report(soak: Soak, db_path: Path, log: Path) -> bool:
     return growth < RSS_TARGET and not errors and gaps == 0 and behind == 0 and p99 <= P99_TARGET
 
 
+def report_log(log: Path) -> list[str]:
+    """Print the service log's ERROR / Traceback lines (a target: none) and how many
+    warnings it has (not a target; a few shown); returns the errors."""
+    lines = log.read_text().splitlines()
+    errors = [line for line in lines if " ERROR " in line or "Traceback" in line]
+    warnings = [line for line in lines if " WARNING " in line]
+    print(f"errors in the service log: {len(errors)}")
+    for line in errors[:10]:
+        print(f"  {line[:200]}")
+    print(f"warnings in the service log: {len(warnings)}")
+    for line in warnings[:3]:
+        print(f"  {line[:200]}")
+    return errors
+
+
 async def run(options: Options, where: Path) -> bool:
     sim = await trio.to_thread.run_sync(
-        lambda: start_sim(where, "--weight-limit", "100000000", accounts=options.users)
+        lambda: start_sim(where, "--weight-limit", str(options.budget), accounts=options.users)
     )
+    try:
+        return await _serve_and_soak(options, where, sim)
+    finally:
+        await trio.to_thread.run_sync(sim.stop)  # also when serve did not start
+
+
+async def _serve_and_soak(options: Options, where: Path, sim: Child) -> bool:
     master_key = generate_key()
     db_path = where / "soak.db"
     db_url = f"sqlite:///{db_path}"
@@ -231,14 +279,15 @@ async def run(options: Options, where: Path) -> bool:
         master_key,
         TRADERCOIN_EXCHANGE=sim.url,
         TRADERCOIN_EXCHANGE_WS=sim.extra["ws_url"],
-        TRADERCOIN_WEIGHT_BUDGET_PER_MINUTE="100000000",
+        TRADERCOIN_WEIGHT_BUDGET_PER_MINUTE=str(options.budget),
     )
-    serve = await trio.to_thread.run_sync(lambda: start_serve(where, env))
+    # every actor is up before /healthz answers: ~1 ms per user on a quiet machine
+    ready = max(30.0, options.users * 0.01)
+    serve = await trio.to_thread.run_sync(lambda: start_serve(where, env, timeout=ready))
     try:
         return await _soak(options, sim, serve, tokens, db_path)
     finally:
         await trio.to_thread.run_sync(serve.stop)
-        await trio.to_thread.run_sync(sim.stop)
 
 
 async def _soak(
@@ -249,7 +298,7 @@ async def _soak(
     users = list(tokens)
     limits = httpx.Limits(max_connections=64)
     async with (
-        httpx.AsyncClient(base_url=serve.url, timeout=60, limits=limits) as http,
+        httpx.AsyncClient(base_url=serve.url, timeout=300, limits=limits) as http,
         httpx.AsyncClient(base_url=sim.url, timeout=60) as sim_http,
         trio.open_nursery() as nursery,
     ):
@@ -282,6 +331,7 @@ async def _soak(
             load.start_soon(drive, soak, http, sim_http, until)
             load.start_soon(sample, soak, serve.process.pid, until)
         await trio.sleep(3.0)  # the last fills reach the sessions
+        soak.rules = (await sim_http.get("/sim/admin/statistics")).json()["connection_rules"]
         nursery.cancel_scope.cancel()
     return report(soak, db_path, serve.log)
 
@@ -290,9 +340,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--short", action="store_true", help="CI: 200 users, 500 sessions, 60 s")
     parser.add_argument("--users", type=int)
+    parser.add_argument("--pending", type=int, help="resting orders per user")
     parser.add_argument("--sessions", type=int)
     parser.add_argument("--minutes", type=float)
     parser.add_argument("--fills-per-second", type=float)
+    parser.add_argument(
+        "--budget", type=int, help="weight per minute (default: no limit in practice)"
+    )
     parser.add_argument("--dir", type=Path, help="Keep the database and logs here.")
     args = parser.parse_args()
     options = Options()
@@ -300,13 +354,17 @@ def main() -> None:
         options = Options(users=200, sessions=500, seconds=60.0, sample_every=5.0)
     if args.users:
         options.users = args.users
+    if args.pending:
+        options.pending = args.pending
     if args.sessions:
         options.sessions = args.sessions
     if args.minutes:
         options.seconds = args.minutes * 60
+    if args.budget:
+        options.budget = args.budget
     if args.fills_per_second:
         options.fills_per_second = args.fills_per_second
-    print(json.dumps(options.__dict__), flush=True)
+    print(json.dumps({**options.__dict__, "open_files": raise_open_files_limit()}), flush=True)
     with tempfile.TemporaryDirectory(prefix="soak-") as tmp:
         where = args.dir or Path(tmp)
         where.mkdir(parents=True, exist_ok=True)

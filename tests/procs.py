@@ -33,9 +33,11 @@ def free_port() -> int:
         return port
 
 
-def wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+def wait_healthy(
+    url: str, process: subprocess.Popen[bytes], log: Path, timeout: float = START_TIMEOUT
+) -> None:
     """Wait until ``url/healthz`` answers 200; raises ProcessFailed if the process exits."""
-    deadline = time.monotonic() + START_TIMEOUT
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise ProcessFailed(f"process exited: {log.read_text()[-2000:]}")
@@ -45,7 +47,7 @@ def wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
         except httpx.TransportError:
             pass
         time.sleep(0.1)
-    raise ProcessFailed(f"not healthy after {START_TIMEOUT} s: {log.read_text()[-2000:]}")
+    raise ProcessFailed(f"not healthy after {timeout} s: {log.read_text()[-2000:]}")
 
 
 @dataclass(eq=False)
@@ -85,9 +87,15 @@ def serve_env(database_url: str, master_key: str | None = None, **extra: str) ->
 
 
 def start_serve(
-    cwd: Path, env: dict[str, str], *, port: int | None = None, log_name: str = "serve.log"
+    cwd: Path,
+    env: dict[str, str],
+    *,
+    port: int | None = None,
+    log_name: str = "serve.log",
+    timeout: float = START_TIMEOUT,
 ) -> Child:
-    """``tradercoin serve`` on ``port`` (a free one by default); returns once /healthz is 200."""
+    """``tradercoin serve`` on ``port`` (a free one by default); returns once /healthz is 200
+    (ProcessFailed after ``timeout`` seconds)."""
     port = port or free_port()
     log_path = cwd / log_name
     with log_path.open("ab") as log:
@@ -100,7 +108,7 @@ def start_serve(
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_healthy(url, process, log_path)
+        wait_healthy(url, process, log_path, timeout)
     except BaseException:
         process.kill()
         process.wait()
