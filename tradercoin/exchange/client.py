@@ -223,12 +223,20 @@ class BinanceFutures:
     async def sync_time(self) -> int:
         """Measure and keep the server-time offset (ms); returns it.
 
-        Waits for one ``GET /fapi/v1/time``; the offset assumes a symmetric round trip.
+        Waits for one ``GET /fapi/v1/time``; the offset assumes a symmetric round trip,
+        timed from the moment the request leaves (a wait in the queue would skew it).
         """
-        before = self._clock.now_ms()
-        server = await self.server_time()
+        sent: list[int] = []
+
+        def stamped() -> str:  # the send time, once a slot is ours (not the queue's wait)
+            sent.append(self._clock.now_ms())
+            return ""
+
+        server = await self.request(
+            "GET", "/fapi/v1/time", stamped, lambda p: parsing.integer(p, "serverTime"), weight=1
+        )
         after = self._clock.now_ms()
-        self._offset_ms = server - (before + after) // 2
+        self._offset_ms = server - (sent[0] + after) // 2
         self._time_generation += 1
         return self._offset_ms
 
@@ -269,7 +277,7 @@ class BinanceFutures:
         self,
         method: str,
         path: str,
-        query: str,
+        query: str | Callable[[], str],
         parse: Callable[[Any], T],
         *,
         weight: int,
@@ -280,17 +288,20 @@ class BinanceFutures:
         """Send one request, report its usage (to the process's callback and to
         ``observe``), and return ``parse`` of its decoded JSON.
 
-        ``query`` is sent byte for byte (already encoded and, if needed, signed).
+        ``query`` is sent byte for byte (already encoded and, if needed, signed), or made by
+        calling it once a slot is free: a signed query is timestamped when it leaves, never
+        before a wait in the queue that could outlast its ``recvWindow``.
 
         Raises:
             ExchangeError: a subclass per :func:`error_from_response`, or for a 2xx body that
                 is not JSON or that ``parse`` refuses (:class:`UnknownOutcome` on a write).
         """
-        url = f"{self.rest_url}{path}?{query}" if query else f"{self.rest_url}{path}"
         headers = {"X-MBX-APIKEY": api_key} if api_key is not None else None
         self._requests += 1
         try:
             async with self._in_flight:
+                text = query() if callable(query) else query
+                url = f"{self.rest_url}{path}?{text}" if text else f"{self.rest_url}{path}"
                 response = await self._http.request(method, url, headers=headers)
         except httpx.HTTPError as exc:
             raise self._count(transport_error(exc, write=write)) from None
@@ -350,14 +361,17 @@ class BinanceFutures:
         """A signed request; on -1021 resyncs the offset and sends it once more (see module)."""
         for attempt in (1, 2):
             generation = self._time_generation
-            query = encode_query(
-                [
-                    *params,
-                    ("recvWindow", str(self.recv_window)),
-                    ("timestamp", str(self.timestamp())),
-                ]
-            )
-            query = f"{query}&signature={signer.sign(query)}"
+
+            def query() -> str:  # signed when a slot is free (see request)
+                text = encode_query(
+                    [
+                        *params,
+                        ("recvWindow", str(self.recv_window)),
+                        ("timestamp", str(self.timestamp())),
+                    ]
+                )
+                return f"{text}&signature={signer.sign(text)}"
+
             try:
                 return await self.request(
                     method,
