@@ -200,8 +200,19 @@ async def run_strategy(args: argparse.Namespace, strategy: str) -> dict[str, Any
             if intervals
             else None,
             "rate_limited": sum(1 for r in requests if r.status in (418, 429)),
+            "weight_pct_of_budget": round(100 * weight / (args.duration / 60) / args.budget, 1),
             **connection_rules(system),
+            **hub_figures(system),
         }
+
+
+def hub_figures(system: TestSystem) -> dict[str, Any]:
+    """Zombie keys replaced, and the seconds from the hub's start to full coverage."""
+    hub = system.service.hub
+    if hub is None:
+        return {}
+    stats = hub.statistics()
+    return {"suspect_keys_total": stats.suspect_keys_total, "coverage_s": stats.coverage_seconds}
 
 
 def connection_rules(system: TestSystem) -> dict[str, Any]:

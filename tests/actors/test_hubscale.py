@@ -78,6 +78,32 @@ async def test_a_zombie_key_is_found_by_the_poll_replaced_and_streams_again(
         assert [u["status"] for u in tab.updates(first.id)].count("filled") == 1
 
 
+async def test_a_zombie_key_of_a_connection_per_user_is_replaced_too(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    """The per-user stream (the benchmark's comparison) closes the suspect key and
+    reconnects with a new one."""
+    async with open_test_system(stream=True, settings={"stream_mode": "per-user"}) as system:
+        alice = await system.add_user("alice")
+        tab = await alice.open_session()
+        await alice.wait_stream()
+        first, second = [
+            await alice.place("BTCUSDT", "BUY", "LIMIT", "0.2", price="1000") for _ in range(2)
+        ]
+        await trio.sleep(7)
+        deaf_key = system.sim.listen_key(alice.api_key)
+        system.inject("stream_zombie", user=alice)
+        hits = system.sim.statistics().faults_hit
+        filled_at = trio.current_time()
+        system.sim.fill("BTCUSDT", first.exchange_order_id)
+        assert system.sim.statistics().faults_hit > hits
+        assert (await tab.wait_for_status(first.id, "filled")).time > filled_at
+        await alice.wait_stream("down")
+        await alice.wait_stream()
+        assert system.sim.listen_key(alice.api_key) not in (None, deaf_key)
+        await fill_arrives_at_once(system, tab, second)
+
+
 async def test_an_event_still_in_flight_is_not_evidence(autojump_clock: trio.abc.Clock) -> None:
     """A poll that sees a change the stream delivers two seconds later (within the grace)
     leaves the key alone."""
