@@ -7,7 +7,10 @@ one order placed at a random time of the run (its NEW event must reach that user
 connections opened then rotate 22-23 h later, inside a 24 h run. Prints one JSON line: time to
 full coverage at start, connections and keys per connection, handshakes in the busiest 5
 minutes, refusals, time for everyone to be back after the drop, events lost or duplicated
-(the oracle: the orders the simulator made), rotations, wall time and peak RSS (the
+(the oracle: the orders the simulator made), detection p99 of the events made while the
+user's stream was up, the keepalives' weight a minute (over the last hour; the only REST
+weight of a user at rest besides its reconcile polls, which this benchmark has no actors
+for), rotations, the hub's own time to full coverage, wall time and peak RSS (the
 simulator's share measured before the hub starts)::
 
     .venv/bin/python bench/hub.py --users 10000 --hours 24
@@ -56,6 +59,7 @@ class Tally:
     def __init__(self) -> None:
         self.up: set[str] = set()
         self.orders: Counter[tuple[str, int]] = Counter()
+        self.arrived: dict[tuple[str, int], float] = {}  # trio time of the first delivery
         self.all_up = trio.Event()
         self.keys = 0
 
@@ -70,22 +74,25 @@ class Tally:
                 self.all_up = trio.Event()
             elif isinstance(message, StreamEvents):
                 for update in message.updates:
-                    self.orders[(message.key, update.exchange_order_id)] += 1
+                    order = (message.key, update.exchange_order_id)
+                    self.orders[order] += 1
+                    self.arrived.setdefault(order, trio.current_time())
 
 
-async def keepalive(sim: Simulator, users: list[tuple[Account, str]]) -> None:
-    """Each key PUT every 30 min, phases spread evenly (as actors would)."""
+async def keepalive(sim: Simulator, users: list[tuple[Account, str]], puts: list[float]) -> None:
+    """Each key PUT every 30 min, phases spread evenly (as actors would); ``puts``: when."""
     step = 1800.0 / len(users)
     while True:
         for account, key in users:
             sim.streams.keepalive(account, key)
+            puts.append(trio.current_time())
             await trio.sleep(step)
 
 
 async def place_orders(
     sim: Simulator, users: list[tuple[Account, str]], span: float, rng: random.Random, tally: Tally
-) -> dict[tuple[str, int], bool]:
-    """Place one order per user at random times; the value: was its stream up then."""
+) -> dict[tuple[str, int], tuple[bool, float]]:
+    """Place one order per user at random times; the value: was its stream up then, when."""
     spec = sim.specs["BTCUSDT"]
     request = OrderRequest(
         spec, "BUY", "LIMIT", "GTC", Decimal("0.010"), Decimal("49000"), None, False, False, 0
@@ -96,8 +103,13 @@ async def place_orders(
     for at, index in schedule:
         await trio.sleep_until(start + at)
         account, key = users[index]
-        placed[(key, sim.place(account, request).order_id)] = key in tally.up
+        placed[(key, sim.place(account, request).order_id)] = (key in tally.up, start + at)
     return placed
+
+
+def _p99(values: list[float]) -> float:
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))], 3) if ordered else 0.0
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -117,12 +129,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     async with trio.open_nursery() as nursery:
         await nursery.start(sim.run)
         nursery.start_soon(tally.consume, receive)
-        nursery.start_soon(keepalive, sim, users)
+        puts: list[float] = []
+        nursery.start_soon(keepalive, sim, users, puts)
         await nursery.start(hub.run)
         t0 = trio.current_time()
+        hub.announce(len(users))
         async with send:
             for _, key in users:
-                await hub.join(key, send.clone())
+                await hub.join(key, send.clone(), announced=True)
         await tally.all_up.wait()
         result["start_to_full_coverage_s"] = round(trio.current_time() - t0, 2)
         result["rss_mb_simulator_and_accounts"] = rss_sim
@@ -146,9 +160,15 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         placed = outcome["placed"]
         result["events_expected"] = len(placed)
         result["events_lost_while_up"] = sum(
-            1 for k, up in placed.items() if up and not tally.orders[k]
+            1 for k, (up, _) in placed.items() if up and not tally.orders[k]
         )
-        result["events_while_down"] = sum(1 for up in placed.values() if not up)
+        result["events_while_down"] = sum(1 for up, _ in placed.values() if not up)
+        result["detection_p99_s_while_up"] = _p99(
+            [tally.arrived[k] - at for k, (up, at) in placed.items() if up and k in tally.arrived]
+        )
+        last_hour = [t for t in puts if t >= trio.current_time() - 3600]
+        result["keepalive_weight_per_minute"] = round(len(last_hour) / 60, 1)
+        result["keepalive_share_of_2400_budget_pct"] = round(len(last_hour) / 60 / 24, 1)
         result["events_duplicated"] = sum(1 for k in placed if tally.orders[k] > 1)
         result["events_misrouted"] = sum(1 for k in tally.orders if k not in placed)
         stats = hub.statistics()
@@ -164,6 +184,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             closed_10_messages=rules.closed_for_messages,
             rotations=stats.rotations,
             drops=stats.drops,
+            hub_coverage_s=stats.coverage_seconds,
         )
         nursery.cancel_scope.cancel()
     return result

@@ -12,7 +12,9 @@ simulator, in simulated time (``trio.testing.MockClock(autojump_threshold=0)``),
   (60 s) while it is up, with one exchange connection per user (the design before the hub,
   kept for the comparison: ``stream_mode="per-user"``);
 * ``hub``: ``stream`` as the service runs it: every user's listenKey carried by the process's
-  stream hub on a few shared connections (``tradercoin/actors/hub.py``).
+  stream hub on a few shared connections (``tradercoin/actors/hub.py``). The warm-up starts
+  once every user is on the stream (``coverage_s``: from the first user added; 10,000
+  listenKeys take over four minutes of the budget).
 
 Each user has one session and ``--orders-per-user`` LIMIT orders far from the market (normal
 notional, so the 5 s interval applies). After a warm-up, one of each user's orders is filled
@@ -59,6 +61,7 @@ from tradercoin.testing import TestSystem, TestUser, open_test_system  # noqa: E
 STRATEGIES = ("per-order", "batched", "stream", "hub")
 SYMBOL = "BTCUSDT"
 WARMUP = 150.0  # start-up bursts (listenKeys, first polls) have passed by then
+COVERAGE_PATIENCE = 3600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,7 +174,9 @@ async def run_strategy(args: argparse.Namespace, strategy: str) -> dict[str, Any
         seed=args.seed,
         sim_options={"limits": Limits(weight_per_minute=args.budget)},  # one IP's budget
     ) as system:
+        began = trio.current_time()
         population = await setup(system, args)
+        coverage = await wait_for_coverage(system, began) if strategy == "hub" else None
         await trio.sleep(WARMUP)
         t0 = trio.current_time()
         first = len(system.requests)
@@ -200,8 +205,29 @@ async def run_strategy(args: argparse.Namespace, strategy: str) -> dict[str, Any
             if intervals
             else None,
             "rate_limited": sum(1 for r in requests if r.status in (418, 429)),
+            "weight_pct_of_budget": round(100 * weight / (args.duration / 60) / args.budget, 1),
             **connection_rules(system),
+            **hub_figures(system, coverage),
         }
+
+
+async def wait_for_coverage(system: TestSystem, began: float) -> float | None:
+    """Seconds from ``began`` (the first user added) until every actor's stream is healthy
+    (checked each second; ``None`` after an hour): the measured window starts after it, so
+    the detection figures are those of fills made while the user's stream is healthy."""
+    with trio.move_on_after(COVERAGE_PATIENCE):
+        while any(s.stream_state != "healthy" for s in system.supervisor.statuses()):  # noqa: ASYNC110
+            await trio.sleep(1.0)
+        return round(trio.current_time() - began, 1)
+    return None
+
+
+def hub_figures(system: TestSystem, coverage: float | None) -> dict[str, Any]:
+    """Zombie keys replaced, and the time from the first user added to full coverage."""
+    hub = system.service.hub
+    if hub is None:
+        return {}
+    return {"suspect_keys_total": hub.statistics().suspect_keys_total, "coverage_s": coverage}
 
 
 def connection_rules(system: TestSystem) -> dict[str, Any]:

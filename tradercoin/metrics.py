@@ -189,6 +189,8 @@ CATALOGUE: tuple[Spec, ...] = (
        "Requests the built-in simulator served, by path.", label="path"),
     _g("simulator", "weight_used", P + "simulator_used_weight",
        "Weight the simulator counts in its current minute."),
+    _g("simulator", "weight_peak_minute", P + "simulator_peak_minute_weight",
+       "The most weight one IP used in one minute since the simulator started."),
     _g("simulator", "accounts", P + "simulator_accounts", "Accounts the built-in simulator knows."),
     _c("simulator", "orders_created", P + "simulator_orders_created_total",
        "Orders the simulator accepted."),
@@ -256,6 +258,12 @@ CATALOGUE: tuple[Spec, ...] = (
        "Command tries repeated (a timeout, no connection, or an owner that moved)."),
     _c("owners", "unanswered", P + "owner_calls_unanswered_total",
        "Commands no owner answered in time (answered 503)."),
+    _g("streams", "suspect_keys", P + "stream_suspect_keys",
+       "listenKeys found deaf by a poll (a change never delivered), replacement not up yet."),
+    _c("streams", "suspect_keys_total", P + "stream_suspect_keys_total",
+       "listenKeys found deaf by a poll and replaced (zombie keys)."),
+    _g("streams", "coverage_seconds", P + "stream_coverage_seconds",
+       "Seconds from the hub's start until every user with keys was on a healthy stream."),
 )  # fmt: skip
 
 

@@ -39,7 +39,10 @@ from tradercoin.orders import (
     visible_change,
 )
 
-__all__ = ["Folded", "OrderBook"]
+__all__ = ["STREAM_GRACE_MS", "Folded", "OrderBook", "missed_by_stream"]
+
+#: how long an exchange change may still be on its way by stream (not evidence of a deaf key)
+STREAM_GRACE_MS = 3000
 
 
 @dataclass(slots=True)
@@ -246,3 +249,16 @@ class OrderBook:
     def settled(self, order: Order) -> None:
         self._unsettled.discard(order.id or 0)
         self._missing.pop(order.id or 0, None)
+
+
+def missed_by_stream(
+    changes: Iterable[OrderChange], healthy_since: int, now: int, grace: int = STREAM_GRACE_MS
+) -> list[OrderChange]:
+    """The changes a poll found that a healthy stream should have delivered: made on the
+    exchange over ``grace`` ms after the stream became healthy (``healthy_since``, ms, our
+    clock: a change made while it was down, or as it came up, is the reconcile's to find,
+    even with the exchange's clock a little ahead) and over ``grace`` ms ago (an event merely
+    in flight does not count). Evidence of a deaf (zombie) key."""
+    return [
+        c for c in changes if healthy_since + grace < c.after.exchange_update_time <= now - grace
+    ]

@@ -15,7 +15,7 @@ from typing import Any, NoReturn
 import trio
 
 from tradercoin.actors import account
-from tradercoin.actors.book import Folded, OrderBook
+from tradercoin.actors.book import Folded, OrderBook, missed_by_stream
 from tradercoin.actors.governor import Demand, RateGovernor
 from tradercoin.actors.messages import (
     ActorState,
@@ -35,6 +35,7 @@ from tradercoin.actors.parts import (
     ActorConfig,
     ActorStatistics,
     ActorStore,
+    KeyRenewal,
     NoRoom,
     StreamRunner,
     next_tick,
@@ -51,7 +52,7 @@ from tradercoin.exchange.errors import (
     UnknownOutcome,
 )
 from tradercoin.metrics import observe_delivery, observe_detection
-from tradercoin.orders import MAX_ID, ExchangeUpdate, Order, OrderEvent, OrderStatus
+from tradercoin.orders import MAX_ID, ExchangeUpdate, Order, OrderChange, OrderEvent, OrderStatus
 
 __all__ = ["ActorCore"]
 
@@ -109,8 +110,11 @@ class ActorCore:
         self._spent_this_cycle = 0
         self._cycle_weight = 0.0
         self._poll_now = False
+        self._reconcile_due = False  # a reconcile slot is reserved and its poll not run yet
         self._stopping = False
         self._stream_scope: trio.CancelScope | None = None
+        self._renewal = KeyRenewal()
+        self._healthy_since: int | None = None  # ms; None while the stream is not healthy
         self._nursery: trio.Nursery | None = None
         # status, read by the supervisor
         self.state: ActorState = "starting"
@@ -317,11 +321,12 @@ class ActorCore:
             return
         self._stream_scope = scope = trio.CancelScope()
         self.stream_state = "connecting"
+        self._renewal = KeyRenewal()
         self._nursery.start_soon(self._run_stream, runner, self._client, scope)
 
     async def _run_stream(self, runner: StreamRunner, client: Any, scope: trio.CancelScope) -> None:
         with scope:
-            await runner(client, user_id=self.user_id, sink=self._inbox)
+            await runner(client, user_id=self.user_id, sink=self._inbox, renew=self._renewal)
 
     def _stop_stream(self) -> None:
         if self._stream_scope is not None:
@@ -335,9 +340,44 @@ class ActorCore:
         if was == state:
             return
         log.info("user %d stream %s -> %s %s", self.user_id, was, state, reason)
+        self._healthy_since = self.now() if state == "healthy" else None
         if "healthy" in (was, state) and state != "off":
-            self._poll_now = True  # reconcile what a drop, or the time before, may hide
+            self._reconcile_soon()  # what a drop, or the time before, may hide
         self._declare_demand()
+
+    def _reconcile_soon(self) -> None:
+        """Poll in the reconcile slot the governor gives (spread with the other users whose
+        stream changed at the same time: :meth:`RateGovernor.reconcile_at`); one slot
+        covers every change until that poll. With nothing pending, the first order's
+        commit polls at once (that poll is the reconcile)."""
+        if not self._has_work():
+            self._poll_now = True
+            return
+        if self._reconcile_due:
+            return
+        self._reconcile_due = True
+        slot = self._governor.reconcile_at(max(self._planned_weight(), OPEN_ORDERS_WEIGHT))
+        self._next_at = min(self._next_at, slot)
+
+    def _check_stream(self, changes: list[OrderChange]) -> None:
+        """Zombie keys by evidence: a poll found a change the healthy stream should have
+        delivered, so the key is suspect: ask the stream runner for a new one (it counts it
+        at the hub and says ``down`` until the new key is up)."""
+        if self._healthy_since is None:
+            return
+        missed = missed_by_stream(changes, self._healthy_since, self.now())
+        if missed:
+            self._healthy_since = None
+            self._renewal.request()
+            change = missed[0]
+            log.warning(
+                "user %d listenKey suspect: the poll found order %s %s %.1fs after the "
+                "exchange made it, never delivered by the healthy stream; recreating the key",
+                self.user_id,
+                change.after.id,
+                change.after.status.value,
+                (self.now() - change.after.exchange_update_time) / 1000,
+            )
 
     # ------------------------------------------------------------ errors and keys
 

@@ -92,6 +92,7 @@ class RateGovernor:
         self._queue = trio.Lock()  # FIFO: waiters wake one at a time, in order
         self._demands: dict[int, Demand] = {}
         self._rates = [0.0, 0.0]  # [normal, fast] weight per second
+        self._reconcile_next = -math.inf  # where the next reconcile slot starts
 
     # ------------------------------------------------------------ spending
 
@@ -236,6 +237,27 @@ class RateGovernor:
         fast_stretch = fast / (capacity * FAST_SHARE)
         normal_stretch = max(1.0, normal / (capacity * (1 - FAST_SHARE)))
         return fast_stretch, normal_stretch
+
+    def reconcile_at(self, weight: float) -> float:
+        """The trio time at which a reconcile poll of ``weight`` should run (now, if the
+        slots are free), reserving that slot.
+
+        Reconcile polls asked for together (a shared connection dropped, so its users' stream
+        went down, then up; thousands of keys confirmed at start) run one after the other at
+        the rate the plan leaves free: ``limit - min(demand, PLAN_SHARE * limit)`` weight a
+        minute, never less than the ``1 - PLAN_SHARE`` share kept for bursts. ``N`` users of
+        cycle weight ``w`` are so spread over ``60 * N * w / free`` seconds instead of one
+        burst that would queue every place and cancel behind them: e.g. 1,000 users of
+        weight 1 at the 2,160 limit with 500 a minute planned, over 36 s; 10,000 users at
+        rest (demand above the plan) over ``60 * 10000 / 432``, 23 minutes, during which
+        their ordinary polls run too.
+        """
+        now = trio.current_time()
+        planned = min(sum(self._rates) * 60, self.limit * PLAN_SHARE)
+        free = max(self.limit - planned, self.limit * (1 - PLAN_SHARE))
+        start = max(now, self._reconcile_next)
+        self._reconcile_next = start + weight * 60 / free
+        return start
 
     def effective_interval(self, interval: float, *, fast: bool) -> float:
         """``interval`` stretched by the factor of its class."""

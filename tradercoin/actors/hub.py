@@ -57,7 +57,13 @@ sink=...)`` in the actor's nursery), so the wiring, after the actor's reshape, i
    the key to the new channel and, if the stream is up, says StreamUp at once.
 5. The per-user silence watchdog goes: the hub pings a silent shared connection, and a dead
    key is found by evidence (a reconcile that finds a change the stream never delivered: the
-   actor recreates its key and calls ``replace``; that part is the actor's).
+   actor asks its runner to recreate the key, which calls :meth:`StreamHub.suspect`, then
+   ``DELETE`` + ``POST`` and ``replace``).
+
+Coverage: an owner calls :meth:`StreamHub.announce` before it asks the exchange for a key
+and joins with ``announced=True``; the first time no announced owner is left and every
+joined key is confirmed, the hub records the time since its start
+(:attr:`HubStatistics.coverage_seconds`, the time to full stream coverage at start-up).
 """
 
 from __future__ import annotations
@@ -160,6 +166,9 @@ class HubStatistics:
     gaps: int
     rotations: int
     drops: int  # connections that ended unplanned
+    suspect_keys: int  # found suspect by their owners, replacement not confirmed yet
+    suspect_keys_total: int
+    coverage_seconds: float | None  # from the hub's start to full coverage; None: not yet
 
 
 @dataclass(eq=False, slots=True)
@@ -170,6 +179,7 @@ class _Sub:
     link: Link | None = None  # the link its events are routed from; None: down
     pending: HubMessage | None = None  # the latest health message the owner had no room for
     lost: int = 0  # events dropped for a full channel since the last StreamGap
+    suspect: bool = False  # its owner found it deaf; cleared when its successor is confirmed
 
 
 class StreamHub:
@@ -201,6 +211,10 @@ class StreamHub:
         self._behind_event = trio.Event()
         self._nursery: trio.Nursery | None = None
         self._routed = self._dropped = self._gaps = self._drops = self._rotations = 0
+        self._suspects_total = 0
+        self._announced = 0  # owners getting a key to join with (see announce)
+        self._started_at: float | None = None
+        self._coverage: float | None = None
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Serve joins until cancelled; owns every connection task.
@@ -209,6 +223,7 @@ class StreamHub:
         """
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
+            self._started_at = trio.current_time()
             nursery.start_soon(self._catch_up_owners)
             task_status.started()
             try:
@@ -218,15 +233,26 @@ class StreamHub:
 
     # --- owners' calls -------------------------------------------------------------------
 
-    async def join(self, key: str, owner: trio.MemorySendChannel[HubMessage]) -> Subscription:
+    def announce(self, count: int = 1) -> None:
+        """``count`` owners are getting a key and will :meth:`join` (or withdraw with a
+        negative ``count``): until they have, the hub is not at full coverage."""
+        self._announced = max(0, self._announced + count)
+
+    async def join(
+        self, key: str, owner: trio.MemorySendChannel[HubMessage], *, announced: bool = False
+    ) -> Subscription:
         """Carry ``key`` and send what concerns it to ``owner``; returns at once.
 
         A key already joined moves to ``owner`` (a restarted actor); if its stream is up the
-        owner gets StreamUp at once. Raises RuntimeError when the hub is not running.
+        owner gets StreamUp at once. ``announced``: the owner called :meth:`announce` before
+        getting its key (this join ends that). Raises RuntimeError when the hub is not
+        running.
         """
         if self._nursery is None:
             raise RuntimeError("the stream hub is not running")
         await trio.lowlevel.checkpoint()
+        if announced:
+            self.announce(-1)
         sub = self._subs.get(key)
         if sub is not None:
             sub.owner, sub.pending, sub.lost = owner, None, 0
@@ -251,10 +277,19 @@ class StreamHub:
         if new_key == old_key:
             return Subscription(new_key, old.slot.ident, frozenset({new_key}))
         self._forget(new_key)  # a key joined elsewhere moves here
-        self._subs[new_key] = _Sub(new_key, old.owner, old.slot)
+        self._subs[new_key] = _Sub(new_key, old.owner, old.slot, suspect=old.suspect)
         old.slot.add(new_key)
         self._forget(old_key)
         return Subscription(new_key, old.slot.ident, frozenset({new_key}))
+
+    def suspect(self, key: str) -> None:
+        """The owner of ``key`` found it deaf (a poll found a change its stream never
+        delivered) and is replacing it: counted, and suspect until the replacement is
+        confirmed on a connection. Unknown keys are ignored."""
+        sub = self._subs.get(key)
+        if sub is not None and not sub.suspect:
+            sub.suspect = True
+            self._suspects_total += 1
 
     def _slot_with_room(self) -> Slot:
         limit = self.options.keys_per_connection
@@ -287,7 +322,18 @@ class StreamHub:
                 continue
             was, sub.link = sub.link, link
             if was is None:
+                sub.suspect = False
                 self._send(sub, StreamUp(key))
+        self._note_coverage()
+
+    def _note_coverage(self) -> None:
+        """Record, once, the time from the hub's start to full coverage: every owner that
+        announced itself has joined and every joined key is confirmed on a connection."""
+        if self._coverage is not None or self._announced or self._started_at is None:
+            return
+        if self._subs and all(sub.link is not None for sub in self._subs.values()):
+            self._coverage = trio.current_time() - self._started_at
+            log.info("stream hub: every key on a stream %.1fs after start", self._coverage)
 
     def route(self, link: Link, updates: dict[str, list[OrderUpdateEvent]]) -> None:
         """Events of up keys of ``link``'s connection; while two links overlap (a
@@ -406,6 +452,9 @@ class StreamHub:
             gaps=self._gaps,
             rotations=self._rotations + sum(s.rotations for s in slots),
             drops=self._drops,
+            suspect_keys=sum(1 for s in self._subs.values() if s.suspect),
+            suspect_keys_total=self._suspects_total,
+            coverage_seconds=None if self._coverage is None else round(self._coverage, 3),
         )
 
 

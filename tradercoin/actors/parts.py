@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Protocol
 
+import trio
+
 from tradercoin.actors.messages import ActorState, StreamState
 from tradercoin.config import PollPolicy
 from tradercoin.exchange import protocol as xp
@@ -24,12 +26,31 @@ __all__ = [
     "ActorStatistics",
     "ActorStore",
     "Deferred",
+    "KeyRenewal",
     "NoRoom",
     "new_client_order_id",
     "next_tick",
 ]
 
 StreamRunner = Callable[..., Awaitable[None]]
+"""``await runner(client, user_id=..., sink=..., renew=...)`` in the actor's nursery."""
+
+
+class KeyRenewal:
+    """The actor's word to its stream runner: the listenKey is suspect (a poll found a change
+    its stream never delivered), recreate it. Requests made before the runner takes one
+    merge into one."""
+
+    def __init__(self) -> None:
+        self._asked = trio.Event()
+
+    def request(self) -> None:
+        self._asked.set()
+
+    async def wait(self) -> None:
+        """Return once a renewal was requested (at once if one is waiting), taking it."""
+        await self._asked.wait()
+        self._asked = trio.Event()
 
 
 class ActorStore(Protocol):

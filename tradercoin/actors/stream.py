@@ -29,6 +29,7 @@ from trio_websocket import open_websocket_url
 
 from tradercoin.actors.governor import RateGovernor
 from tradercoin.actors.messages import AccountChanged, Message, StreamChanged, StreamUpdates
+from tradercoin.actors.parts import KeyRenewal
 from tradercoin.exchange.errors import ExchangeError
 from tradercoin.exchange.stream import (
     AccountUpdateEvent,
@@ -102,6 +103,22 @@ class _UserStreamUpkeep:
                 self.key = None
                 if self.connection is not None:
                     self.connection.cancel()
+
+    async def recreate_when_asked(self, renew: KeyRenewal) -> None:
+        """The actor found the key suspect: close it (``DELETE``; a ``POST`` alone returns
+        the same live key) and end the connection, so the next one ``POST``s a new key."""
+        while True:
+            await renew.wait()
+            key, self.key = self.key, None
+            if key is not None:
+                await self.governor.spend(LISTEN_KEY_WEIGHT)
+                try:
+                    await self.client.close_listen_key(key)
+                except ExchangeError as exc:
+                    log.info("closing a suspect listenKey: %s", exc)
+            self._end("listenKey suspect: recreated", planned=False)
+            if self.connection is not None:
+                self.connection.cancel()
 
     def _end(self, reason: str, *, planned: bool) -> None:
         self.reason, self.planned = reason, planned
@@ -194,9 +211,11 @@ async def run_user_stream(
     ws_url: str,
     governor: RateGovernor,
     connect: Connect = open_websocket_url,
+    renew: KeyRenewal | None = None,
     options: StreamOptions | None = None,
 ) -> None:
-    """Keep ``user_id``'s stream up until cancelled (see the module doc).
+    """Keep ``user_id``'s stream up until cancelled (see the module doc); ``renew``: the
+    actor's requests to replace a suspect key.
 
     Returns: runs until cancelled. Error handling: failed connects and listenKey creations
     are retried with back-off (``retry_min`` doubling to ``retry_max``).
@@ -204,6 +223,8 @@ async def run_user_stream(
     upkeep = _UserStreamUpkeep(client, sink, ws_url, governor, connect, options or StreamOptions())
     async with trio.open_nursery() as nursery:
         nursery.start_soon(upkeep.keep_key_alive)
+        if renew is not None:
+            nursery.start_soon(upkeep.recreate_when_asked, renew)
         await _connection_loop(upkeep, user_id)
 
 

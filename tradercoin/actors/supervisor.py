@@ -338,10 +338,7 @@ class Supervisor:
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
-                users = await self._store.users_with_credentials()
-                handles = [self._start(user_id) for user_id in users]
-                for handle in handles:
-                    await handle.up.wait()
+                handles = await self._start_all(await self._store.users_with_credentials())
                 policy = self._config.poll_defaults
                 log.info(
                     "order monitor started: %d actors, checking every %gs (fast %gs for "
@@ -359,6 +356,22 @@ class Supervisor:
             for handle in self._handles.values():
                 self._close(handle)
             self._handles.clear()
+
+    async def _start_all(self, users: list[int]) -> list[ActorHandle]:
+        """Start every user's actor, those with pending orders first: each actor creates its
+        listenKey (weight 1, through the governor's first-come queue) as it starts, and
+        10,000 keys take over four minutes of the IP's budget, so the users with something
+        to watch are on the stream first. It costs one read of pending orders per user (the
+        read each actor makes again as it starts). Sessions attach only after start, so
+        they cannot order it. Returns once every actor is up (or failed once)."""
+        pending = {user_id: bool(await self._store.pending_orders(user_id)) for user_id in users}
+        first = [self._start(user_id) for user_id in users if pending[user_id]]
+        for handle in first:
+            await handle.up.wait()
+        rest = [self._start(user_id) for user_id in users if not pending[user_id]]
+        for handle in rest:
+            await handle.up.wait()
+        return first + rest
 
     def _start(self, user_id: int) -> ActorHandle:
         assert self._nursery is not None, "Supervisor.run is not running"

@@ -434,7 +434,7 @@ class UserActor(ActorCore):
         front), so the actor never sits in the governor's queue while messages wait.
         """
         started = trio.current_time()
-        self._poll_now = False
+        self._poll_now = self._reconcile_due = False
         self.polls += 1
         pending = self._book.pending()
         log.info("ORDER MONITOR - user %d: checking %d pending orders", self.user_id, len(pending))
@@ -486,6 +486,7 @@ class UserActor(ActorCore):
     def _fold_poll(self, updates: list[ExchangeUpdate], gone: list[OrderChange]) -> Folded:
         """What a cycle learnt: the snapshots folded, plus the orders confirmed gone."""
         folded = self._book.fold(updates, now=self.now())
+        self._check_stream(folded.changes)
         folded.changes.extend(gone)
         return folded
 

@@ -145,7 +145,8 @@ async def governor() -> Response:
 @tag(["admin"])
 async def streams() -> Response:
     """The user-data streams: the exchange connections the stream hub holds, the listenKeys
-    on each, handshakes in the exchange's 5-minute window, refusals, drops and gaps."""
+    on each, handshakes in the exchange's 5-minute window, refusals, drops and gaps, suspect
+    (zombie) keys now and in all, and the time from start to full stream coverage."""
     await authenticate(operator=True)
     ctx = context()
     if ctx.hub is None:

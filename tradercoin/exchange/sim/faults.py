@@ -50,6 +50,7 @@ class FaultKind(enum.StrEnum):
     # immediate actions (count and path ignored)
     LISTEN_KEY_EXPIRED = "listen_key_expired"  # expire the account's listenKey now
     DISCONNECT = "disconnect"  # close the account's stream connections now
+    STREAM_ZOMBIE = "stream_zombie"  # the account's listenKey stops delivering, silently
     CLOCK_SKEW = "clock_skew"  # the server's clock runs ``seconds`` ahead (negative: behind)
 
 
@@ -96,7 +97,14 @@ STREAM = frozenset(
 )
 REORDER = frozenset({FaultKind.STREAM_REORDER})
 BURST = frozenset({FaultKind.STREAM_BURST})
-IMMEDIATE = frozenset({FaultKind.LISTEN_KEY_EXPIRED, FaultKind.DISCONNECT, FaultKind.CLOCK_SKEW})
+IMMEDIATE = frozenset(
+    {
+        FaultKind.LISTEN_KEY_EXPIRED,
+        FaultKind.DISCONNECT,
+        FaultKind.STREAM_ZOMBIE,
+        FaultKind.CLOCK_SKEW,
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -81,6 +81,7 @@ class RateLimiter:
         self._orders: dict[str, tuple[_Window, _Window]] = {}
         self._order_limits: dict[str, tuple[int, int]] = {}
         self.weight_used = 0
+        self.peak_minute = 0  # the most weight one IP used in one minute
 
     def charge(self, ip: str, weight: int, now_ms: int) -> int:
         """Count ``weight`` for ``ip``; returns the minute's used weight.
@@ -93,6 +94,7 @@ class RateLimiter:
         used = state.weight.add(now_ms, MINUTE_MS, weight)
         self.weight_used += weight
         state.total += weight
+        self.peak_minute = max(self.peak_minute, used)
         if state.banned_until > now_ms:
             raise self._banned(ip, state, now_ms)
         if used <= self.limits.weight_per_minute:

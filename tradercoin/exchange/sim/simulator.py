@@ -74,6 +74,7 @@ WAF_PAGE = (
 class SimStatistics:
     requests_by_path: Mapping[str, int]
     weight_used: int
+    weight_peak_minute: int  # the most weight one IP used in one minute since start
     accounts: int
     orders_created: int
     fills: int
@@ -374,8 +375,9 @@ class Simulator:
     ) -> None:
         """Arm ``fault`` for ``count`` hits (``None``: until :meth:`clear_faults`).
 
-        LISTEN_KEY_EXPIRED and DISCONNECT act at once on ``account`` (all accounts when
-        ``None``); CLOCK_SKEW sets the server clock ``fault.seconds`` ahead until cleared.
+        LISTEN_KEY_EXPIRED, STREAM_ZOMBIE and DISCONNECT act at once on ``account`` (all
+        accounts when ``None``); CLOCK_SKEW sets the server clock ``fault.seconds`` ahead
+        until cleared.
         """
         if fault.kind not in IMMEDIATE:
             self.faults.add(fault, path=path, account=account, count=count)
@@ -386,6 +388,8 @@ class Simulator:
             for target in targets:
                 if fault.kind is FaultKind.LISTEN_KEY_EXPIRED:
                     self.streams.expire_now(target)
+                elif fault.kind is FaultKind.STREAM_ZOMBIE:
+                    self.streams.zombie(target)
                 else:
                     self.streams.disconnect(target)
 
@@ -422,6 +426,11 @@ class Simulator:
             if order_id is None or t.order_id == order_id
         ]
 
+    def listen_key(self, api_key: str) -> str | None:
+        """The account's live listenKey, or ``None`` (the exchange's record, for tests).
+        KeyError: unknown key."""
+        return self.streams.live_key(self._accounts[api_key])
+
     def matches(self) -> list[Match]:
         """Every trade between two accounts, oldest first (each side's fill has its id)."""
         return list(self.engine.matches)
@@ -436,6 +445,7 @@ class Simulator:
         return SimStatistics(
             requests_by_path=dict(self._requests),
             weight_used=self.limiter.weight_used,
+            weight_peak_minute=self.limiter.peak_minute,
             accounts=len(self._accounts),
             orders_created=self.engine.orders_created,
             fills=self.engine.fills,

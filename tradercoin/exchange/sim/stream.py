@@ -12,7 +12,9 @@ subscribe the rest.
 Closes (code, reason): 1001 "connection lifetime reached" (24 h by default), 1001 "forced
 disconnect" (the DISCONNECT fault), 1008 "pong timeout" (no pong 10 min after a ping),
 1008 "too slow" (more than ``send_buffer`` events queued), 1000 "listenKey closed" (DELETE),
-1008 "too many messages" (more than 10 incoming messages in a second).
+1008 "too many messages" (more than 10 incoming messages in a second). The
+``stream_zombie`` fault makes an account's key deliver nothing while everything else about
+it lives, until it is closed (a new key delivers again).
 An unknown key on ``/private/ws`` is refused at the handshake (HTTP 400, -1125); so is a URL
 with more than 1024 keys (400). Binance's connection rules (``connrules.py``): a client IP
 over 300 accepted handshakes in 5 minutes gets 429, and a ban (418) if it keeps trying.
@@ -80,6 +82,7 @@ class _Key:
     key: str
     expires_at: float
     alive: bool = True
+    zombie: bool = False  # the STREAM_ZOMBIE fault: known, kept alive, delivers nothing
 
 
 @dataclass(eq=False, slots=True)
@@ -167,6 +170,14 @@ class StreamHub:
             current.expires_at = trio.current_time()
             self._check_expiry(current)
 
+    def zombie(self, account: Account) -> None:
+        """Fault hook: the account's live key stops delivering events while its connections,
+        pings and keepalives go on (Binance's "zombie" key); a new key (DELETE, then POST)
+        delivers again. Each event it swallows counts as a fault hit."""
+        current = self._live(account)
+        if current is not None:
+            current.zombie = True
+
     def disconnect(self, account: Account) -> None:
         """Fault hook: close every connection carrying the account's key."""
         current = self._active.get(account.api_key)
@@ -199,6 +210,11 @@ class StreamHub:
         entry = self._active.get(account.api_key)
         return entry is not None and entry.alive and entry.key in self._conns
 
+    def live_key(self, account: Account) -> str | None:
+        """The account's live listenKey (``None``: none)."""
+        entry = self._live(account)
+        return None if entry is None else entry.key
+
     def live_keys(self) -> int:
         return len(self._active)
 
@@ -209,6 +225,9 @@ class StreamHub:
         entry = self._live(account)
         if entry is None or entry.key not in self._conns:
             self._last.pop(account.api_key, None)
+            return
+        if entry.zombie:
+            self._faults.hits += 1
             return
         previous = self._remember(account, event) if self._faults else None
         if self._faults:
