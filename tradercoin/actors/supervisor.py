@@ -6,6 +6,13 @@ before the actor starts, so stopping a user is one race-free ``scope.cancel()``)
 raises is logged with its user id and restarted after an exponential back-off with seeded
 jitter (1 s up to 5 min by default); the other actors never notice. ``trio.Cancelled`` is never
 caught, and an error outside an actor (a supervisor bug) crashes the supervisor's nursery.
+
+In a cluster (a :class:`~tradercoin.cluster.directory.Directory` other than
+:class:`~tradercoin.cluster.directory.SingleInstance`) the supervisor starts no actor by itself:
+ownership calls :meth:`Supervisor.adopt` for each user this instance claimed and
+:meth:`Supervisor.release` / :meth:`Supervisor.release_all` when it hands users over or loses
+them. Actors fence themselves (the directory's ``fence``): an actor that finds it no longer
+owns its user ends quietly, without a restart, and its handle is dropped.
 """
 
 from __future__ import annotations
@@ -44,6 +51,7 @@ from tradercoin.actors.sessions import Sessions
 from tradercoin.actors.stream import StreamOptions, run_user_stream
 from tradercoin.actors.user import AccountFactory, ActorConfig, ActorStore, UserActor
 from tradercoin.clock import WallClock
+from tradercoin.cluster.directory import Directory, NotOwner, SingleInstance
 from tradercoin.config import PollPolicy
 from tradercoin.orders import Order
 
@@ -257,6 +265,7 @@ class Supervisor:
         actor_class: the class of the default factory's actors (tests inject faults with a
             subclass of :class:`UserActor`).
         stream_options: extra keyword arguments for the stream task (timeouts).
+        directory: who owns which user (default: this instance owns every user).
     """
 
     def __init__(
@@ -278,12 +287,16 @@ class Supervisor:
         actor_factory: ActorFactory | None = None,
         actor_class: type[UserActor] = UserActor,
         stream_options: dict[str, Any] | None = None,
+        directory: Directory | None = None,
     ) -> None:
         self._store = store
         self._exchange = exchange
         self._governor = governor
         self._clock = clock
+        self.directory: Directory = directory or SingleInstance()
+        self._clustered = not isinstance(self.directory, SingleInstance)
         self._config = ActorConfig(
+            fence=self.directory.fence,
             poll_defaults=poll_defaults,
             stream=stream_runner
             or _stream_runner(stream_ws_url, connect_ws, governor, stream_options or {}),
@@ -303,12 +316,14 @@ class Supervisor:
         """Start an actor for every user with credentials; ``started()`` once each is up
         (or has failed once and is backing off). Runs until cancelled; then every actor is
         cancelled, queued requests fail with :class:`ActorUnavailable`, and every mailbox
-        and session channel is closed.
+        and session channel is closed. In a cluster no actor starts here (see
+        :meth:`adopt`).
         """
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
-                users = await self._store.users_with_credentials()
+                clustered = self._clustered
+                users = [] if clustered else await self._store.users_with_credentials()
                 handles = [self._start(user_id) for user_id in users]
                 for handle in handles:
                     await handle.up.wait()
@@ -351,6 +366,9 @@ class Supervisor:
                         await _run_incarnation(handle)
                         return
                     except Exception as exc:  # the actor's error boundary; Cancelled passes
+                        if _not_owner(exc):
+                            self._forget(handle, "this instance no longer owns the user")
+                            return
                         failures = (
                             1 if trio.current_time() - began >= healthy_after else failures + 1
                         )
@@ -398,6 +416,40 @@ class Supervisor:
             phase=(handle.user_id * GOLDEN) % 1.0,
         )
 
+    # ------------------------------------------------------------ cluster ownership
+
+    def adopt(self, user_id: int) -> ActorHandle:
+        """Run ``user_id``'s actor here (ownership claimed it); nothing happens when it runs
+        already. Returns its handle (await ``handle.up`` to wait for the start)."""
+        handle = self._handles.get(user_id)
+        if handle is not None and not handle.done.is_set():
+            return handle
+        if handle is not None:
+            handle.close()
+        return self._start(user_id)
+
+    async def release(self, user_id: int) -> None:
+        """Stop ``user_id``'s actor (handed over to another instance) and return once it is
+        gone; requests queued or sent later fail with :class:`ActorUnavailable`."""
+        handle = self._handles.get(user_id)
+        if handle is not None:
+            handle.scope.cancel()
+            await handle.done.wait()
+            self._forget(handle, "handed over")
+
+    def release_all(self) -> None:
+        """Stop every actor at once (ownership lost): nothing is awaited, the actors'
+        cancellation is delivered at their next checkpoint."""
+        for handle in list(self._handles.values()):
+            handle.scope.cancel()
+            self._forget(handle, "ownership lost")
+
+    def _forget(self, handle: ActorHandle, why: str) -> None:
+        handle.close()
+        if self._handles.get(handle.user_id) is handle:
+            del self._handles[handle.user_id]
+        log.info("user %d actor stopped here: %s", handle.user_id, why)
+
     # ------------------------------------------------------------ registry
 
     def actor(self, user_id: int) -> ActorHandle | None:
@@ -416,6 +468,8 @@ class Supervisor:
         if handle is not None and handle.done.is_set():
             handle.close()  # an actor that stopped by itself: start afresh
             handle = None
+        if handle is None and not self.directory.owns(user_id):
+            return  # another instance's, or ownership claims it within a round
         if handle is None:
             await self._start(user_id).up.wait()
         elif handle.state == "backoff" and handle.backoff_scope is not None:
@@ -429,10 +483,7 @@ class Supervisor:
         handle.sessions.send_all(
             {"type": "alert", "kind": "credentials_removed", "message": "Exchange keys removed."}
         )
-        handle.close()
-        if self._handles.get(handle.user_id) is handle:
-            del self._handles[handle.user_id]
-        log.info("user %d actor stopped: credentials removed", handle.user_id)
+        self._forget(handle, "credentials removed")
 
     async def set_poll_policy(
         self, user_id: int, policy: PollPolicy, *, updated_by: int | None
@@ -484,6 +535,14 @@ async def _run_incarnation(handle: ActorHandle) -> None:
             raise
         log.error("user %d actor failed while stopping", handle.user_id, exc_info=errors)
         raise cancelled from None
+
+
+def _not_owner(exc: Exception) -> bool:
+    """The actor ended because it found it no longer owns its user (maybe inside a group)."""
+    if isinstance(exc, ExceptionGroup):
+        matched, rest = exc.split(NotOwner)
+        return matched is not None and rest is None
+    return isinstance(exc, NotOwner)
 
 
 def _stream_runner(

@@ -23,7 +23,7 @@ from tradercoin.orders import Fill, Order, OrderChange, OrderEvent, OrderFill, O
 from tradercoin.store import events as event_sql
 from tradercoin.store import orders as order_sql
 from tradercoin.store import users as user_sql
-from tradercoin.store.batcher import WriteBatcher, _Job
+from tradercoin.store.batcher import WriteBatcher, WriteFence, _Job
 from tradercoin.store.db import Database, RunSync
 from tradercoin.store.errors import CredentialsError, DuplicateUser, StoreError, UnknownUser
 from tradercoin.store.files import protect_sqlite_files
@@ -98,6 +98,16 @@ class Store:
         self.secrets = secrets
         self.clock = clock
         self.batcher = WriteBatcher(db, clock, max_jobs=batch_jobs)
+
+    @property
+    def ownership_check(self) -> WriteFence | None:
+        """The write fence of order writes (a cluster's ownership check; None: every write
+        goes through). See :class:`~tradercoin.store.batcher.WriteBatcher`."""
+        return self.batcher.fence
+
+    @ownership_check.setter
+    def ownership_check(self, fence: WriteFence | None) -> None:
+        self.batcher.fence = fence
 
     @property
     def dialect(self) -> str:
