@@ -198,7 +198,7 @@ cluster_instances = sa.Table(
     metadata,
     sa.Column("id", sa.String(128), primary_key=True),
     sa.Column("address", sa.String(255), nullable=False),
-    sa.Column("pg_pid", sa.Integer, nullable=True),  # backend pid of its lock connection
+    sa.Column("pg_pid", sa.BigInteger, nullable=True),  # backend pid of its lock connection
     sa.Column("started_at", sa.BigInteger, nullable=False),
     sa.Column("heartbeat_at", sa.BigInteger, nullable=False),  # the server's clock, epoch ms
 )

@@ -26,7 +26,7 @@ def upgrade() -> None:
         "cluster_instances",
         sa.Column("id", sa.String(128), nullable=False),
         sa.Column("address", sa.String(255), nullable=False),
-        sa.Column("pg_pid", sa.Integer, nullable=True),
+        sa.Column("pg_pid", sa.BigInteger, nullable=True),
         sa.Column("started_at", sa.BigInteger, nullable=False),
         sa.Column("heartbeat_at", sa.BigInteger, nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_cluster_instances"),
