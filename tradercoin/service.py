@@ -9,6 +9,11 @@ graceful and bounded by :data:`SHUTDOWN_TIMEOUT`: new connections are refused, e
 WebSocket session is closed with 1001, Hypercorn drains its requests, the supervisor stops the
 actors (queued requests fail cleanly), the simulator stops, and the store's batcher commits
 what it holds before the database is closed.
+
+In a cluster (``settings.clustered``: PostgreSQL unless ``cluster = off``) the supervisor starts
+no actor by itself: :class:`~tradercoin.cluster.ownership.Ownership` claims this instance's
+share of the users once HTTP is bound (others can reach it), and on shutdown hands them over
+(actors stopped first, then the locks released) before the supervisor stops.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ from __future__ import annotations
 import functools
 import gc
 import logging
+import secrets
+import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -36,6 +43,8 @@ from tradercoin.actors.hubstream import run_hub_stream
 from tradercoin.actors.prices import PriceFeed
 from tradercoin.actors.supervisor import Supervisor
 from tradercoin.clock import WallClock, system_clock
+from tradercoin.cluster.directory import Directory, SingleInstance
+from tradercoin.cluster.ownership import Ownership
 from tradercoin.config import Settings
 from tradercoin.exchange.client import BinanceFutures, http_client
 from tradercoin.exchange.errors import ExchangeError
@@ -82,7 +91,18 @@ class Service:
     _http_done: trio.Event = field(default_factory=trio.Event)
     _supervisor_scope: trio.CancelScope = field(default_factory=trio.CancelScope)
     _supervisor_done: trio.Event = field(default_factory=trio.Event)
+    _ownership_scope: trio.CancelScope = field(default_factory=trio.CancelScope)
+    _ownership_done: trio.Event = field(default_factory=trio.Event)
     running: bool = False
+
+    @property
+    def directory(self) -> Directory:
+        """Who owns which user (:class:`SingleInstance` when not clustered)."""
+        return self.supervisor.directory
+
+    @property
+    def instance_id(self) -> str:
+        return self.directory.instance_id
 
     async def shutdown(self) -> None:
         """Close sessions (1001), stop HTTP, stop the actors; each step bounded, in order.
@@ -98,6 +118,9 @@ class Service:
             self._stop_http.set()
             with trio.move_on_after(4.0):
                 await self._http_done.wait()
+            if isinstance(self.directory, Ownership):
+                self._ownership_scope.cancel()  # hands every user over
+                await self._ownership_done.wait()
             self._supervisor_scope.cancel()
             await self._supervisor_done.wait()
         log.info("service stopped")
@@ -140,6 +163,9 @@ async def start_parts(nursery: trio.Nursery, service: Service) -> None:
             service._supervisor_scope,
             service._supervisor_done,
         )
+    if isinstance(service.directory, Ownership):
+        run = functools.partial(service.directory.run, service.supervisor)
+        await nursery.start(_run_scoped, run, service._ownership_scope, service._ownership_done)
     keep = service.settings.event_retention
     retention = functools.partial(
         service.store.run_retention, keep=keep, every=min(3600, keep / 10)
@@ -171,9 +197,21 @@ async def _run_supervisor(
     *,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
+    await _run_scoped(supervisor.run, scope, done, task_status=task_status)
+
+
+async def _run_scoped(
+    run: Callable[..., Any],
+    scope: trio.CancelScope,
+    done: trio.Event,
+    *,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """``run(task_status=...)`` inside ``scope`` (the shutdown cancels it); ``done`` set
+    when it has returned."""
     try:
         with scope:
-            await supervisor.run(task_status=task_status)
+            await run(task_status=task_status)
     finally:
         done.set()
 
@@ -323,6 +361,8 @@ async def _start(
         _serve_http, service.app, hypercorn_config(settings), service._stop_http, service._http_done
     )
     service.url = binds[0]
+    if isinstance(service.directory, Ownership) and not service.directory.address:
+        service.directory.address = service.url  # claiming starts now that others can reach us
     if settings.metrics_address:
         service.ctx.metrics_port = int(binds[-1].rsplit(":", 1)[1])
         log.info("metrics on %s/metrics", binds[-1])
@@ -369,6 +409,7 @@ async def build_service(
     )
     symbols = await _load_symbols(exchange, required=simulator is not None)
     options = dict(supervisor_options or {})
+    options.setdefault("directory", _directory(settings, store))
     hub = None
     if stream and settings.stream_mode == "hub":
         connect = options.get("connect_ws") or open_websocket_url
@@ -407,6 +448,19 @@ async def build_service(
     return service
 
 
+def _directory(settings: Settings, store: Store) -> Directory:
+    """This instance's directory: ownership in PostgreSQL when clustered (the store's order
+    writes then fenced by it), else the single instance's."""
+    instance_id = settings.instance_id or f"{socket.gethostname()}-{secrets.token_hex(2)}"
+    if not settings.clustered:
+        return SingleInstance(instance_id, settings.advertise_url or "")
+    ownership = Ownership(
+        settings.database_url, instance_id=instance_id, address=settings.advertise_url or ""
+    )
+    store.ownership_check = ownership.write_fence
+    return ownership
+
+
 def actor_summary(supervisor: Supervisor, clock: WallClock) -> dict[str, Any]:
     """Actors by state, the worst poll lag (seconds past a missed deadline), and the
     notifications the actors delivered to sessions or dropped (slow or gone sessions)."""
@@ -440,6 +494,8 @@ def _add_metrics(service: Service) -> None:
         parts["simulator"] = service.simulator.statistics
     if service.hub is not None:
         parts["streams"] = service.hub.statistics
+    if isinstance(service.directory, Ownership):
+        parts["cluster"] = service.directory.statistics
     service.ctx.metrics.add_parts(parts)
 
 
@@ -449,6 +505,7 @@ async def serve_until_signalled(settings: Settings) -> None:
 
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with open_service(settings) as service:
+            print(f"tradercoin: instance {service.instance_id}", flush=True)
             print(f"tradercoin is serving on {service.url}", flush=True)
             async for signum in signals:
                 log.info("received %s: shutting down", signal.Signals(signum).name)

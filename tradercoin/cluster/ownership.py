@@ -222,11 +222,8 @@ class Ownership:
                     task_status.started()
                 await trio.sleep(self.interval)
         finally:
-            holder.release_all()
-            self._held.clear()
-            self._lease_until = -math.inf
             with trio.CancelScope(shield=True):
-                await self._leave()
+                await self._hand_over_all(holder)
 
     async def _join(self) -> None:
         self._conn = await self._thread(locksql.connect, self._url, self.instance_id, self.lease)
@@ -277,8 +274,8 @@ class Ownership:
 
     async def _claim(self, holder: Holder) -> None:
         room = min(self._share() - len(self._held), self._claims)
-        if room <= 0 or self._mourning():
-            return
+        if room <= 0 or self._mourning() or not self.address:
+            return  # (no address yet: the others could not reach this instance's users)
         free = [u for u in self._round.wanted if u not in self._round.holders]
         candidates: list[int] = []
         for user_id in free:
@@ -337,8 +334,15 @@ class Ownership:
         self._conn = None  # its thread may hang on a dead socket: it is left behind,
         self._limiter = trio.CapacityLimiter(1)  # and keeps the old limiter's token
 
-    async def _leave(self) -> None:
-        """Mark this instance as left, then close the connection (every lock freed)."""
+    async def _hand_over_all(self, holder: Holder) -> None:
+        """Leaving: stop every actor (each waited for, a few seconds at most), mark this
+        instance as left, then close the connection (every lock freed at once)."""
+        with trio.move_on_after(self.lease / 2):
+            for user_id in sorted(self._held):
+                await holder.release(user_id)
+        holder.release_all()
+        self._held.clear()
+        self._lease_until = -math.inf
         conn, self._conn = self._conn, None
         if conn is not None:
             with trio.move_on_after(2):
