@@ -155,7 +155,10 @@ class Ownership:
         row = next((r for r in rnd.instances if r.id == instance_id), None)
         if row is None:  # this instance, before its first round
             return InstanceInfo(instance_id, self.address, False, len(self._held), 0.0)
-        users = sum(1 for pid in rnd.holders.values() if pid == row.pid)
+        if instance_id == self.instance_id:  # its own claims are newer than the round
+            users = len(self._held)
+        else:
+            users = sum(1 for pid in rnd.holders.values() if pid == row.pid)
         return InstanceInfo(row.id, row.address, self._healthy(row), users, row.age_ms / 1000)
 
     def _healthy(self, row: locksql.Row) -> bool:
