@@ -172,8 +172,8 @@ async def test_a_joining_instance_takes_its_share_a_few_at_a_time(
 ) -> None:
     users = await add_users(store, 21)
     async with cluster(pg_schema_url) as c:
-        a = await c.start("a", claims_per_round=2)
-        b = await c.start("b", claims_per_round=2)
+        a = await c.start("a", handovers_per_round=2)
+        b = await c.start("b", handovers_per_round=2)
         await until(lambda: len(a.held) + len(b.held) == 21 and max(len(a.held), len(b.held)) <= 11)
         third = await c.start("c", claims_per_round=2)
         seen: list[int] = []

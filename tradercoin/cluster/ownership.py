@@ -30,9 +30,9 @@ exclusively once after claiming (the handshake), so every write of the old owner
 committed before, or is refused. Orders are written before they are sent to the exchange, so an
 old owner can never place an order the new one does not know about.
 
-Spreading: every round (about a second) an instance claims, a few at a time, users nobody holds
-(those with pending orders first) up to its fair share ``ceil(users / live instances)``; one
-above its share hands a few over per round (actor stopped first, then the lock released), so a
+Spreading: every round (about a second) an instance claims users nobody holds (those with
+pending orders first) up to its fair share ``ceil(users / live instances)``; one above its
+share hands a few over per round (actor stopped first, then the lock released), so a
 joining instance takes its share over a bounded time. No instance claims beyond its share, so
 the shares settle (no user moves back and forth) with every instance within one user of the
 others. A graceful shutdown
@@ -98,7 +98,10 @@ class Ownership:
             may be filled in later, before :meth:`run`).
         lease: seconds the server keeps an idle lock connection (the failover bound's core).
         interval: seconds between rounds.
-        claims_per_round: at most this many users claimed, and handed over, per round.
+        claims_per_round: at most this many free users claimed per round (a dead instance's
+            users are free: taken over within a round or two).
+        handovers_per_round: at most this many users handed over per round (a joining
+            instance takes its share gradually, without a burst of actor starts).
     """
 
     def __init__(
@@ -109,7 +112,8 @@ class Ownership:
         address: str = "",
         lease: float = 5.0,
         interval: float = 1.0,
-        claims_per_round: int = 20,
+        claims_per_round: int = 200,
+        handovers_per_round: int = 10,
     ) -> None:
         self.instance_id = instance_id
         self.address = address
@@ -118,6 +122,7 @@ class Ownership:
         self.interval = interval
         self._margin = max(interval, lease / 5)
         self._claims = claims_per_round
+        self._handovers = handovers_per_round
         self._conn: locksql.LockConnection | None = None
         self._lease_until = -math.inf
         self._held: set[int] = set()
@@ -309,7 +314,7 @@ class Ownership:
             return
         order = {u: i for i, u in enumerate(self._round.wanted)}
         chosen = sorted(self._held, key=lambda u: order.get(u, -1), reverse=True)
-        for user_id in chosen[: min(excess, self._claims)]:
+        for user_id in chosen[: min(excess, self._handovers)]:
             await self._release(holder, user_id)
             self.handovers += 1
 
