@@ -39,6 +39,7 @@ class Registry:
         self.directories: dict[str, Ownership] = {}
         self.violations: list[str] = []
         self.adoptions = 0
+        self.samples = 0
 
 
 class Holder:
@@ -134,12 +135,35 @@ class Cluster:
     def stop(self, name: str) -> None:
         self.scopes[name].cancel()
 
+    async def watch(self) -> None:
+        """Across the run: never two instances that may act for one user (their fences
+        pass), never two sessions holding one user's ownership lock in pg_locks."""
+        registry = self.registry
+        while True:
+            acting: dict[int, list[str]] = {}
+            for name, directory in list(registry.directories.items()):
+                for user in directory.held:
+                    if directory.owns(user):
+                        acting.setdefault(user, []).append(name)
+            registry.violations += [f"{u} on {n}" for u, n in acting.items() if len(n) > 1]
+            doubles = await trio.to_thread.run_sync(pg, DOUBLE_HOLDERS)
+            registry.violations += [f"pg_locks: {row}" for row in doubles]
+            registry.samples += 1
+            await trio.sleep(ROUND / 4)
+
+
+DOUBLE_HOLDERS = """SELECT classid, objid, count(*) FROM pg_locks WHERE locktype = 'advisory'
+    AND objsubid = 2 AND granted AND mode = 'ExclusiveLock' GROUP BY 1, 2 HAVING count(*) > 1"""
+
 
 @asynccontextmanager
 async def cluster(url: str) -> AsyncIterator[Cluster]:
     async with trio.open_nursery() as nursery:
-        yield Cluster(url, nursery)
+        c = Cluster(url, nursery)
+        nursery.start_soon(c.watch)
+        yield c
         nursery.cancel_scope.cancel()
+    assert c.registry.samples > 0
 
 
 async def until(check: Callable[[], bool], *, within: float = 20.0) -> None:

@@ -224,7 +224,7 @@ class Ownership:
                             task_status.started()
                         await trio.sleep(self.interval)
                 except (psycopg.Error, LeaseLost) as error:
-                    self._lose(holder, error)
+                    await self._lose(holder, error)
                 if not started:
                     started = True
                     task_status.started()
@@ -325,7 +325,10 @@ class Ownership:
         assert self._conn is not None
         await self._thread(self._conn.unlock, user_id)
 
-    def _lose(self, holder: Holder, error: BaseException) -> None:
+    async def _lose(self, holder: Holder, error: BaseException) -> None:
+        """Stop every actor at once, then drop the connection: closed (its locks freed for
+        the others now, when it still lives), or left behind when closing hangs on a dead
+        socket (the server ends it within a lease)."""
         if self._held:
             self.lease_losses += 1
             log.warning(
@@ -339,8 +342,11 @@ class Ownership:
         holder.release_all()
         self._held.clear()
         self._lease_until = -math.inf
-        self._conn = None  # its thread may hang on a dead socket: it is left behind,
-        self._limiter = trio.CapacityLimiter(1)  # and keeps the old limiter's token
+        conn, self._conn = self._conn, None
+        self._limiter = trio.CapacityLimiter(1)  # a hung call keeps the old one's token
+        if conn is not None:
+            with trio.move_on_after(1):
+                await trio.to_thread.run_sync(conn.close, abandon_on_cancel=True)
 
     async def _hand_over_all(self, holder: Holder) -> None:
         """Leaving: stop every actor (each waited for, a few seconds at most), mark this

@@ -260,6 +260,7 @@ class Store:
         Raises:
             OrderConflict: this call's changes cannot be stored (nothing of them is).
             StoreClosed, StoreError: the store is closed or the database failed.
+            NotOwner: the write fence (:attr:`ownership_check`) refused this user's write.
         """
         if not changes:
             await self.record_fills(fills)
