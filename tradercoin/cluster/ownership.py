@@ -112,7 +112,7 @@ class Ownership:
         address: str = "",
         lease: float = 5.0,
         interval: float = 1.0,
-        claims_per_round: int = 200,
+        claims_per_round: int = 1000,
         handovers_per_round: int = 10,
     ) -> None:
         self.instance_id = instance_id
