@@ -20,6 +20,7 @@ import trio.lowlevel
 from tests.conftest import pg_conninfo
 from tests.store.conftest import EPOCH_MS, placed
 from tradercoin.clock import FixedEpochClock
+from tradercoin.cluster import locksql
 from tradercoin.cluster.directory import NotOwner
 from tradercoin.cluster.locksql import conninfo
 from tradercoin.cluster.ownership import Ownership
@@ -311,3 +312,42 @@ async def test_the_write_fence_refuses_one_user_and_commits_the_other(
             (owned, f"tc-{owned}")
         ]
         assert a.fenced_writes == 1
+
+
+async def test_a_new_owner_ends_a_write_the_old_one_left_hanging(
+    store: Store, pg_schema_url: str
+) -> None:
+    """The handshake: an old owner's write transaction stuck holding the user's write lock
+    (its process paused mid-write) is terminated, so the new owner starts within a round."""
+    [user] = await add_users(store, 1)
+    probe = await trio.to_thread.run_sync(locksql.connect, pg_schema_url, "probe", LEASE)
+    ns = probe.ns
+    probe.close()
+    stuck = await trio.to_thread.run_sync(
+        functools.partial(psycopg.connect, conninfo(pg_schema_url))
+    )
+    stuck.execute("SELECT pg_advisory_xact_lock_shared(%s, %s)", (ns + 1, user))
+    stuck.execute(
+        "UPDATE credentials SET key_id = 'written by the old owner' WHERE user_id = %s", (user,)
+    )
+    stuck_pid = stuck.info.backend_pid
+    async with cluster(pg_schema_url) as c:
+        b = await c.start("b")
+        await until(lambda: b.held == {user})
+        assert pg("SELECT count(*) FROM pg_stat_activity WHERE pid = %s", stuck_pid) == [(0,)]
+    stuck.close()
+    # the hanging write was rolled back, never committed
+    assert ("written by the old owner",) not in pg(
+        "SELECT key_id FROM credentials", url=pg_schema_url
+    )
+
+
+async def test_a_second_instance_with_a_running_instance_id_is_refused(
+    store: Store, pg_schema_url: str
+) -> None:
+    await add_users(store, 1)
+    async with cluster(pg_schema_url) as c:
+        await c.start("twin")
+        again = Ownership(pg_schema_url, instance_id="twin", address="http://again")
+        with pytest.raises(locksql.DuplicateInstance, match="already has the id 'twin'"):
+            await again.run(Holder("again", c.registry))

@@ -17,7 +17,9 @@ from typing import Any
 import psycopg
 import sqlalchemy as sa
 
-__all__ = ["LockConnection", "Round", "connect", "refused_writes"]
+from tradercoin.store.errors import StoreError
+
+__all__ = ["DuplicateInstance", "LockConnection", "Round", "connect", "refused_writes"]
 
 MAX_KEY = 2**31 - 1  # advisory lock keys of the two-int form are int4
 HANDSHAKE_TIMEOUT_MS = 1000  # a write of the old owner still running after this is stuck
@@ -37,10 +39,16 @@ _HEARTBEAT = """UPDATE cluster_instances
 _HOLDERS = """SELECT objid::bigint, pid FROM pg_locks WHERE locktype = 'advisory'
     AND objsubid = 2 AND granted AND classid = %s::oid
     AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"""
+# an instance is connected while the server has its lock connection (a pid, named by it)
 _INSTANCES = """SELECT i.id, i.address, i.pg_pid,
         (extract(epoch from clock_timestamp()) * 1000)::bigint - i.heartbeat_at,
         a.pid IS NOT NULL
-    FROM cluster_instances i LEFT JOIN pg_stat_activity a ON a.pid = i.pg_pid ORDER BY i.id"""
+    FROM cluster_instances i LEFT JOIN pg_stat_activity a ON a.pid = i.pg_pid
+        AND a.application_name = left('tradercoin ' || i.id, 63)
+    ORDER BY i.id"""
+_RUNNING_AS = """SELECT i.pg_pid FROM cluster_instances i JOIN pg_stat_activity a
+    ON a.pid = i.pg_pid AND a.application_name = left('tradercoin ' || i.id, 63)
+    WHERE i.id = %s"""
 _TERMINATE_WRITERS = """SELECT pg_terminate_backend(pid) FROM pg_locks
     WHERE locktype = 'advisory' AND objsubid = 2 AND granted AND classid = %s::oid
     AND objid = ANY(%s::int[]::oid[]) AND pid <> pg_backend_pid()
@@ -54,6 +62,10 @@ _OWNED_BY = sa.text(
 _SHARE_WRITES = sa.text(
     "SELECT pg_advisory_xact_lock_shared(:ns, u) FROM unnest(CAST(:users AS int[])) u"
 )
+
+
+class DuplicateInstance(StoreError):
+    """Another running instance already uses this instance's id."""
 
 
 def check_key(user_id: int) -> None:
@@ -133,11 +145,20 @@ class LockConnection:
     def close(self) -> None:
         self.conn.close()
 
-    def register(self, instance_id: str, address: str) -> None:
+    def register(self, instance_id: str, address: str, *, first: bool) -> None:
         """Join: this instance's row, with this connection's pid (a pid the server gave to
         an earlier, dead instance's connection is cleared there). Rows of instances gone
-        for ten minutes are deleted."""
+        for ten minutes are deleted.
+
+        Raises:
+            DuplicateInstance: (``first`` join only) a running instance has this id.
+        """
         c = self.conn
+        if first and (running := c.execute(_RUNNING_AS, (instance_id,)).fetchone()):
+            raise DuplicateInstance(
+                f"another running instance already has the id {instance_id!r} (its lock "
+                f"connection is pid {running[0]}); give each instance its own instance id"
+            )
         with c.transaction():
             c.execute(
                 "UPDATE cluster_instances SET pg_pid = NULL WHERE pg_pid = %s AND id <> %s",

@@ -42,6 +42,7 @@ stops the actors, then closes the connection: every user is free for the others 
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import math
 from collections.abc import Callable
@@ -235,7 +236,10 @@ class Ownership:
 
     async def _join(self) -> None:
         self._conn = await self._thread(locksql.connect, self._url, self.instance_id, self.lease)
-        await self._thread(self._conn.register, self.instance_id, self.address)
+        first = self.rounds == 0 and self.lease_losses == 0
+        await self._thread(
+            functools.partial(self._conn.register, first=first), self.instance_id, self.address
+        )
         log.info(
             "instance %s joined the cluster (lock connection pid %d)", self.instance_id, self.pid
         )
