@@ -43,15 +43,19 @@ from tradercoin.actors.hubstream import run_hub_stream
 from tradercoin.actors.prices import PriceFeed
 from tradercoin.actors.supervisor import Supervisor
 from tradercoin.clock import WallClock, system_clock
+from tradercoin.cluster import internal
 from tradercoin.cluster.directory import Directory, SingleInstance
+from tradercoin.cluster.internal import InternalAuth
 from tradercoin.cluster.ownership import Ownership
+from tradercoin.cluster.relay import EventRelay, conninfo
+from tradercoin.cluster.router import OwnerCalls, Router
 from tradercoin.config import Settings
 from tradercoin.exchange.client import BinanceFutures, http_client
 from tradercoin.exchange.errors import ExchangeError
 from tradercoin.exchange.protocol import Credentials, SymbolInfo
 from tradercoin.http import closing
 from tradercoin.http.app import create_app
-from tradercoin.http.context import HttpContext
+from tradercoin.http.context import HttpContext, SupervisorView
 from tradercoin.http.security import Passwords, TokenSigner
 from tradercoin.http.ws import GOING_AWAY, MAX_MESSAGE_SIZE
 from tradercoin.store import SecretBox, Store, open_store
@@ -85,6 +89,7 @@ class Service:
     exchange: BinanceFutures
     simulator: Any = None
     hub: StreamHub | None = None
+    relay: Any = None  # a cluster's EventRelay (tradercoin.cluster.relay)
     url: str = ""
     sim_url: str | None = None
     _stop_http: trio.Event = field(default_factory=trio.Event)
@@ -95,10 +100,8 @@ class Service:
     _ownership_done: trio.Event = field(default_factory=trio.Event)
     running: bool = False
 
-    @property
-    def directory(self) -> Directory:
-        """Who owns which user (:class:`SingleInstance` when not clustered)."""
-        return self.supervisor.directory
+    # who owns which user (SingleInstance when not clustered; Ownership when clustered)
+    directory: Directory = field(default_factory=SingleInstance)
 
     @property
     def instance_id(self) -> str:
@@ -156,6 +159,9 @@ async def start_parts(nursery: trio.Nursery, service: Service) -> None:
     await service.ctx.load_security()
     if service.hub is not None:
         await nursery.start(service.hub.run)
+    if service.relay is not None:
+        with trio.fail_after(START_TIMEOUT):
+            await nursery.start(service.relay.run)
     with trio.fail_after(START_TIMEOUT):
         await nursery.start(
             _run_supervisor,
@@ -270,7 +276,7 @@ async def _load_symbols(exchange: BinanceFutures, required: bool) -> dict[str, S
 
 
 def _provisioner(
-    simulator: Any, store: Store, supervisor: Supervisor
+    simulator: Any, store: Store, supervisor: SupervisorView
 ) -> Callable[[int], Any] | None:
     """In simulator mode, give each new user simulated keys so they can trade at once."""
     if simulator is None:
@@ -387,6 +393,8 @@ async def build_service(
     passwords: Passwords | None = None,
     stream: bool = True,
     supervisor_options: dict[str, Any] | None = None,
+    directory: Directory | None = None,
+    internal_http: httpx.AsyncClient | None = None,
 ) -> Service:
     """Construct governor, exchange client, supervisor, HTTP context and app (none runs yet);
     waits only for the exchange's symbol list.
@@ -398,6 +406,10 @@ async def build_service(
     Args:
         stream: give actors the user-data stream at ``ws_url`` (else they only poll).
         supervisor_options: extra keyword arguments for :class:`Supervisor`.
+        directory: who owns which user, in a cluster (``settings.clustered``); by default
+            :class:`~tradercoin.cluster.ownership.Ownership` (a cluster) or this instance
+            alone.
+        internal_http: the pool of calls to other instances (default: ``pool``).
     """
     governor = RateGovernor(
         budget_per_minute=settings.weight_budget_per_minute,
@@ -409,7 +421,11 @@ async def build_service(
     )
     symbols = await _load_symbols(exchange, required=simulator is not None)
     options = dict(supervisor_options or {})
-    options.setdefault("directory", _directory(settings, store))
+    # Ownership drives the supervisor (it starts only claimed users' actors); a directory a
+    # test injects (StaticDirectory) routes commands only, its actors started by hand
+    directory = directory or _directory(settings, store)
+    if isinstance(directory, Ownership):
+        options.setdefault("directory", directory)
     hub = None
     if stream and settings.stream_mode == "hub":
         connect = options.get("connect_ws") or open_websocket_url
@@ -425,16 +441,21 @@ async def build_service(
         stream_ws_url=ws_url if stream else None,
         **options,
     )
+    view: SupervisorView = supervisor
+    router = None
+    if settings.clustered:
+        router = _router(settings, clock, store, internal_http or pool, supervisor, directory)
+        view = router
     ctx = HttpContext(
         settings=settings,
         store=store,
         clock=clock,
         tokens=TokenSigner(token_key(settings), clock=clock),
-        supervisor=supervisor,
+        supervisor=view,
         governor=governor,
         hub=hub,
         symbols=symbols,
-        provision_keys=_provisioner(simulator, store, supervisor),
+        provision_keys=_provisioner(simulator, store, view),
         check_keys=lambda creds: check_keys(exchange, creds),
         prices=PriceFeed(exchange, governor, known=symbols),
         passwords=passwords or Passwords(),
@@ -443,7 +464,12 @@ async def build_service(
         settings, store, clock, ctx, create_app(ctx), supervisor, governor, exchange, simulator
     )
     service.hub = hub
+    service.directory = directory
     ctx.ready = lambda: service.running
+    if router is not None:
+        internal.register_routes(service.app, router)
+        service.relay = router.relay
+        ctx.metrics.add_parts({"relay": router.relay.statistics, "owners": router.calls.statistics})
     _add_metrics(service)
     return service
 
@@ -459,6 +485,27 @@ def _directory(settings: Settings, store: Store) -> Directory:
     )
     store.ownership_check = ownership.write_fence
     return ownership
+
+
+def _router(
+    settings: Settings,
+    clock: WallClock,
+    store: Store,
+    http: httpx.AsyncClient,
+    supervisor: Supervisor,
+    directory: Directory,
+) -> Router:
+    """A cluster's :class:`~tradercoin.cluster.router.Router`, its relay and its calls to
+    other instances (all on ``directory``)."""
+    store.notify_events = True
+    auth = InternalAuth(token_key(settings), clock)
+    relay = EventRelay(
+        conninfo=conninfo(store), store=store, registry=supervisor.sessions, directory=directory
+    )
+    calls = OwnerCalls(http, directory, store, auth)
+    return Router(
+        local=supervisor, directory=directory, relay=relay, calls=calls, store=store, auth=auth
+    )
 
 
 def actor_summary(supervisor: Supervisor, clock: WallClock) -> dict[str, Any]:

@@ -38,6 +38,7 @@ import trio
 from tradercoin.actors import ActorStatus, PlaceOrderRequest, RateGovernor, Supervisor
 from tradercoin.actors.supervisor import ActorHandle
 from tradercoin.clock import FixedEpochClock, WallClock
+from tradercoin.cluster.directory import Directory
 from tradercoin.config import PollPolicy, Settings
 from tradercoin.exchange.client import BinanceFutures
 from tradercoin.exchange.protocol import Credentials
@@ -414,6 +415,8 @@ async def open_test_system(
     sim_options: dict[str, Any] | None = None,
     settings: dict[str, Any] | None = None,
     sim: Simulator | None = None,
+    directory: Directory | None = None,
+    internal_http: httpx.AsyncClient | None = None,
 ) -> AsyncIterator[TestSystem]:
     """Run the service in-process, as ``tradercoin serve`` composes it; yield a TestSystem.
 
@@ -438,6 +441,9 @@ async def open_test_system(
             ``market_fill_latency`` and ``sim_options`` are then not used): with a file
             ``database_url`` (and a fixed ``master_key`` in ``settings``) a second system
             restarts the service while the exchange runs on. The caller owns its ``run``.
+        directory, internal_http: a cluster's (with ``settings={"cluster": "on"}`` and a
+            PostgreSQL ``database_url``, whose SQL then runs in worker threads): see
+            :func:`tradercoin.service.build_service`. Without ``cluster``, a system runs alone.
 
     Resource handling: everything is cancelled and closed on exit (but a given ``sim``).
     """
@@ -461,12 +467,13 @@ async def open_test_system(
     config = Settings(**options)
     log = _RequestLog()
     secrets = SecretBox.from_settings(config)
+    inline = run_inline if database_url.startswith("sqlite") else None
     async with trio.open_nursery() as nursery:
         if own_sim:
             await nursery.start(sim.run)
         async with (
             _exchange_pool(sim, log) as pool,
-            open_store(database_url, secrets=secrets, clock=clock, run_sync=run_inline) as store,
+            open_store(database_url, secrets=secrets, clock=clock, run_sync=inline) as store,
         ):
             supervisor = {
                 "connect_ws": log.connecting(sim),
@@ -485,6 +492,8 @@ async def open_test_system(
                 passwords=Passwords.fast_for_tests(),
                 stream=stream,
                 supervisor_options=supervisor,
+                directory=directory,
+                internal_http=internal_http,
             )
             app: Any = service.app.asgi_app  # Quart's ASGI types are narrower than httpx's
             async with (

@@ -28,7 +28,6 @@ from tradercoin.actors.messages import (
 from tradercoin.actors.order_rate import OrderRateGate
 from tradercoin.actors.parts import (
     CYCLE_WEIGHT_SMOOTHING,
-    EVENTS_PAGE,
     GET_ORDER_WEIGHT,
     OPEN_ORDERS_WEIGHT,
     USER_TRADES_WEIGHT,
@@ -40,7 +39,7 @@ from tradercoin.actors.parts import (
     StreamRunner,
     next_tick,
 )
-from tradercoin.actors.sessions import Sessions
+from tradercoin.actors.sessions import Sessions, attach_session, catch_up
 from tradercoin.clock import WallClock
 from tradercoin.exchange import protocol as xp
 from tradercoin.exchange.errors import (
@@ -302,26 +301,8 @@ class ActorCore:
     # ------------------------------------------------------------ sessions
 
     async def _attach(self, send: trio.MemorySendChannel[dict[str, Any]], since: int | None) -> int:
-        """Register a session; with ``since``, replay every event after it first.
-
-        The replay is bounded by the session's channel: a session further behind than its
-        channel holds, or behind what is still kept, gets a ``resync`` at the newest seq
-        (re-fetch, then live) instead of a history loaded into memory.
-        """
-        latest = await self._store.latest_seq(self.user_id)
-        if since is None or since >= latest:
-            return self._sessions.add(send, latest)
-        session_id = self._sessions.add(send, since)
-        room = send.statistics().max_buffer_size - 2  # one slot stays for a resync
-        if latest - since > min(room, EVENTS_PAGE):
-            self._sessions.resync(session_id, latest)
-            return session_id
-        events = await self._store.events_since(self.user_id, since, latest - since)
-        if not events or events[0].seq != since + 1:
-            self._sessions.resync(session_id, latest)
-            return session_id
-        self._sessions.deliver(session_id, events)
-        return session_id
+        """Register a session, replaying after ``since`` (see :func:`attach_session`)."""
+        return await attach_session(self._store, self._sessions, send, since)
 
     async def _detach(self, session_id: int) -> None:
         self._sessions.remove(session_id)
@@ -329,12 +310,7 @@ class ActorCore:
     async def _catch_up_sessions(self) -> None:
         """After a restart: push what sessions may have missed while the actor was down (one
         bounded page; a session further behind is told to resync)."""
-        oldest = self._sessions.oldest_seq()
-        if oldest is None:
-            return
-        latest = await self._store.latest_seq(self.user_id)
-        start = max(oldest, latest - EVENTS_PAGE)
-        self._sessions.push(await self._store.events_since(self.user_id, start, EVENTS_PAGE))
+        await catch_up(self._store, self._sessions)
 
     # ------------------------------------------------------------ stream
 

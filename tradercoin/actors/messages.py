@@ -35,6 +35,7 @@ __all__ = [
     "GetAccount",
     "GovernorStatistics",
     "Message",
+    "NoExchangeKeys",
     "OrderNotFoundError",
     "OrderRejected",
     "PlaceOrder",
@@ -81,6 +82,10 @@ class ActorUnavailable(Exception):
         self.retry_after = retry_after
 
 
+class NoExchangeKeys(ActorUnavailable):
+    """The user has no exchange keys, so no actor anywhere (the HTTP layer answers 409)."""
+
+
 class OrderNotFoundError(LookupError):
     """No such order for this user (unknown id, or another user's order)."""
 
@@ -94,7 +99,12 @@ class OrderNotFoundError(LookupError):
 
 @dataclass(frozen=True, slots=True)
 class PlaceOrderRequest:
-    """What a user asks to place; validated by the HTTP layer, sent as is."""
+    """What a user asks to place; validated by the HTTP layer, sent as is.
+
+    ``client_order_id`` (Binance's ``newClientOrderId`` pattern) makes the place idempotent:
+    when the user already has an order with it, that order is the answer and nothing is sent
+    to the exchange. Without one, the actor makes a fresh id.
+    """
 
     symbol: str
     side: Side
@@ -103,6 +113,7 @@ class PlaceOrderRequest:
     price: Decimal | None = None
     time_in_force: TimeInForce | None = None
     reduce_only: bool = False
+    client_order_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,8 @@
 """Supervisor: owns the actors' nursery, the ``user_id -> actor`` registry, and restarts.
 
 Each user has one :class:`ActorHandle` for as long as the user has credentials. The handle
-outlives actor incarnations: it keeps the mailbox, the sessions and the cancel scope (created
+outlives actor incarnations: it keeps the mailbox, the sessions (the user's entry in the
+process's :class:`~tradercoin.actors.sessions.SessionRegistry`) and the cancel scope (created
 before the actor starts, so stopping a user is one race-free ``scope.cancel()``). An actor that
 raises is logged with its user id and restarted after an exponential back-off with seeded
 jitter (1 s up to 5 min by default); the other actors never notice. ``trio.Cancelled`` is never
@@ -34,8 +35,10 @@ from tradercoin.actors.messages import (
     AttachSession,
     CancelAll,
     CancelOrder,
+    ChangeLeverage,
     CredentialsChanged,
     DetachSession,
+    GetAccount,
     Message,
     PlaceOrder,
     PlaceOrderRequest,
@@ -47,7 +50,7 @@ from tradercoin.actors.messages import (
     ask,
 )
 from tradercoin.actors.parts import StreamRunner
-from tradercoin.actors.sessions import Sessions
+from tradercoin.actors.sessions import SessionRegistry, Sessions
 from tradercoin.actors.stream import StreamOptions, run_user_stream
 from tradercoin.actors.user import AccountFactory, ActorConfig, ActorStore, UserActor
 from tradercoin.clock import WallClock
@@ -105,9 +108,16 @@ class ActorHandle:
     crash, after it was stopped, or when its mailbox is full.
     """
 
-    def __init__(self, user_id: int, *, mailbox_size: int, rng: random.Random) -> None:
+    def __init__(
+        self,
+        user_id: int,
+        *,
+        mailbox_size: int,
+        rng: random.Random,
+        sessions: Sessions | None = None,
+    ) -> None:
         self.user_id = user_id
-        self.sessions = Sessions(user_id)
+        self.sessions = Sessions(user_id) if sessions is None else sessions
         self.mailbox, self.mailbox_out = trio.open_memory_channel[Message](mailbox_size)
         self.scope = trio.CancelScope()
         self.actor: Actor | None = None
@@ -150,6 +160,19 @@ class ActorHandle:
             ActorUnavailable: see the class.
         """
         return await self._ask(lambda reply: CancelAll(symbol, reply))
+
+    async def get_account(self) -> dict[str, Any]:
+        """Balances and positions read from the exchange now (the account's wire JSON)."""
+        return await self._ask(GetAccount)
+
+    async def change_leverage(self, symbol: str, leverage: int) -> dict[str, Any]:
+        """Set ``symbol``'s initial leverage at the exchange; the exchange's answer.
+
+        Raises:
+            OrderRejected: the exchange refused it (its words).
+            ActorUnavailable: see the class.
+        """
+        return await self._ask(lambda reply: ChangeLeverage(symbol, leverage, reply))
 
     async def attach(
         self, send: trio.MemorySendChannel[dict[str, Any]], since: int | None = None
@@ -219,8 +242,10 @@ class ActorHandle:
             restarts=self.restarts,
         )
 
-    def close(self) -> None:
-        """Shut the handle: fail queued requests, close the mailbox and every session."""
+    def close(self, *, keep_sessions: bool = False) -> None:
+        """Shut the handle: fail queued requests, close the mailbox and every session (but
+        with ``keep_sessions``: the user's ownership moved to another instance, whose events
+        the relay brings to these sessions from now on)."""
         self.state = "stopped"
         self.mailbox.close()
         while True:
@@ -232,7 +257,8 @@ class ActorHandle:
             if reply is not None:
                 reply.close()
         self.mailbox_out.close()
-        self.sessions.close_all()
+        if not keep_sessions:
+            self.sessions.close_all()
 
 
 class _Ready:
@@ -265,6 +291,8 @@ class Supervisor:
         actor_class: the class of the default factory's actors (tests inject faults with a
             subclass of :class:`UserActor`).
         stream_options: extra keyword arguments for the stream task (timeouts).
+        sessions: the process's session registry (a cluster's relay shares it); by default
+            the supervisor's own.
         directory: who owns which user (default: this instance owns every user).
     """
 
@@ -287,9 +315,11 @@ class Supervisor:
         actor_factory: ActorFactory | None = None,
         actor_class: type[UserActor] = UserActor,
         stream_options: dict[str, Any] | None = None,
+        sessions: SessionRegistry | None = None,
         directory: Directory | None = None,
     ) -> None:
         self._store = store
+        self.sessions = SessionRegistry() if sessions is None else sessions
         self._exchange = exchange
         self._governor = governor
         self._clock = clock
@@ -342,13 +372,16 @@ class Supervisor:
         finally:
             self._nursery = None
             for handle in self._handles.values():
-                handle.close()
+                self._close(handle)
             self._handles.clear()
 
     def _start(self, user_id: int) -> ActorHandle:
         assert self._nursery is not None, "Supervisor.run is not running"
         rng = random.Random(self._seed * 1_000_003 + user_id)
-        handle = ActorHandle(user_id, mailbox_size=self._config.mailbox_size, rng=rng)
+        sessions = self.sessions.hold(user_id)
+        handle = ActorHandle(
+            user_id, mailbox_size=self._config.mailbox_size, rng=rng, sessions=sessions
+        )
         self._handles[user_id] = handle
         self._nursery.start_soon(self._supervise, handle, name=f"actor-{user_id}")
         return handle
@@ -425,7 +458,7 @@ class Supervisor:
         if handle is not None and not handle.done.is_set():
             return handle
         if handle is not None:
-            handle.close()
+            self._close(handle, keep_sessions=True)  # it stopped by itself: start afresh
         return self._start(user_id)
 
     async def release(self, user_id: int) -> None:
@@ -444,8 +477,10 @@ class Supervisor:
             handle.scope.cancel()
             self._forget(handle, "ownership lost")
 
-    def _forget(self, handle: ActorHandle, why: str) -> None:
-        handle.close()
+    def _forget(self, handle: ActorHandle, why: str, *, keep_sessions: bool = True) -> None:
+        """Drop ``handle``; its sessions stay (the relay brings them the events of the
+        user's new owner) unless ``keep_sessions`` is false."""
+        self._close(handle, keep_sessions=keep_sessions)
         if self._handles.get(handle.user_id) is handle:
             del self._handles[handle.user_id]
         log.info("user %d actor stopped here: %s", handle.user_id, why)
@@ -466,7 +501,7 @@ class Supervisor:
                 await self._stop(handle)
             return
         if handle is not None and handle.done.is_set():
-            handle.close()  # an actor that stopped by itself: start afresh
+            self._close(handle)  # an actor that stopped by itself: start afresh
             handle = None
         if handle is None and not self.directory.owns(user_id):
             return  # another instance's, or ownership claims it within a round
@@ -483,7 +518,12 @@ class Supervisor:
         handle.sessions.send_all(
             {"type": "alert", "kind": "credentials_removed", "message": "Exchange keys removed."}
         )
-        self._forget(handle, "credentials removed")
+        self._forget(handle, "credentials removed", keep_sessions=False)
+
+    def _close(self, handle: ActorHandle, *, keep_sessions: bool = False) -> None:
+        """Close ``handle`` and let go of its sessions' entry in the registry."""
+        handle.close(keep_sessions=keep_sessions)
+        self.sessions.let_go(handle.user_id)
 
     async def set_poll_policy(
         self, user_id: int, policy: PollPolicy, *, updated_by: int | None

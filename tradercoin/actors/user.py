@@ -274,15 +274,26 @@ class UserActor(ActorCore):
     # ------------------------------------------------------------ place
 
     async def _place(self, request: PlaceOrderRequest, reply: Reply[Order]) -> Order | Deferred:
-        """Save the order with a fresh client id, then send it. An unknown outcome is looked
-        up by a child task (the reply goes with it); a refusal is recorded as rejected."""
+        """Save the order with its client id (the request's, else a fresh one), then send it.
+        A client id the user already has answers with that order, sending nothing (a retry).
+        An unknown outcome is looked up by a child task (the reply goes with it); a refusal
+        is recorded as rejected."""
+        client_order_id = request.client_order_id
+        if client_order_id is not None:
+            known = await self._store.find_order_by_client_id(self.user_id, client_order_id)
+            if known is not None:
+                return self._book.get(known.id or 0) or known
         self._check_usable()
         self._check_order_rate()
         change = new_order(
             user_id=self.user_id,
-            client_order_id=new_client_order_id(),
+            client_order_id=client_order_id or new_client_order_id(),
             now=self.now(),
-            **{f.name: getattr(request, f.name) for f in dataclasses.fields(request)},
+            **{
+                f.name: getattr(request, f.name)
+                for f in dataclasses.fields(request)
+                if f.name != "client_order_id"
+            },
         )
         [saved] = await self._commit(Folded(changes=[change]))
         order = saved.order

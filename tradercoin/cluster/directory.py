@@ -7,10 +7,11 @@ fence themselves); :class:`tradercoin.cluster.ownership.Ownership` implements it
 
 from __future__ import annotations
 
+from collections.abc import MutableMapping
 from dataclasses import dataclass
 from typing import Protocol
 
-__all__ = ["Directory", "InstanceInfo", "NotOwner", "SingleInstance"]
+__all__ = ["Directory", "InstanceInfo", "NotOwner", "SingleInstance", "StaticDirectory"]
 
 
 class NotOwner(Exception):
@@ -76,3 +77,27 @@ class SingleInstance:
 
     def instances(self) -> list[InstanceInfo]:
         return [InstanceInfo(self.instance_id, self.address, True, 0, 0.0)]
+
+
+class StaticDirectory:
+    """A fixed assignment of users to instances, for tests and benchmarks only: nothing is
+    claimed, renewed or taken over. ``owners`` (user -> instance) is read at every call, so
+    a test moves a user by changing it; several instances may share one mapping."""
+
+    def __init__(self, instance_id: str, owners: MutableMapping[int, InstanceInfo]) -> None:
+        self.instance_id = instance_id
+        self.owners = owners
+
+    def owns(self, user_id: int) -> bool:
+        owner = self.owners.get(user_id)
+        return owner is not None and owner.id == self.instance_id
+
+    def owner_of(self, user_id: int) -> InstanceInfo | None:
+        return self.owners.get(user_id)
+
+    def fence(self, user_id: int) -> None:
+        if not self.owns(user_id):
+            raise NotOwner(f"instance {self.instance_id} does not own user {user_id}")
+
+    def instances(self) -> list[InstanceInfo]:
+        return sorted({o.id: o for o in self.owners.values()}.values(), key=lambda o: o.id)

@@ -3,24 +3,18 @@ actor, which holds the keys), and the latest mark prices (from the process-wide 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import trio
 from quart import Quart, Response, request
 from quart_schema import document_request, tag
 
-from tradercoin.actors.messages import (
-    ActorUnavailable,
-    ChangeLeverage,
-    GetAccount,
-    OrderRejected,
-    Reply,
-    ask,
-)
+from tradercoin.actors.messages import ActorUnavailable, NoExchangeKeys, OrderRejected
 from tradercoin.http.auth import authenticate
 from tradercoin.http.context import context
 from tradercoin.http.errors import ApiError, json_response
+from tradercoin.http.orders import unavailable
 from tradercoin.http.schemas import LeverageBody, read_body
 
 __all__ = ["register_routes"]
@@ -34,7 +28,7 @@ async def get_account() -> Response:
     """Balances (wallet, available, unrealized PnL) and open positions, read from the
     exchange now; kept current on the page by ``{"type": "account"}`` on ``/ws``."""
     user = await authenticate()
-    data = await _ask_actor(user.id, GetAccount, "to see your account")
+    data = await _ask_actor(user.id, lambda actor: actor.get_account(), "to see your account")
     return json_response({"status": "success", "data": data})
 
 
@@ -51,11 +45,11 @@ async def put_leverage() -> Response:
     if symbol not in context().symbols:
         raise ApiError(400, "invalid_symbol", f"{symbol} is not a symbol you can trade.")
 
-    def make(reply: Reply[dict[str, Any]]) -> ChangeLeverage:
-        return ChangeLeverage(symbol, body.leverage, reply)
+    def change(actor: Any) -> Awaitable[dict[str, Any]]:
+        return actor.change_leverage(symbol, body.leverage)  # type: ignore[no-any-return]
 
     try:
-        data = await _ask_actor(user.id, make, "to change leverage")
+        data = await _ask_actor(user.id, change, "to change leverage")
     except OrderRejected as error:
         raise ApiError(
             400, "leverage_rejected", f"The exchange refused the leverage: {error.message}"
@@ -63,8 +57,9 @@ async def put_leverage() -> Response:
     return json_response({"status": "success", "data": data})
 
 
-async def _ask_actor(user_id: int, make: Callable[[Any], Any], purpose: str) -> Any:
-    """Ask the user's actor (waits at most :data:`ACCOUNT_TIMEOUT`).
+async def _ask_actor(user_id: int, ask: Callable[[Any], Awaitable[Any]], purpose: str) -> Any:
+    """Ask the user's actor (its handle: here, or the owning instance's), waiting at most
+    :data:`ACCOUNT_TIMEOUT`.
 
     Raises:
         ApiError: 409 without exchange keys, 503 when the actor cannot take it, 504 when the
@@ -73,13 +68,16 @@ async def _ask_actor(user_id: int, make: Callable[[Any], Any], purpose: str) -> 
     """
     ctx = context()
     handle = ctx.supervisor.actor(user_id) if ctx.supervisor is not None else None
+    no_keys = ApiError(409, "no_exchange_keys", f"Store your exchange keys first {purpose}.")
     if handle is None:
-        raise ApiError(409, "no_exchange_keys", f"Store your exchange keys first {purpose}.")
+        raise no_keys
     try:
         with trio.fail_after(ACCOUNT_TIMEOUT):
-            return await ask(handle.mailbox, make)
+            return await ask(handle)
+    except NoExchangeKeys:
+        raise no_keys from None
     except ActorUnavailable as error:
-        raise ApiError(503, "unavailable", error.reason, headers={"Retry-After": "2"}) from None
+        raise unavailable(error) from None
     except trio.TooSlowError:
         raise ApiError(504, "timeout", "The exchange did not answer in time.") from None
 

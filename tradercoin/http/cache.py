@@ -10,8 +10,9 @@ A user without an actor (no exchange keys) has nobody to change their orders, so
 are cached with no channel, until an actor appears for them (the entry is then replaced by an
 attached one) or :meth:`forget` is called when their keys change.
 
-This holds while one process serves a database (today's design): when several instances
-share PostgreSQL, the events that cross instances must reach this cache too.
+In a cluster the same holds for a user owned by another instance: ``actor`` is then a
+:class:`~tradercoin.cluster.router.RemoteHandle`, whose attach joins this instance's relay,
+which pushes the owner's committed events to the cache's channel as to any session.
 
 Memory is bounded: at most ``max_users`` users (least recently read first out), each with at
 most ``pages_per_user`` distinct queries, and a small channel each.

@@ -32,12 +32,14 @@ LABELS = {
     "fast_notional": "Fast notional",
     "reconcile_interval": "Reconcile interval",
     "leverage": "Leverage",
+    "client_order_id": "Client order id",
 }
 
 _PATTERNS = {
     "username": "may use only letters, digits and . _ @ -",
     "symbol": "must be letters and digits only, e.g. BTCUSDT",
     "api_key": "must be printable characters without spaces",
+    "client_order_id": "must be 1 to 36 of the characters A-Z a-z 0-9 . : / _ -",
 }
 
 

@@ -16,6 +16,7 @@ from quart_schema import document_querystring, document_request, tag
 
 from tradercoin.actors.messages import (
     ActorUnavailable,
+    NoExchangeKeys,
     OrderNotFoundError,
     OrderRejected,
     PlaceOrderRequest,
@@ -37,7 +38,7 @@ from tradercoin.orders import (
     order_to_wire,
 )
 
-__all__ = ["parse_orders_query", "register_routes", "validate_order"]
+__all__ = ["parse_orders_query", "register_routes", "unavailable", "validate_order"]
 
 _SYMBOL = re.compile(r"^[A-Z0-9]{2,20}$")
 _QUERY_KEYS = frozenset({"page", "page_size", "status", "symbol", "q", "side", "from", "to"})
@@ -224,6 +225,7 @@ def validate_order(
         price=price,
         time_in_force=tif,
         reduce_only=body.reduce_only,
+        client_order_id=body.client_order_id,
     )
 
 
@@ -271,12 +273,16 @@ def _price_rules(
 def _actor(ctx: HttpContext, user_id: int) -> Any:
     handle = ctx.supervisor.actor(user_id) if ctx.supervisor is not None else None
     if handle is None:
-        raise ApiError(
-            409,
-            "no_exchange_keys",
-            "Store your exchange keys first (Settings, or PUT /api/credentials).",
-        )
+        raise _no_keys()
     return handle
+
+
+def _no_keys() -> ApiError:
+    return ApiError(
+        409,
+        "no_exchange_keys",
+        "Store your exchange keys first (Settings, or PUT /api/credentials).",
+    )
 
 
 def _order_answer(order: Order, status: int) -> Response:
@@ -332,7 +338,11 @@ async def get_order(order_id: int) -> Response:
 @tag(["orders"])
 @document_request(PlaceOrderBody)
 async def place_order() -> Response:
-    """Place an order through the user's actor; 201 with the order as stored."""
+    """Place an order through the user's actor; 201 with the order as stored.
+
+    With a ``client_order_id`` the user already used, the order placed with it is the answer
+    and nothing is placed again (retrying after a lost answer is safe).
+    """
     user = await authenticate()
     body = await read_body(PlaceOrderBody)
     ctx = context()
@@ -347,7 +357,7 @@ async def place_order() -> Response:
             400, "order_rejected", f"The exchange refused the order: {error.message}"
         ) from None
     except ActorUnavailable as error:
-        raise _unavailable(error) from None
+        raise unavailable(error) from None
     except trio.TooSlowError:
         raise ApiError(
             504, "timeout", "The exchange did not answer in time; check the orders list."
@@ -397,7 +407,7 @@ def _cancel_errors() -> Iterator[None]:
             409, "cannot_cancel", f"The exchange refused the cancel: {error.message}"
         ) from None
     except ActorUnavailable as error:
-        raise _unavailable(error) from None
+        raise unavailable(error) from None
     except trio.TooSlowError:
         raise ApiError(504, "timeout", "The exchange did not answer in time.") from None
 
@@ -426,7 +436,11 @@ async def order_fills(order_id: int) -> Response:
     return json_response({"status": "success", "data": [fill_to_wire(f) for f in fills]})
 
 
-def _unavailable(error: ActorUnavailable) -> ApiError:
+def unavailable(error: ActorUnavailable) -> ApiError:
+    """The 503 (with Retry-After) of an actor that cannot take a request, or the 409 of a
+    user without keys found out by another instance."""
+    if isinstance(error, NoExchangeKeys):  # found out by the instance that owns nobody's keys
+        return _no_keys()
     retry = "2" if error.retry_after is None else str(max(1, math.ceil(error.retry_after)))
     return ApiError(503, "unavailable", error.reason, headers={"Retry-After": retry})
 

@@ -32,6 +32,7 @@ __all__ = [
 
 _DECIMAL = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
 MAX_DECIMALS = 8
+CLIENT_ORDER_ID = r"^[.A-Z:/a-z0-9_-]{1,36}$"  # Binance's newClientOrderId
 
 
 def _to_decimal(value: Any) -> Decimal:
@@ -102,6 +103,17 @@ class PlaceOrderBody(_Strict):
     reduce_only: bool = Field(
         default=False,
         description="only reduce the position (refused by the exchange if it would grow it)",
+    )
+    client_order_id: str | None = Field(
+        default=None,
+        pattern=CLIENT_ORDER_ID,
+        description=(
+            "your id for this order (1-36 of A-Z a-z 0-9 . : / _ -, as Binance's "
+            "newClientOrderId): placing again with an id you already used answers with that "
+            "order instead of placing a second one, so a retry after a lost answer is safe; "
+            "without it, one is made for you"
+        ),
+        examples=["my-order-42"],
     )
 
 

@@ -5,7 +5,8 @@ takes every job waiting (up to ``max_jobs``), writes them all in ONE transaction
 thread, and wakes each caller with its own result. While a transaction runs, new jobs queue up,
 so the batch grows with the load. A lock is retried by :class:`~tradercoin.store.db.Database`;
 if a batch fails otherwise, each job is retried in its own transaction, so a bad change fails
-only its caller.
+only its caller. With :attr:`WriteBatcher.notify` (a cluster on PostgreSQL) each transaction
+also announces its events (:func:`~tradercoin.store.events.notify_events`).
 
 A write fence (:attr:`WriteBatcher.fence`, set in a cluster by
 :class:`tradercoin.cluster.ownership.Ownership`) is asked inside each transaction, before
@@ -66,7 +67,11 @@ _Result = list[OrderEvent] | int | Exception
 
 
 def _write_jobs(
-    conn: sa.Connection, jobs: Sequence[_Job], now: int, fence: WriteFence | None
+    conn: sa.Connection,
+    jobs: Sequence[_Job],
+    now: int,
+    notify: bool = False,
+    fence: WriteFence | None = None,
 ) -> list[_Result]:
     """Thread body: every job's writes, then the events, in the caller's transaction. A job
     the fence refuses writes nothing; its result is the fence's error."""
@@ -88,6 +93,8 @@ def _write_jobs(
             results.append(new_fills)
     stored = order_sql.write_changes(conn, changes) if changes else []
     events = event_sql.append_events(conn, stored, now) if stored else []
+    if notify and events:
+        event_sql.notify_events(conn, events)
     for index, first, last in slices:
         results[index] = events[first:last]
     return results
@@ -120,6 +127,7 @@ class WriteBatcher:
         self._db = db
         self._clock = clock
         self._max_jobs = max_jobs
+        self.notify = False  # announce each commit's events (PostgreSQL: pg_notify)
         self.fence: WriteFence | None = None
         self._send, self._receive = trio.open_memory_channel[_Job](queue_size)
         self.batches = 0
@@ -193,7 +201,7 @@ class WriteBatcher:
         now = self._clock.now_ms()
         started = trio.current_time()
         try:
-            results = await self._db.write(_write_jobs, jobs, now, self.fence)
+            results = await self._db.write(_write_jobs, jobs, now, self.notify, self.fence)
             observe_batch_commit(trio.current_time() - started)
         except Exception as error:
             if len(jobs) == 1 or _database_failed(error):

@@ -4,6 +4,11 @@
 user (``INSERT .. ON CONFLICT DO UPDATE .. RETURNING``, on SQLite and PostgreSQL alike), so
 seqs are unique and gap-free and roll back with the changes they number. The payload is
 :func:`~tradercoin.orders.order_to_wire` of the stored order, which is enough to rebuild it.
+
+In a cluster (PostgreSQL) the same transaction announces each user's newest seq on the
+``tradercoin_events`` channel (:func:`notify_events`); PostgreSQL delivers it at commit, never
+before the events are visible to other connections. Only ``(user, seq)`` travels: readers take
+the events themselves from the table.
 """
 
 from __future__ import annotations
@@ -18,7 +23,18 @@ from sqlalchemy.dialects import postgresql, sqlite
 from tradercoin.orders import Order, OrderEvent, order_from_wire, order_to_wire
 from tradercoin.store.schema import order_events, user_seq
 
-__all__ = ["append_events", "events_since", "latest_seq", "prune_events"]
+__all__ = [
+    "EVENTS_CHANNEL",
+    "append_events",
+    "events_since",
+    "events_since_many",
+    "latest_seq",
+    "notify_events",
+    "parse_notification",
+    "prune_events",
+]
+
+EVENTS_CHANNEL = "tradercoin_events"
 
 
 def _seq_upsert(insert: Any) -> Any:
@@ -44,7 +60,16 @@ _SINCE = (
     .order_by(order_events.c.seq)
     .limit(sa.bindparam("limit"))
 )
+_SINCE_MANY = sa.text(
+    "SELECT e.user_id, e.seq, e.payload, e.created_at FROM order_events AS e"
+    " JOIN unnest(CAST(:users AS bigint[]), CAST(:since AS bigint[])) AS w(user_id, since)"
+    " ON e.user_id = w.user_id AND e.seq > w.since AND e.seq <= w.since + :limit"
+    " ORDER BY e.user_id, e.seq"
+)
 _LATEST = sa.select(user_seq.c.last_seq).where(user_seq.c.user_id == sa.bindparam("user_id"))
+_NOTIFY = sa.text(
+    "SELECT pg_notify(:channel, p) FROM unnest(CAST(:payloads AS text[])) AS p"
+).bindparams(channel=EVENTS_CHANNEL)
 _PRUNE = order_events.delete().where(order_events.c.created_at < sa.bindparam("before"))
 
 
@@ -63,6 +88,24 @@ def append_events(conn: sa.Connection, stored: Sequence[Order], now: int) -> lis
     return events
 
 
+def notify_events(conn: sa.Connection, events: Sequence[OrderEvent]) -> None:
+    """``pg_notify('tradercoin_events', '<user_id>:<seq>')`` once per user of ``events``,
+    with that user's newest seq, in the caller's transaction (PostgreSQL only)."""
+    newest: dict[int, int] = {}
+    for event in events:
+        newest[event.user_id] = max(event.seq, newest.get(event.user_id, 0))
+    payloads = [f"{user_id}:{seq}" for user_id, seq in sorted(newest.items())]
+    conn.execute(_NOTIFY, {"payloads": payloads})
+
+
+def parse_notification(payload: str) -> tuple[int, int] | None:
+    """``(user_id, seq)`` of a :func:`notify_events` payload; ``None`` for anything else."""
+    user, _, seq = payload.partition(":")
+    if not (user.isascii() and user.isdigit() and seq.isascii() and seq.isdigit()):
+        return None
+    return int(user), int(seq)
+
+
 def _event_row(event: OrderEvent) -> dict[str, Any]:
     return {
         "user_id": event.user_id,
@@ -79,6 +122,21 @@ def events_since(conn: sa.Connection, user_id: int, seq: int, limit: int) -> lis
         OrderEvent(user_id=r[0], seq=r[1], order=order_from_wire(r[0], r[2]), created_at=r[3])
         for r in rows
     ]
+
+
+def events_since_many(
+    conn: sa.Connection, since: dict[int, int], limit: int
+) -> dict[int, list[OrderEvent]]:
+    """Each user's events after their ``since[user]``, at most ``limit`` each (seqs are
+    gap-free, so ``seq <= since + limit`` bounds them), in one query (PostgreSQL only)."""
+    users = sorted(since)
+    params = {"users": users, "since": [since[u] for u in users], "limit": limit}
+    found: dict[int, list[OrderEvent]] = {u: [] for u in users}
+    for r in conn.execute(_SINCE_MANY, params):
+        found[r[0]].append(
+            OrderEvent(user_id=r[0], seq=r[1], order=order_from_wire(r[0], r[2]), created_at=r[3])
+        )
+    return found
 
 
 def latest_seq(conn: sa.Connection, user_id: int) -> int:

@@ -100,6 +100,18 @@ class Store:
         self.batcher = WriteBatcher(db, clock, max_jobs=batch_jobs)
 
     @property
+    def notify_events(self) -> bool:
+        """Whether each commit of order events announces them to the other instances
+        (``pg_notify('tradercoin_events', '<user_id>:<seq>')``; a cluster's relays listen)."""
+        return self.batcher.notify
+
+    @notify_events.setter
+    def notify_events(self, on: bool) -> None:
+        if on and self.dialect != "postgresql":
+            raise ValueError("only PostgreSQL announces events (LISTEN/NOTIFY)")
+        self.batcher.notify = on
+
+    @property
     def ownership_check(self) -> WriteFence | None:
         """The write fence of order writes (a cluster's ownership check; None: every write
         goes through). See :class:`~tradercoin.store.batcher.WriteBatcher`."""
@@ -296,6 +308,13 @@ class Store:
         After pruning the first one may be later than ``seq + 1``: the caller resyncs.
         """
         return await self.db.read(event_sql.events_since, user_id, seq, limit)
+
+    async def events_since_many(
+        self, since: dict[int, int], limit: int = 1000
+    ) -> dict[int, list[OrderEvent]]:
+        """For each user of ``since``, their events with seq > ``since[user]``, oldest first,
+        at most ``limit`` each, in one query (PostgreSQL only: a cluster's relay)."""
+        return await self.db.read(event_sql.events_since_many, since, limit)
 
     async def latest_seq(self, user_id: int) -> int:
         """The user's newest seq (kept after pruning); 0 when there was none."""
