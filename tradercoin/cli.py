@@ -14,6 +14,7 @@ from typing import Any, NoReturn, TypeVar
 import click
 
 from tradercoin.cli_ops import new_database_note, prepare_home, register, service_access
+from tradercoin.cli_serve import check_egress_address, serve_options
 from tradercoin.config import ConfigError, Settings, resolve
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -424,69 +425,33 @@ def sim_command(
 
 
 @main.command()
-@click.option("--host", default=None, help="Bind address [env TRADERCOIN_HOST; 127.0.0.1].")
-@click.option("--port", type=int, default=None, help="Port [env TRADERCOIN_PORT; 8080].")
-@click.option(
-    "--exchange",
-    default=None,
-    metavar="sim|binance|binance-testnet|URL",
-    help="Exchange [env TRADERCOIN_EXCHANGE; sim: the built-in simulator].",
-)
-@click.option(
-    "--database-url",
-    default=None,
-    metavar="URL",
-    help="Database URL [env TRADERCOIN_DATABASE_URL; default tradercoin.db in the data dir].",
-)
-@click.option(
-    "--registration",
-    type=click.Choice(["open", "invite", "closed"]),
-    default=None,
-    help="Who may create an account [env TRADERCOIN_REGISTRATION; open]; invite: with a code "
-    "from `tradercoin users invite`.",
-)
-@click.option(
-    "--metrics-address",
-    default=None,
-    metavar="HOST:PORT",
-    help="Serve /metrics to anyone on this separate address [env TRADERCOIN_METRICS_ADDRESS]; "
-    "on the main port /metrics needs an operator's token.",
-)
+@serve_options
 @config_errors
-def serve(
-    host: str | None,
-    port: int | None,
-    exchange: str | None,
-    database_url: str | None,
-    registration: str | None,
-    metrics_address: str | None,
-) -> None:
+def serve(**flags: Any) -> None:
     """Run the service: the orders page, REST, /ws, and the order monitor.
 
-    Stops gracefully on Ctrl-C or SIGTERM (within 10 s).
+    Stops gracefully on Ctrl-C or SIGTERM (within 10 s). On SQLite it runs alone (a second
+    instance on the same file refuses to start); on PostgreSQL several instances share the
+    users behind a load balancer (docs/cluster.md).
     """
     import trio
 
     from tradercoin.service import serve_until_signalled
     from tradercoin.store import StoreError
+    from tradercoin.store.files import hold_sqlite_file
 
-    resolved = resolve(
-        host=host,
-        port=port,
-        exchange=exchange,
-        database_url=database_url,
-        registration=registration,
-        metrics_address=metrics_address,
-    )
+    resolved = resolve(**flags)
     settings = resolved.settings
     prepare_home(resolved)
+    check_egress_address(settings.egress_address)
     click.echo(f"tradercoin: data directory {resolved.home} ({resolved.home_source})")
     click.echo(f"tradercoin: database {resolved.shown('database_url')}")
     note = new_database_note(resolved)
     if note is not None:
         click.echo(f"tradercoin: {note}")
     try:
-        trio.run(serve_until_signalled, settings)
+        with hold_sqlite_file(settings.database_url):
+            trio.run(serve_until_signalled, settings)
     except (StoreError, OSError, BaseExceptionGroup) as exc:
         error = _sole_error(exc)
         if isinstance(error, StoreError):

@@ -33,7 +33,6 @@ import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve as hypercorn_serve
 from quart_trio import QuartTrio
-from trio_websocket import open_websocket_url
 
 from tradercoin.actors.account import check_keys
 from tradercoin.actors.connbudget import ConnectionBudget
@@ -51,6 +50,7 @@ from tradercoin.cluster.relay import EventRelay, conninfo
 from tradercoin.cluster.router import OwnerCalls, Router
 from tradercoin.config import Settings
 from tradercoin.exchange.client import BinanceFutures, http_client
+from tradercoin.exchange.egress import websocket_connector
 from tradercoin.exchange.errors import ExchangeError
 from tradercoin.exchange.protocol import Credentials, SymbolInfo
 from tradercoin.http import closing
@@ -311,10 +311,15 @@ async def open_service(
     _warn_about_key_file(settings)
     async with (
         open_store(settings.database_url, secrets=secrets, clock=clock) as store,
-        http_client() if http is None else _borrowed(http) as pool,
+        (
+            http_client(local_address=settings.egress_address) if http is None else _borrowed(http)
+        ) as pool,
+        # calls to other instances leave by the ordinary route, not from the exchange's IP
+        http_client() if http is None and settings.egress_address else _borrowed(pool) as peers,
         trio.open_nursery() as nursery,
     ):
-        service = await _start(nursery, settings, clock, store, pool, passwords, configure)
+        parts = (store, pool, peers)
+        service = await _start(nursery, settings, clock, parts, passwords, configure)
         try:
             yield service
         finally:
@@ -345,12 +350,13 @@ async def _start(
     nursery: trio.Nursery,
     settings: Settings,
     clock: WallClock,
-    store: Store,
-    pool: httpx.AsyncClient,
+    parts: tuple[Store, httpx.AsyncClient, httpx.AsyncClient],
     passwords: Passwords | None,
     configure: Callable[[Service], None] | None,
 ) -> Service:
-    """Start the parts in order; returns once HTTP is listening."""
+    """Start the parts in order; returns once HTTP is listening. ``parts``: the store, the
+    exchange pool and the pool of calls to other instances."""
+    store, pool, peers = parts
     simulator = None
     if settings.uses_simulator:
         simulator, rest_url, ws_url = await _start_simulator(nursery, settings, clock)
@@ -358,7 +364,15 @@ async def _start(
     else:
         rest_url, ws_url = settings.exchange_urls()
     service = await build_service(
-        settings, clock, store, pool, simulator, rest_url, ws_url, passwords=passwords
+        settings,
+        clock,
+        store,
+        pool,
+        simulator,
+        rest_url,
+        ws_url,
+        passwords=passwords,
+        internal_http=peers,
     )
     if configure is not None:
         configure(service)  # e.g. a benchmark's extra routes, before serving starts
@@ -426,10 +440,11 @@ async def build_service(
     directory = directory or _directory(settings, store)
     if isinstance(directory, Ownership):
         options.setdefault("directory", directory)
+    if options.get("connect_ws") is None:  # leaving from --egress-address when set
+        options["connect_ws"] = websocket_connector(settings.egress_address)
     hub = None
     if stream and settings.stream_mode == "hub":
-        connect = options.get("connect_ws") or open_websocket_url
-        hub = StreamHub(ws_url, budget=ConnectionBudget(), connect=connect)
+        hub = StreamHub(ws_url, budget=ConnectionBudget(), connect=options["connect_ws"])
         runner = functools.partial(run_hub_stream, hub=hub, governor=governor)
         options.setdefault("stream_runner", runner)
     supervisor = Supervisor(

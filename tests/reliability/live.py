@@ -1,11 +1,14 @@
-"""Clients of a live ``tradercoin serve`` for the reliability suites: registration and a
-WebSocket session that resumes from its last seq (the processes are in tests/procs.py)."""
+"""Clients of a live ``tradercoin serve`` for the reliability and cluster suites:
+registration, a WebSocket session that resumes from its last seq, and the comparison of our
+orders with the exchange's record (the processes are in tests/procs.py)."""
 
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -80,3 +83,48 @@ class ResumingSession:
             self.changed = trio.Event()
         elif kind in ("resync", "error", "alert"):
             self.problems.append(f"unexpected {message}")
+
+
+async def replay(ws_base: str, token: str, until: int) -> list[dict[str, Any]]:
+    """Every event of the user from seq 0 to ``until``, read by a fresh session."""
+    session = ResumingSession(ws_base, token, last=0)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(session.run)
+        with trio.fail_after(30):
+            while session.last is None or session.last < until:
+                await session.changed.wait()
+        nursery.cancel_scope.cancel()
+    return session.updates
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """One of our orders, as the comparison with the exchange needs it."""
+
+    client_order_id: str
+    status: str
+    filled: Decimal
+    exchange_order_id: int | None
+
+
+def differences(ours: list[Stored], truth: list[dict[str, Any]]) -> list[str]:
+    """Where our orders differ from the exchange's record (``/sim/admin/orders``) by client
+    order id, and any client order id we stored, or the exchange received, twice; [] when
+    equal. Our orders the exchange never saw must have ended rejected, expired or canceled."""
+    counts = Counter(o.client_order_id for o in ours)
+    found = [f"{cid}: stored {n} times" for cid, n in counts.items() if n > 1]
+    at_exchange = Counter(o["client_order_id"] for o in truth)
+    found += [f"{cid}: placed {n} times at the exchange" for cid, n in at_exchange.items() if n > 1]
+    theirs = {o["client_order_id"]: o for o in truth}
+    for order in ours:
+        real = theirs.pop(order.client_order_id, None)
+        if real is None:
+            if order.status not in ("rejected", "expired", "canceled"):
+                found.append(f"{order.client_order_id} {order.status}: not at the exchange")
+            continue
+        want = (real["status"].lower(), Decimal(real["executed_qty"]), int(real["order_id"]))
+        got = (order.status, order.filled, order.exchange_order_id)
+        if got != want:
+            found.append(f"{order.client_order_id}: ours {got}, exchange {want}")
+    found.extend(f"{cid}: at the exchange only" for cid in theirs)
+    return found

@@ -19,7 +19,7 @@ import pytest
 import trio
 
 from tests.procs import Child, free_port, serve_env, start_serve, start_sim
-from tests.reliability.live import ResumingSession, register
+from tests.reliability.live import ResumingSession, Stored, differences, register, replay
 
 pytestmark = pytest.mark.slow
 
@@ -113,22 +113,9 @@ async def _orders(http: httpx.AsyncClient, headers: dict[str, str]) -> list[dict
     return data
 
 
-def _differences(ours: list[dict[str, Any]], truth: list[dict[str, Any]]) -> list[str]:
-    """Where our orders differ from the exchange's (by client order id); [] when equal."""
-    theirs = {o["client_order_id"]: o for o in truth}
-    found = []
-    for order in ours:
-        real = theirs.pop(order["client_order_id"], None)
-        if real is None:
-            if order["status"] not in ("rejected", "expired", "canceled"):
-                found.append(f"{order['client_order_id']} {order['status']}: not at the exchange")
-            continue
-        want = (real["status"].lower(), Decimal(real["executed_qty"]), int(real["order_id"]))
-        got = (order["status"], Decimal(order["filled_quantity"]), order["exchange_order_id"])
-        if got != want:
-            found.append(f"{order['client_order_id']}: ours {got}, exchange {want}")
-    found.extend(f"{cid}: at the exchange only" for cid in theirs)
-    return found
+def _stored(order: dict[str, Any]) -> Stored:
+    filled = Decimal(order["filled_quantity"])
+    return Stored(order["client_order_id"], order["status"], filled, order["exchange_order_id"])
 
 
 async def _settled(
@@ -140,23 +127,15 @@ async def _settled(
             while True:
                 ours = [await _orders(http, headers) for headers in users]
                 truths = [await _sim(sim, "GET", "orders", api_key=a["api_key"]) for a in accounts]
-                diffs = [d for o, t in zip(ours, truths, strict=True) for d in _differences(o, t)]
+                diffs = [
+                    d
+                    for o, t in zip(ours, truths, strict=True)
+                    for d in differences([_stored(x) for x in o], t)
+                ]
                 if not diffs:
                     return ours
                 await trio.sleep(0.5)
     raise AssertionError(f"not reconciled after {SETTLE_TIMEOUT} s: {diffs[:10]}")
-
-
-async def _replay(ws_base: str, token: str, until: int) -> list[dict[str, Any]]:
-    """Every event of the user from seq 0 to ``until``, read by a fresh session."""
-    session = ResumingSession(ws_base, token, last=0)
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(session.run)
-        with trio.fail_after(30):
-            while session.last is None or session.last < until:
-                await session.changed.wait()
-        nursery.cancel_scope.cancel()
-    return session.updates
 
 
 async def _caught_up(session: ResumingSession, orders: list[dict[str, Any]]) -> None:
@@ -230,7 +209,7 @@ async def _check_streams(
         assert session.problems == []
         assert session.connects >= 2  # it really lived through the crash
         assert session.last is not None
-        log = await _replay(ws_base, token, session.last)
+        log = await replay(ws_base, token, session.last)
         first = session.updates[0]["seq"]
         assert [u["seq"] for u in session.updates] == list(range(first, session.last + 1))
         assert session.updates == [u for u in log if u["seq"] >= first]

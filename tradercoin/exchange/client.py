@@ -96,15 +96,20 @@ def http_client(
     timeout: float = 10.0,
     max_connections: int = 16,
     transport: httpx.AsyncBaseTransport | None = None,
+    local_address: str | None = None,
 ) -> httpx.AsyncClient:
     """The shared pool: HTTP/1.1 keep-alive, ``timeout`` seconds per transport phase.
 
     Use as ``async with http_client() as http:``; one per process is enough for every user.
     Keep ``max_connections`` >= the ``max_in_flight`` of the :class:`BinanceFutures` on it.
+    ``local_address`` binds every connection to that local IP (``--egress-address``: the
+    exchange then counts this instance's weight apart from other instances').
     """
     limits = httpx.Limits(
         max_connections=max_connections, max_keepalive_connections=max_connections
     )
+    if transport is None and local_address is not None:
+        transport = httpx.AsyncHTTPTransport(local_address=local_address, limits=limits)
     return httpx.AsyncClient(timeout=timeout, limits=limits, transport=transport)
 
 

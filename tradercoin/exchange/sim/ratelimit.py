@@ -69,6 +69,7 @@ class _IpState:
     rejected: _Window = field(default_factory=_Window)
     banned_until: int = 0
     bans: int = 0
+    total: int = 0
 
 
 class RateLimiter:
@@ -91,6 +92,7 @@ class RateLimiter:
         state = self._ips.get(ip) or self._ips.setdefault(ip, _IpState())
         used = state.weight.add(now_ms, MINUTE_MS, weight)
         self.weight_used += weight
+        state.total += weight
         if state.banned_until > now_ms:
             raise self._banned(ip, state, now_ms)
         if used <= self.limits.weight_per_minute:
@@ -111,6 +113,11 @@ class RateLimiter:
     def used(self, ip: str, now_ms: int) -> int:
         state = self._ips.get(ip)
         return state.weight.add(now_ms, MINUTE_MS, 0) if state else 0
+
+    def weight_by_ip(self, now_ms: int) -> dict[str, tuple[int, int]]:
+        """``{ip: (weight in the current minute, weight since start)}``: each client address
+        has its own budget, as on the exchange."""
+        return {ip: (self.used(ip, now_ms), state.total) for ip, state in self._ips.items()}
 
     @staticmethod
     def _banned(ip: str, state: _IpState, now_ms: int) -> ApiError:

@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from tradercoin.clock import WallClock
+from tradercoin.exchange.egress import raise_single
 from tradercoin.exchange.sim.account import DEFAULT_STARTING_BALANCE, AccountView
 from tradercoin.exchange.sim.account_api import account_update, current_view
 from tradercoin.exchange.sim.admin import handle_admin
@@ -82,6 +83,9 @@ class SimStatistics:
     faults_hit: int
     pending_timers: int
     connection_rules: ConnectionRuleStatistics
+    weight_by_ip: Mapping[str, int]  # in the current minute, what the 429s judge
+    weight_total_by_ip: Mapping[str, int]
+    stream_connections_by_ip: Mapping[str, int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -428,6 +432,7 @@ class Simulator:
         return current_view(self, self._accounts[api_key])
 
     def statistics(self) -> SimStatistics:
+        by_ip = self.limiter.weight_by_ip(self.server_ms())
         return SimStatistics(
             requests_by_path=dict(self._requests),
             weight_used=self.limiter.weight_used,
@@ -440,6 +445,9 @@ class Simulator:
             faults_hit=self.faults.hits,
             pending_timers=self.scheduler.pending(),
             connection_rules=self.streams.rules.statistics(self.streams.streams_per_connection()),
+            weight_by_ip={ip: minute for ip, (minute, _) in by_ip.items()},
+            weight_total_by_ip={ip: total for ip, (_, total) in by_ip.items()},
+            stream_connections_by_ip=self.streams.connections_by_ip(),
         )
 
     def exchange_info(self, now_ms: int) -> dict[str, Any]:
@@ -596,7 +604,7 @@ class Simulator:
                 finally:
                     await ws.aclose()
         except BaseExceptionGroup as group:
-            _raise_single(group)
+            raise_single(group)
             raise
 
     async def _serve_memory(self, stream: trio.abc.Stream, ip: str = "127.0.0.1") -> None:
@@ -622,21 +630,6 @@ _FAULT_ERRORS = {
         408,
     ),
 }
-
-
-def _raise_single(group: BaseExceptionGroup[BaseException]) -> None:
-    """Re-raise the one real error of a nursery's group bare (a rejected handshake, or the
-    caller's own exception), as trio-websocket's ``open_websocket`` does."""
-    leaves: list[BaseException] = []
-    pending: list[BaseException] = [group]
-    while pending:
-        exc = pending.pop()
-        if isinstance(exc, BaseExceptionGroup):
-            pending.extend(exc.exceptions)
-        elif not isinstance(exc, trio.Cancelled):
-            leaves.append(exc)
-    if len(leaves) == 1:
-        raise leaves[0] from None
 
 
 def _garbled(kind: FaultKind, payload: Any) -> Response:

@@ -28,6 +28,7 @@ them together; a burst also ends ``seconds`` after it began (when above 0), on
 
 from __future__ import annotations
 
+import collections
 import json
 import logging
 import random
@@ -89,6 +90,7 @@ class _Conn:
     events: frozenset[str] | None
     send: trio.MemorySendChannel[Outgoing]
     rate: MessageRate
+    ip: str = ""
     scope: trio.CancelScope = field(default_factory=trio.CancelScope)
     close_code: int = 1000
     close_reason: str = ""
@@ -340,11 +342,15 @@ class StreamHub:
         ws = await request.accept()
         send, receive = trio.open_memory_channel[Outgoing](self.config.send_buffer)
         rate = MessageRate(self.config.rules.max_messages)
-        conn = _Conn(ws, {k for k in keys if k in self._keys}, stream_mode, events, send, rate)
+        conn = _Conn(ws, {k for k in keys if k in self._keys}, stream_mode, events, send, rate, ip)
         await self._run_conn(conn, receive)
 
     def streams_per_connection(self) -> list[int]:
         return [len(conn.keys) for conn in self._open]
+
+    def connections_by_ip(self) -> dict[str, int]:
+        """Open connections per client address (each exchange IP has its own budget)."""
+        return dict(collections.Counter(conn.ip for conn in self._open))
 
     def _is_live_key(self, key: str) -> bool:
         entry = self._keys.get(key)
