@@ -17,7 +17,11 @@ OUT = Path(__file__).with_name("img")
 
 def main() -> None:
     OUT.mkdir(exist_ok=True)
-    with tempfile.TemporaryDirectory() as tmp, running_desk(Path(tmp)) as desk, chromium() as browser:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        running_desk(Path(tmp)) as desk,
+        chromium() as browser,
+    ):
         desk.operator()
         desktop = browser.new_context(viewport={"width": 1366, "height": 900})
         page = desktop.new_page()
@@ -26,9 +30,11 @@ def main() -> None:
         mark = Decimal(api.get("/api/prices?symbols=BTCUSDT").json()["data"]["BTCUSDT"])
         placed = []
         for i, side in enumerate(("BUY", "BUY", "SELL")):
-            price = (mark * (Decimal("0.97") if side == "BUY" else Decimal("1.03")) - i)
+            price = mark * (Decimal("0.97") if side == "BUY" else Decimal("1.03")) - i
             body = {"symbol": "BTCUSDT", "side": side, "type": "LIMIT", "quantity": "0.020"}
-            answer = api.post("/api/orders", json={**body, "price": str(price.quantize(Decimal("0.1")))})
+            answer = api.post(
+                "/api/orders", json={**body, "price": str(price.quantize(Decimal("0.1")))}
+            )
             placed.append(answer.json()["data"])
         for order in placed:
             row(page, order["id"], "new")

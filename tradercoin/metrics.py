@@ -264,6 +264,19 @@ CATALOGUE: tuple[Spec, ...] = (
        "listenKeys found deaf by a poll and replaced (zombie keys)."),
     _g("streams", "coverage_seconds", P + "stream_coverage_seconds",
        "Seconds from the hub's start until every user with keys was on a healthy stream."),
+    # scale-out: this instance's ownership of users (tradercoin.cluster.ownership)
+    _g("cluster", "owned_users", P + "cluster_owned_users",
+       "Users whose actors this instance owns now."),
+    _g("cluster", "instances_healthy", P + "cluster_instances_healthy",
+       "Instances sharing the database that renewed their heartbeat within the lease."),
+    _c("cluster", "claims", P + "cluster_claims_total",
+       "Users this instance claimed (free users, its share of a joining or dead instance's)."),
+    _c("cluster", "handovers", P + "cluster_handovers_total",
+       "Users this instance handed over to others (above its fair share, actor stopped first)."),
+    _c("cluster", "lease_losses", P + "cluster_lease_losses_total",
+       "Times this instance lost its database lease and every user with it."),
+    _c("cluster", "fenced_writes", P + "cluster_fenced_writes_total",
+       "Order writes the store refused because this instance did not own the user."),
 )  # fmt: skip
 
 

@@ -9,6 +9,11 @@ graceful and bounded by :data:`SHUTDOWN_TIMEOUT`: new connections are refused, e
 WebSocket session is closed with 1001, Hypercorn drains its requests, the supervisor stops the
 actors (queued requests fail cleanly), the simulator stops, and the store's batcher commits
 what it holds before the database is closed.
+
+In a cluster (``settings.clustered``: PostgreSQL unless ``cluster = off``) the supervisor starts
+no actor by itself: :class:`~tradercoin.cluster.ownership.Ownership` claims this instance's
+share of the users once HTTP is bound (others can reach it), and on shutdown hands them over
+(actors stopped first, then the locks released) before the supervisor stops.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ from __future__ import annotations
 import functools
 import gc
 import logging
+import secrets
+import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -38,6 +45,7 @@ from tradercoin.clock import WallClock, system_clock
 from tradercoin.cluster import internal
 from tradercoin.cluster.directory import Directory, SingleInstance
 from tradercoin.cluster.internal import InternalAuth
+from tradercoin.cluster.ownership import Ownership
 from tradercoin.cluster.relay import EventRelay, conninfo
 from tradercoin.cluster.router import OwnerCalls, Router
 from tradercoin.config import Settings
@@ -88,7 +96,16 @@ class Service:
     _http_done: trio.Event = field(default_factory=trio.Event)
     _supervisor_scope: trio.CancelScope = field(default_factory=trio.CancelScope)
     _supervisor_done: trio.Event = field(default_factory=trio.Event)
+    _ownership_scope: trio.CancelScope = field(default_factory=trio.CancelScope)
+    _ownership_done: trio.Event = field(default_factory=trio.Event)
     running: bool = False
+
+    # who owns which user (SingleInstance when not clustered; Ownership when clustered)
+    directory: Directory = field(default_factory=SingleInstance)
+
+    @property
+    def instance_id(self) -> str:
+        return self.directory.instance_id
 
     async def shutdown(self) -> None:
         """Close sessions (1001), stop HTTP, stop the actors; each step bounded, in order.
@@ -104,6 +121,9 @@ class Service:
             self._stop_http.set()
             with trio.move_on_after(4.0):
                 await self._http_done.wait()
+            if isinstance(self.directory, Ownership):
+                self._ownership_scope.cancel()  # hands every user over
+                await self._ownership_done.wait()
             self._supervisor_scope.cancel()
             await self._supervisor_done.wait()
         log.info("service stopped")
@@ -149,6 +169,9 @@ async def start_parts(nursery: trio.Nursery, service: Service) -> None:
             service._supervisor_scope,
             service._supervisor_done,
         )
+    if isinstance(service.directory, Ownership):
+        run = functools.partial(service.directory.run, service.supervisor)
+        await nursery.start(_run_scoped, run, service._ownership_scope, service._ownership_done)
     keep = service.settings.event_retention
     retention = functools.partial(
         service.store.run_retention, keep=keep, every=min(3600, keep / 10)
@@ -180,9 +203,21 @@ async def _run_supervisor(
     *,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
+    await _run_scoped(supervisor.run, scope, done, task_status=task_status)
+
+
+async def _run_scoped(
+    run: Callable[..., Any],
+    scope: trio.CancelScope,
+    done: trio.Event,
+    *,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """``run(task_status=...)`` inside ``scope`` (the shutdown cancels it); ``done`` set
+    when it has returned."""
     try:
         with scope:
-            await supervisor.run(task_status=task_status)
+            await run(task_status=task_status)
     finally:
         done.set()
 
@@ -346,6 +381,8 @@ async def _start(
         _serve_http, service.app, hypercorn_config(settings), service._stop_http, service._http_done
     )
     service.url = binds[0]
+    if isinstance(service.directory, Ownership) and not service.directory.address:
+        service.directory.address = service.url  # claiming starts now that others can reach us
     if settings.metrics_address:
         service.ctx.metrics_port = int(binds[-1].rsplit(":", 1)[1])
         log.info("metrics on %s/metrics", binds[-1])
@@ -384,7 +421,8 @@ async def build_service(
         stream: give actors the user-data stream at ``ws_url`` (else they only poll).
         supervisor_options: extra keyword arguments for :class:`Supervisor`.
         directory: who owns which user, in a cluster (``settings.clustered``); by default
-            this instance owns every user.
+            :class:`~tradercoin.cluster.ownership.Ownership` (a cluster) or this instance
+            alone.
         internal_http: the pool of calls to other instances (default: ``pool``).
     """
     governor = RateGovernor(
@@ -397,6 +435,11 @@ async def build_service(
     )
     symbols = await _load_symbols(exchange, required=simulator is not None)
     options = dict(supervisor_options or {})
+    # Ownership drives the supervisor (it starts only claimed users' actors); a directory a
+    # test injects (StaticDirectory) routes commands only, its actors started by hand
+    directory = directory or _directory(settings, store)
+    if isinstance(directory, Ownership):
+        options.setdefault("directory", directory)
     if options.get("connect_ws") is None:  # leaving from --egress-address when set
         options["connect_ws"] = websocket_connector(settings.egress_address)
     hub = None
@@ -436,6 +479,7 @@ async def build_service(
         settings, store, clock, ctx, create_app(ctx), supervisor, governor, exchange, simulator
     )
     service.hub = hub
+    service.directory = directory
     ctx.ready = lambda: service.running
     if router is not None:
         internal.register_routes(service.app, router)
@@ -445,19 +489,29 @@ async def build_service(
     return service
 
 
+def _directory(settings: Settings, store: Store) -> Directory:
+    """This instance's directory: ownership in PostgreSQL when clustered (the store's order
+    writes then fenced by it), else the single instance's."""
+    instance_id = settings.instance_id or f"{socket.gethostname()}-{secrets.token_hex(2)}"
+    if not settings.clustered:
+        return SingleInstance(instance_id, settings.advertise_url or "")
+    ownership = Ownership(
+        settings.database_url, instance_id=instance_id, address=settings.advertise_url or ""
+    )
+    store.ownership_check = ownership.write_fence
+    return ownership
+
+
 def _router(
     settings: Settings,
     clock: WallClock,
     store: Store,
     http: httpx.AsyncClient,
     supervisor: Supervisor,
-    directory: Directory | None,
+    directory: Directory,
 ) -> Router:
     """A cluster's :class:`~tradercoin.cluster.router.Router`, its relay and its calls to
-    other instances (all on ``directory``; by default one that owns every user)."""
-    directory = directory or SingleInstance(
-        settings.instance_id or "single", settings.advertise_url or ""
-    )
+    other instances (all on ``directory``)."""
     store.notify_events = True
     auth = InternalAuth(token_key(settings), clock)
     relay = EventRelay(
@@ -502,6 +556,8 @@ def _add_metrics(service: Service) -> None:
         parts["simulator"] = service.simulator.statistics
     if service.hub is not None:
         parts["streams"] = service.hub.statistics
+    if isinstance(service.directory, Ownership):
+        parts["cluster"] = service.directory.statistics
     service.ctx.metrics.add_parts(parts)
 
 
@@ -511,6 +567,7 @@ async def serve_until_signalled(settings: Settings) -> None:
 
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with open_service(settings) as service:
+            print(f"tradercoin: instance {service.instance_id}", flush=True)
             print(f"tradercoin is serving on {service.url}", flush=True)
             async for signum in signals:
                 log.info("received %s: shutting down", signal.Signals(signum).name)

@@ -461,7 +461,7 @@ async def open_test_system(
         "master_key": generate_key(),
         "poll": poll or PollPolicy(),
         "weight_budget_per_minute": budget_per_minute,
-        "cluster": "off",
+        "cluster": "off",  # one system alone, whatever the database (a test may ask for on)
         **(settings or {}),
     }
     config = Settings(**options)

@@ -333,6 +333,7 @@ ROUTES: dict[tuple[str, str], Callable[[World], Awaitable[None]]] = {
     ("/api/admin/actors", "GET"): _operator("GET", "/api/admin/actors"),
     ("/api/admin/governor", "GET"): _operator("GET", "/api/admin/governor"),
     ("/api/admin/streams", "GET"): _operator("GET", "/api/admin/streams"),
+    ("/api/admin/cluster", "GET"): _operator("GET", "/api/admin/cluster"),
     ("/api/admin/users/<int:user_id>/poll-policy", "GET"): _operator(
         "GET", "/api/admin/users/{alice}/poll-policy"
     ),

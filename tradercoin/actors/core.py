@@ -187,8 +187,10 @@ class ActorCore:
         """Get the governor's leave to spend ``weight`` and count it for this cycle.
 
         Places and cancels wait for it; a poll uses what it paid up front, then asks
-        without waiting (:class:`NoRoom`).
+        without waiting (:class:`NoRoom`). Every exchange request passes here, so the
+        ownership fence is checked here too (NotOwner ends the actor).
         """
+        self._config.fence(self.user_id)
         if not self._polling:
             await self._governor.spend(weight)
         elif self._prepaid >= weight:
@@ -238,6 +240,7 @@ class ActorCore:
         the book, push the events and log them."""
         if not folded:
             return []
+        self._config.fence(self.user_id)  # the store fences again, inside its transaction
         was_idle = not self._has_work()
         submitted = trio.current_time()
         events = await self._store.apply(folded.changes, folded.fills)

@@ -88,6 +88,13 @@ class ActorConfig:
     vanish_after: float = 30.0  # seconds the -2013 answers must span (visibility delay)
     resolve_delays: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0, 4.0)
     mailbox_size: int = 64
+    # raises NotOwner unless this instance may act for the user now (a cluster's directory);
+    # called before every exchange request and every store write
+    fence: Callable[[int], None] = dataclasses.field(default_factory=lambda: unfenced)
+
+
+def unfenced(user_id: int) -> None:
+    """The fence of a single instance: it may always act."""
 
 
 OPEN_ORDERS_WEIGHT = 1

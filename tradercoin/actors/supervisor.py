@@ -7,13 +7,19 @@ before the actor starts, so stopping a user is one race-free ``scope.cancel()``)
 raises is logged with its user id and restarted after an exponential back-off with seeded
 jitter (1 s up to 5 min by default); the other actors never notice. ``trio.Cancelled`` is never
 caught, and an error outside an actor (a supervisor bug) crashes the supervisor's nursery.
+
+In a cluster (a :class:`~tradercoin.cluster.directory.Directory` other than
+:class:`~tradercoin.cluster.directory.SingleInstance`) the supervisor starts no actor by itself:
+ownership calls :meth:`Supervisor.adopt` for each user this instance claimed and
+:meth:`Supervisor.release` / :meth:`Supervisor.release_all` when it hands users over or loses
+them. Actors fence themselves (the directory's ``fence``): an actor that finds it no longer
+owns its user ends quietly, without a restart, and its handle is dropped.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
-import math
 import random
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
@@ -21,34 +27,21 @@ from typing import Any, Protocol, TypeVar
 import trio
 
 from tradercoin.actors.governor import RateGovernor
+from tradercoin.actors.handle import Actor, ActorHandle, Ready
 from tradercoin.actors.messages import (
-    ActorState,
     ActorStatus,
-    ActorUnavailable,
-    AttachSession,
-    CancelAll,
-    CancelOrder,
-    ChangeLeverage,
     CredentialsChanged,
-    DetachSession,
-    GetAccount,
-    Message,
-    PlaceOrder,
-    PlaceOrderRequest,
-    Reply,
     SetPollPolicy,
-    StreamState,
     SupervisorStatistics,
     Wake,
-    ask,
 )
 from tradercoin.actors.parts import StreamRunner
-from tradercoin.actors.sessions import SessionRegistry, Sessions
+from tradercoin.actors.sessions import SessionRegistry
 from tradercoin.actors.stream import StreamOptions, run_user_stream
 from tradercoin.actors.user import AccountFactory, ActorConfig, ActorStore, UserActor
 from tradercoin.clock import WallClock
+from tradercoin.cluster.directory import Directory, NotOwner, SingleInstance
 from tradercoin.config import PollPolicy
-from tradercoin.orders import Order
 
 __all__ = ["ActorHandle", "Supervisor", "SupervisorStore", "backoff_delay"]
 
@@ -67,22 +60,6 @@ class SupervisorStore(ActorStore, Protocol):
     ) -> None: ...
 
 
-class Actor(Protocol):
-    """What the supervisor needs of an actor (:class:`UserActor`, or a test's own)."""
-
-    state: ActorState
-    stream_state: StreamState
-    last_poll: int | None
-    error_count: int
-    last_error: str | None
-
-    @property
-    def pending_count(self) -> int: ...
-    def next_deadline(self) -> float: ...
-    def effective_interval(self) -> float: ...
-    async def run(self, *, task_status: trio.TaskStatus[None] = ...) -> None: ...
-
-
 ActorFactory = Callable[["ActorHandle"], Actor]
 
 
@@ -90,178 +67,6 @@ def backoff_delay(failures: int, rng: random.Random, *, low: float, high: float)
     """``low * 2**(failures-1)`` plus up to 25 % jitter, never above ``high``."""
     base = min(high, low * 2.0 ** max(failures - 1, 0))
     return min(high, base + rng.uniform(0, base / 4))
-
-
-class ActorHandle:
-    """The way to one user's actor. Callers use :meth:`place`, :meth:`cancel`,
-    :meth:`attach`, :meth:`detach`; everything else is the supervisor's.
-
-    Every method raises :class:`ActorUnavailable` at once while the actor restarts after a
-    crash, after it was stopped, or when its mailbox is full.
-    """
-
-    def __init__(
-        self,
-        user_id: int,
-        *,
-        mailbox_size: int,
-        rng: random.Random,
-        sessions: Sessions | None = None,
-    ) -> None:
-        self.user_id = user_id
-        self.sessions = Sessions(user_id) if sessions is None else sessions
-        self.mailbox, self.mailbox_out = trio.open_memory_channel[Message](mailbox_size)
-        self.scope = trio.CancelScope()
-        self.actor: Actor | None = None
-        self.state: ActorState = "starting"
-        self.restarts = 0
-        self.crashes = 0
-        self.last_crash: str | None = None
-        self.rng = rng
-        self.up = trio.Event()
-        self.done = trio.Event()
-        self.backoff_scope: trio.CancelScope | None = None
-
-    async def place(self, request: PlaceOrderRequest) -> Order:
-        """Place an order; returns it stored (``new``/``filled``..., or ``pending`` when the
-        exchange's answer stays unknown).
-
-        Raises:
-            OrderRejected: the exchange refused it (``code``, ``message``).
-            ActorUnavailable: see the class.
-        """
-        return await self._ask(lambda reply: PlaceOrder(request, reply))
-
-    async def cancel(self, order_id: int) -> Order:
-        """Cancel one of this user's orders; returns it as it ended (canceled, or filled when
-        it filled meanwhile; a terminal order is returned unchanged).
-
-        Raises:
-            OrderNotFoundError: no such order for this user.
-            OrderRejected: the exchange refused the cancel.
-            ActorUnavailable: see the class.
-        """
-        return await self._ask(lambda reply: CancelOrder(order_id, reply))
-
-    async def cancel_all(self, symbol: str) -> int:
-        """Cancel every open order of ``symbol`` at the exchange; returns how many of this
-        user's pending orders of that symbol it covered (their new states follow as events).
-
-        Raises:
-            OrderRejected: the exchange refused it (e.g. an unknown symbol).
-            ActorUnavailable: see the class.
-        """
-        return await self._ask(lambda reply: CancelAll(symbol, reply))
-
-    async def get_account(self) -> dict[str, Any]:
-        """Balances and positions read from the exchange now (the account's wire JSON)."""
-        return await self._ask(GetAccount)
-
-    async def change_leverage(self, symbol: str, leverage: int) -> dict[str, Any]:
-        """Set ``symbol``'s initial leverage at the exchange; the exchange's answer.
-
-        Raises:
-            OrderRejected: the exchange refused it (its words).
-            ActorUnavailable: see the class.
-        """
-        return await self._ask(lambda reply: ChangeLeverage(symbol, leverage, reply))
-
-    async def attach(
-        self, send: trio.MemorySendChannel[dict[str, Any]], since: int | None = None
-    ) -> int:
-        """Hand ``send`` (capacity >= 2) to the actor as a session; returns its id.
-
-        With ``since``, the actor first sends every stored event after ``since`` on ``send``,
-        then goes live, all inside one mailbox step: no gap, no duplicate (or a ``resync``
-        when those events are no longer kept). Without it, the session gets events newer than
-        the newest stored one. The actor owns ``send`` from now on and closes it on detach,
-        when the session lags (after a ``resync``), or at shutdown.
-        """
-        try:
-            return await self._ask(lambda reply: AttachSession(send, since, reply))
-        except ActorUnavailable:
-            send.close()
-            raise
-
-    async def detach(self, session_id: int) -> None:
-        """Forget a session and close its channel (no-op for an unknown id)."""
-        if self.state in ("backoff", "stopped"):
-            self.sessions.remove(session_id)
-            return
-        await self._ask(self._detach_message(session_id))
-
-    @staticmethod
-    def _detach_message(session_id: int) -> Callable[[Reply[None]], Message]:
-        return lambda reply: DetachSession(session_id, reply)
-
-    async def _ask(self, make: Callable[[Reply[T]], Message]) -> T:
-        if self.state == "backoff":
-            raise ActorUnavailable("the user's actor is restarting; try again shortly")
-        if self.state == "stopped":
-            raise ActorUnavailable("the user's actor is stopped")
-        return await ask(self.mailbox, make)
-
-    def tell(self, message: Message) -> None:
-        """Send a message that needs no answer; dropped when the actor is gone or swamped."""
-        try:
-            self.mailbox.send_nowait(message)
-        except (trio.WouldBlock, trio.ClosedResourceError):
-            log.warning("user %d: %s not delivered (mailbox full or closed)", self.user_id, message)
-
-    @property
-    def current_state(self) -> ActorState:
-        """The handle's state, or the running actor's own (e.g. ``parked``)."""
-        if self.state == "running" and self.actor is not None:
-            return self.actor.state
-        return self.state
-
-    def status(self, now_ms: int) -> ActorStatus:
-        """The operator's view; ``now_ms`` converts the next deadline to epoch ms."""
-        actor = self.actor
-        now = trio.current_time()
-        deadline = math.inf if actor is None or self.state != "running" else actor.next_deadline()
-        return ActorStatus(
-            user_id=self.user_id,
-            state=self.current_state,
-            pending_orders=0 if actor is None else actor.pending_count,
-            last_poll=None if actor is None else actor.last_poll,
-            next_poll=None if math.isinf(deadline) else now_ms + int(max(deadline - now, 0) * 1000),
-            stream_state="off" if actor is None else actor.stream_state,
-            error_count=self.crashes + (0 if actor is None else actor.error_count),
-            last_error=(actor.last_error if actor is not None else None) or self.last_crash,
-            effective_interval=None if actor is None else actor.effective_interval(),
-            sessions=len(self.sessions),
-            restarts=self.restarts,
-        )
-
-    def close(self, *, keep_sessions: bool = False) -> None:
-        """Shut the handle: fail queued requests, close the mailbox and every session (but
-        with ``keep_sessions``: the user's ownership moved to another instance, whose events
-        the relay brings to these sessions from now on)."""
-        self.state = "stopped"
-        self.mailbox.close()
-        while True:
-            try:
-                message = self.mailbox_out.receive_nowait()
-            except (trio.WouldBlock, trio.EndOfChannel):
-                break
-            reply = getattr(message, "reply", None)
-            if reply is not None:
-                reply.close()
-        self.mailbox_out.close()
-        if not keep_sessions:
-            self.sessions.close_all()
-
-
-class _Ready:
-    """The ``task_status`` given to each actor incarnation: marks the handle running."""
-
-    def __init__(self, handle: ActorHandle) -> None:
-        self._handle = handle
-
-    def started(self, value: None = None) -> None:
-        self._handle.state = "running"
-        self._handle.up.set()
 
 
 class Supervisor:
@@ -285,6 +90,7 @@ class Supervisor:
         stream_options: extra keyword arguments for the stream task (timeouts).
         sessions: the process's session registry (a cluster's relay shares it); by default
             the supervisor's own.
+        directory: who owns which user (default: this instance owns every user).
     """
 
     def __init__(
@@ -307,13 +113,17 @@ class Supervisor:
         actor_class: type[UserActor] = UserActor,
         stream_options: dict[str, Any] | None = None,
         sessions: SessionRegistry | None = None,
+        directory: Directory | None = None,
     ) -> None:
         self._store = store
         self.sessions = SessionRegistry() if sessions is None else sessions
         self._exchange = exchange
         self._governor = governor
         self._clock = clock
+        self.directory: Directory = directory or SingleInstance()
+        self._clustered = not isinstance(self.directory, SingleInstance)
         self._config = ActorConfig(
+            fence=self.directory.fence,
             poll_defaults=poll_defaults,
             stream=stream_runner
             or _stream_runner(stream_ws_url, connect_ws, governor, stream_options or {}),
@@ -333,12 +143,14 @@ class Supervisor:
         """Start an actor for every user with credentials; ``started()`` once each is up
         (or has failed once and is backing off). Runs until cancelled; then every actor is
         cancelled, queued requests fail with :class:`ActorUnavailable`, and every mailbox
-        and session channel is closed.
+        and session channel is closed. In a cluster no actor starts here (see
+        :meth:`adopt`).
         """
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
-                handles = await self._start_all(await self._store.users_with_credentials())
+                users = [] if self._clustered else await self._store.users_with_credentials()
+                handles = await self._start_all(users)
                 policy = self._config.poll_defaults
                 log.info(
                     "order monitor started: %d actors, checking every %gs (fast %gs for "
@@ -397,6 +209,9 @@ class Supervisor:
                         await _run_incarnation(handle)
                         return
                     except Exception as exc:  # the actor's error boundary; Cancelled passes
+                        if _not_owner(exc):
+                            self._forget(handle, "this instance no longer owns the user")
+                            return
                         failures = (
                             1 if trio.current_time() - began >= healthy_after else failures + 1
                         )
@@ -444,6 +259,42 @@ class Supervisor:
             phase=(handle.user_id * GOLDEN) % 1.0,
         )
 
+    # ------------------------------------------------------------ cluster ownership
+
+    def adopt(self, user_id: int) -> ActorHandle:
+        """Run ``user_id``'s actor here (ownership claimed it); nothing happens when it runs
+        already. Returns its handle (await ``handle.up`` to wait for the start)."""
+        handle = self._handles.get(user_id)
+        if handle is not None and not handle.done.is_set():
+            return handle
+        if handle is not None:
+            self._close(handle, keep_sessions=True)  # it stopped by itself: start afresh
+        return self._start(user_id)
+
+    async def release(self, user_id: int) -> None:
+        """Stop ``user_id``'s actor (handed over to another instance) and return once it is
+        gone; requests queued or sent later fail with :class:`ActorUnavailable`."""
+        handle = self._handles.get(user_id)
+        if handle is not None:
+            handle.scope.cancel()
+            await handle.done.wait()
+            self._forget(handle, "handed over")
+
+    def release_all(self) -> None:
+        """Stop every actor at once (ownership lost): nothing is awaited, the actors'
+        cancellation is delivered at their next checkpoint."""
+        for handle in list(self._handles.values()):
+            handle.scope.cancel()
+            self._forget(handle, "ownership lost")
+
+    def _forget(self, handle: ActorHandle, why: str, *, keep_sessions: bool = True) -> None:
+        """Drop ``handle``; its sessions stay (the relay brings them the events of the
+        user's new owner) unless ``keep_sessions`` is false."""
+        self._close(handle, keep_sessions=keep_sessions)
+        if self._handles.get(handle.user_id) is handle:
+            del self._handles[handle.user_id]
+        log.info("user %d actor stopped here: %s", handle.user_id, why)
+
     # ------------------------------------------------------------ registry
 
     def actor(self, user_id: int) -> ActorHandle | None:
@@ -462,6 +313,8 @@ class Supervisor:
         if handle is not None and handle.done.is_set():
             self._close(handle)  # an actor that stopped by itself: start afresh
             handle = None
+        if handle is None and not self.directory.owns(user_id):
+            return  # another instance's, or ownership claims it within a round
         if handle is None:
             await self._start(user_id).up.wait()
         elif handle.state == "backoff" and handle.backoff_scope is not None:
@@ -475,10 +328,7 @@ class Supervisor:
         handle.sessions.send_all(
             {"type": "alert", "kind": "credentials_removed", "message": "Exchange keys removed."}
         )
-        self._close(handle)
-        if self._handles.get(handle.user_id) is handle:
-            del self._handles[handle.user_id]
-        log.info("user %d actor stopped: credentials removed", handle.user_id)
+        self._forget(handle, "credentials removed", keep_sessions=False)
 
     def _close(self, handle: ActorHandle, *, keep_sessions: bool = False) -> None:
         """Close ``handle`` and let go of its sessions' entry in the registry."""
@@ -528,13 +378,21 @@ async def _run_incarnation(handle: ActorHandle) -> None:
     goes on (the supervisor is stopping it; a restart would be pointless)."""
     assert handle.actor is not None
     try:
-        await handle.actor.run(task_status=_Ready(handle))
+        await handle.actor.run(task_status=Ready(handle))
     except BaseExceptionGroup as group:
         cancelled, errors = group.split(trio.Cancelled)
         if cancelled is None or errors is None:
             raise
         log.error("user %d actor failed while stopping", handle.user_id, exc_info=errors)
         raise cancelled from None
+
+
+def _not_owner(exc: Exception) -> bool:
+    """The actor ended because it found it no longer owns its user (maybe inside a group)."""
+    if isinstance(exc, ExceptionGroup):
+        matched, rest = exc.split(NotOwner)
+        return matched is not None and rest is None
+    return isinstance(exc, NotOwner)
 
 
 def _stream_runner(

@@ -86,6 +86,7 @@ from tradercoin.actors.parts import (
     new_client_order_id,
     next_tick,
 )
+from tradercoin.cluster.directory import NotOwner
 from tradercoin.exchange import protocol as xp
 from tradercoin.exchange.errors import (
     ExchangeError,
@@ -243,13 +244,19 @@ class UserActor(ActorCore):
 
         A request never crashes the actor: any other exception fails this request only
         (logged with its traceback). A handler that returns :data:`DEFERRED` has handed a
-        clone of ``reply`` to a child task, which answers.
+        clone of ``reply`` to a child task, which answers. :class:`NotOwner` (the user
+        moved to another instance) fails the request, then ends the actor.
         """
+        lost: NotOwner | None = None
         with reply:
             try:
                 value = await handler(*args)
             except (OrderRejected, ActorUnavailable, OrderNotFoundError) as exc:
                 result: outcome.Outcome[Any] = outcome.Error(exc)
+            except NotOwner as exc:
+                lost = exc
+                moved = ActorUnavailable("this user moved to another instance; try again")
+                result = outcome.Error(moved)
             except Exception:
                 self.request_failures += 1
                 log.exception("user %d: a request failed inside the actor", self.user_id)
@@ -261,6 +268,8 @@ class UserActor(ActorCore):
                 result = outcome.Value(value)
             with contextlib.suppress(trio.BrokenResourceError, trio.WouldBlock):
                 reply.send_nowait(result)  # fails only when the caller gave up waiting
+        if lost is not None:
+            raise lost
 
     # ------------------------------------------------------------ place
 
@@ -328,6 +337,7 @@ class UserActor(ActorCore):
             update: ExchangeUpdate | None = None
             for delay in self._config.resolve_delays:
                 await trio.sleep(delay)
+                self._config.fence(self.user_id)
                 try:
                     await self._governor.spend(GET_ORDER_WEIGHT)
                     update = await self.client.get_order(

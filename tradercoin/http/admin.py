@@ -1,4 +1,5 @@
-"""Operator routes: the actors table, per-user poll policies, the rate governor.
+"""Operator routes: the actors table, per-user poll policies, the rate governor, the user
+streams and the cluster.
 
 Every route needs an operator; a user gets 403.
 """
@@ -12,6 +13,7 @@ from typing import Any
 from quart import Quart, Response
 from quart_schema import document_request, tag
 
+from tradercoin.cluster.ownership import Ownership
 from tradercoin.config import PollPolicy
 from tradercoin.http.auth import authenticate
 from tradercoin.http.context import HttpContext, context
@@ -161,6 +163,23 @@ async def streams() -> Response:
     return json_response({"status": "success", "data": data})
 
 
+@tag(["admin"])
+async def cluster() -> Response:
+    """The instances sharing this database (id, address, healthy, users owned, seconds since
+    their heartbeat), this instance's id, and its ownership counters (claims, handovers,
+    lease losses, writes the fence refused; null for a single instance)."""
+    await authenticate(operator=True)
+    directory = _supervisor(context()).directory
+    statistics = directory.statistics() if isinstance(directory, Ownership) else None
+    data = {
+        "instance_id": directory.instance_id,
+        "clustered": statistics is not None,
+        "instances": jsonable(directory.instances()),
+        "statistics": jsonable(statistics),
+    }
+    return json_response({"status": "success", "data": data})
+
+
 def register_routes(app: Quart) -> None:
     app.add_url_rule("/api/admin/actors", view_func=actors, methods=["GET"])
     rule = "/api/admin/users/<int:user_id>/poll-policy"
@@ -168,3 +187,4 @@ def register_routes(app: Quart) -> None:
     app.add_url_rule(rule, view_func=put_poll_policy, methods=["PUT"])
     app.add_url_rule("/api/admin/governor", view_func=governor, methods=["GET"])
     app.add_url_rule("/api/admin/streams", view_func=streams, methods=["GET"])
+    app.add_url_rule("/api/admin/cluster", view_func=cluster, methods=["GET"])

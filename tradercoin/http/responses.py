@@ -132,6 +132,7 @@ RESPONSES: dict[tuple[str, str], dict[int, dict[str, Any]]] = {
     },
     ("GET", "/api/admin/governor"): {200: _success({"type": "object"})},
     ("GET", "/api/admin/streams"): {200: _success({"type": "object"})},
+    ("GET", "/api/admin/cluster"): {200: _success({"type": "object"})},
     ("GET", "/api/admin/users/{user_id}/poll-policy"): {200: _success(POLICY)},
     ("PUT", "/api/admin/users/{user_id}/poll-policy"): {200: _success(POLICY)},
     ("GET", "/healthz"): {200: _object(status={"const": "ok"})},

@@ -7,12 +7,17 @@ so the batch grows with the load. A lock is retried by :class:`~tradercoin.store
 if a batch fails otherwise, each job is retried in its own transaction, so a bad change fails
 only its caller. With :attr:`WriteBatcher.notify` (a cluster on PostgreSQL) each transaction
 also announces its events (:func:`~tradercoin.store.events.notify_events`).
+
+A write fence (:attr:`WriteBatcher.fence`, set in a cluster by
+:class:`tradercoin.cluster.ownership.Ownership`) is asked inside each transaction, before
+anything is written, which of its users this instance may no longer write for: their jobs fail
+with the fence's error and write nothing, while the other users' jobs of the batch commit.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
@@ -26,9 +31,13 @@ from tradercoin.store import orders as order_sql
 from tradercoin.store.db import Database, one_line
 from tradercoin.store.errors import OrderConflict, StoreClosed, StoreError
 
-__all__ = ["WriteBatcher"]
+__all__ = ["WriteBatcher", "WriteFence"]
 
 log = logging.getLogger(__name__)
+
+#: ``fence(conn, user_ids)`` inside the write transaction (user ids sorted): the users whose
+#: writes must be refused now, each with the error its job fails with
+WriteFence = Callable[[sa.Connection, list[int]], dict[int, Exception]]
 
 
 @dataclass(eq=False)
@@ -46,19 +55,35 @@ class _Job:
     def size(self) -> int:
         return len(self.changes) + len(self.fills)
 
+    def users(self) -> set[int]:
+        return {c.user_id for c in self.changes} | {f.user_id for f in self.fills}
+
     def finish(self, result: list[OrderEvent] | int | None, error: Exception | None) -> None:
         self.result, self.error = result, error
         self.done.set()
 
 
+_Result = list[OrderEvent] | int | Exception
+
+
 def _write_jobs(
-    conn: sa.Connection, jobs: Sequence[_Job], now: int, notify: bool = False
-) -> list[list[OrderEvent] | int]:
-    """Thread body: every job's writes, then the events, in the caller's transaction."""
+    conn: sa.Connection,
+    jobs: Sequence[_Job],
+    now: int,
+    notify: bool = False,
+    fence: WriteFence | None = None,
+) -> list[_Result]:
+    """Thread body: every job's writes, then the events, in the caller's transaction. A job
+    the fence refuses writes nothing; its result is the fence's error."""
     changes: list[OrderChange] = []
-    results: list[list[OrderEvent] | int] = []
+    results: list[_Result] = []
     slices: list[tuple[int, int, int]] = []
+    refused = fence(conn, sorted(set().union(*(job.users() for job in jobs)))) if fence else {}
     for job in jobs:
+        errors = [refused[user] for user in job.users() if user in refused]
+        if errors:
+            results.append(errors[0])
+            continue
         new_fills = order_sql.insert_fills(conn, job.fills) if job.fills else 0
         if job.changes:
             slices.append((len(results), len(changes), len(changes) + len(job.changes)))
@@ -103,6 +128,7 @@ class WriteBatcher:
         self._clock = clock
         self._max_jobs = max_jobs
         self.notify = False  # announce each commit's events (PostgreSQL: pg_notify)
+        self.fence: WriteFence | None = None
         self._send, self._receive = trio.open_memory_channel[_Job](queue_size)
         self.batches = 0
         self.changes_committed = 0
@@ -175,7 +201,7 @@ class WriteBatcher:
         now = self._clock.now_ms()
         started = trio.current_time()
         try:
-            results = await self._db.write(_write_jobs, jobs, now, self.notify)
+            results = await self._db.write(_write_jobs, jobs, now, self.notify, self.fence)
             observe_batch_commit(trio.current_time() - started)
         except Exception as error:
             if len(jobs) == 1 or _database_failed(error):
@@ -189,9 +215,18 @@ class WriteBatcher:
             for job in jobs:
                 await self._commit([job])
             return
-        self._record(jobs)
+        self._record(
+            [
+                job
+                for job, result in zip(jobs, results, strict=True)
+                if isinstance(result, list | int)
+            ]
+        )
         for job, result in zip(jobs, results, strict=True):
-            job.finish(result, None)
+            if isinstance(result, Exception):
+                job.finish(None, result)
+            else:
+                job.finish(result, None)
 
     def _fail(self, job: _Job, error: Exception) -> None:
         self.jobs_failed += 1

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 __all__ = [
+    "cluster_instances",
     "credentials",
     "fills",
     "invites",
@@ -187,4 +188,17 @@ invites = sa.Table(
     sa.Column("expires_at", sa.BigInteger, nullable=False),
     sa.Column("used_by", Id, _user_fk("SET NULL"), nullable=True),
     sa.Column("used_at", sa.BigInteger, nullable=True),
+)
+
+
+# --- scale-out (migration 0005): the instances sharing this database ---------------------------
+
+cluster_instances = sa.Table(
+    "cluster_instances",
+    metadata,
+    sa.Column("id", sa.String(128), primary_key=True),
+    sa.Column("address", sa.String(255), nullable=False),
+    sa.Column("pg_pid", sa.BigInteger, nullable=True),  # backend pid of its lock connection
+    sa.Column("started_at", sa.BigInteger, nullable=False),
+    sa.Column("heartbeat_at", sa.BigInteger, nullable=False),  # the server's clock, epoch ms
 )

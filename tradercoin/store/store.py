@@ -23,7 +23,7 @@ from tradercoin.orders import Fill, Order, OrderChange, OrderEvent, OrderFill, O
 from tradercoin.store import events as event_sql
 from tradercoin.store import orders as order_sql
 from tradercoin.store import users as user_sql
-from tradercoin.store.batcher import WriteBatcher, _Job
+from tradercoin.store.batcher import WriteBatcher, WriteFence, _Job
 from tradercoin.store.db import Database, RunSync
 from tradercoin.store.errors import CredentialsError, DuplicateUser, StoreError, UnknownUser
 from tradercoin.store.files import protect_sqlite_files
@@ -110,6 +110,16 @@ class Store:
         if on and self.dialect != "postgresql":
             raise ValueError("only PostgreSQL announces events (LISTEN/NOTIFY)")
         self.batcher.notify = on
+
+    @property
+    def ownership_check(self) -> WriteFence | None:
+        """The write fence of order writes (a cluster's ownership check; None: every write
+        goes through). See :class:`~tradercoin.store.batcher.WriteBatcher`."""
+        return self.batcher.fence
+
+    @ownership_check.setter
+    def ownership_check(self, fence: WriteFence | None) -> None:
+        self.batcher.fence = fence
 
     @property
     def dialect(self) -> str:
@@ -262,6 +272,7 @@ class Store:
         Raises:
             OrderConflict: this call's changes cannot be stored (nothing of them is).
             StoreClosed, StoreError: the store is closed or the database failed.
+            NotOwner: the write fence (:attr:`ownership_check`) refused this user's write.
         """
         if not changes:
             await self.record_fills(fills)
