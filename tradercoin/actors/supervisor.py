@@ -55,6 +55,7 @@ class SupervisorStore(ActorStore, Protocol):
     """What the supervisor needs of :class:`tradercoin.store.Store` (beyond the actors')."""
 
     async def users_with_credentials(self) -> list[int]: ...
+    async def users_with_pending_orders(self) -> set[int]: ...
     async def set_poll_policy(
         self, user_id: int, policy: PollPolicy, *, updated_by: int | None
     ) -> None: ...
@@ -173,14 +174,13 @@ class Supervisor:
         """Start every user's actor, those with pending orders first: each actor creates its
         listenKey (weight 1, through the governor's first-come queue) as it starts, and
         10,000 keys take over four minutes of the IP's budget, so the users with something
-        to watch are on the stream first. It costs one read of pending orders per user (the
-        read each actor makes again as it starts). Sessions attach only after start, so
-        they cannot order it. Returns once every actor is up (or failed once)."""
-        pending = {user_id: bool(await self._store.pending_orders(user_id)) for user_id in users}
-        first = [self._start(user_id) for user_id in users if pending[user_id]]
+        to watch are on the stream first. It costs one query. Sessions attach only after
+        start, so they cannot order it. Returns once every actor is up (or failed once)."""
+        pending = await self._store.users_with_pending_orders()
+        first = [self._start(user_id) for user_id in users if user_id in pending]
         for handle in first:
             await handle.up.wait()
-        rest = [self._start(user_id) for user_id in users if not pending[user_id]]
+        rest = [self._start(user_id) for user_id in users if user_id not in pending]
         for handle in rest:
             await handle.up.wait()
         return first + rest

@@ -39,6 +39,7 @@ __all__ = [
     "order_fills",
     "page_orders",
     "pending_orders",
+    "users_with_pending_orders",
     "write_changes",
 ]
 
@@ -199,6 +200,13 @@ def find_by_client_id(conn: sa.Connection, user_id: int, client_order_id: str) -
 
 def pending_orders(conn: sa.Connection, user_id: int) -> list[Order]:
     return [row_to_order(r) for r in conn.execute(_PENDING, {"user_id": user_id})]
+
+
+_USERS_PENDING = sa.select(orders.c.user_id).where(sa.text(PENDING_SQL)).distinct()
+
+
+def users_with_pending_orders(conn: sa.Connection) -> set[int]:
+    return {r[0] for r in conn.execute(_USERS_PENDING)}
 
 
 # --- writes ----------------------------------------------------------------------------------

@@ -256,6 +256,10 @@ class Store:
     async def find_order_by_client_id(self, user_id: int, client_order_id: str) -> Order | None:
         return await self.db.read(order_sql.find_by_client_id, user_id, client_order_id)
 
+    async def users_with_pending_orders(self) -> set[int]:
+        """Users who have an order in a non-terminal status (one query)."""
+        return await self.db.read(order_sql.users_with_pending_orders)
+
     async def pending_orders(self, user_id: int) -> list[Order]:
         """The user's orders in a non-terminal status, oldest first."""
         return await self.db.read(order_sql.pending_orders, user_id)
