@@ -49,10 +49,12 @@ from trio_websocket import (
     open_websocket_url,
 )
 
-from tradercoin.exchange import parsing
+from tradercoin.exchange import parsing, wsfix
 from tradercoin.exchange.account_data import AccountUpdate, account_update
 from tradercoin.exchange.errors import RateLimited, Unavailable
 from tradercoin.orders import ExchangeUpdate
+
+wsfix.install()  # a ping crossing a close must not crash a connection
 
 __all__ = [
     "AccountUpdateEvent",

@@ -44,6 +44,7 @@ import trio
 import trio_websocket
 from wsproto.events import TextMessage
 
+from tradercoin.exchange import wsfix
 from tradercoin.exchange.sim.connrules import ConnectionLimits, ConnectionRules, MessageRate
 from tradercoin.exchange.sim.engine import Account
 from tradercoin.exchange.sim.errors import ApiError
@@ -56,6 +57,8 @@ from tradercoin.exchange.sim.faults import (
     garble_event,
 )
 from tradercoin.exchange.sim.scheduler import Scheduler
+
+wsfix.install()  # a ping crossing a close must not crash a connection
 
 __all__ = ["StreamConfig", "StreamHub"]
 
