@@ -9,12 +9,18 @@ deploy/haproxy.cfg), all real processes on this machine:
   turn): req/s, p50, p99, and the 2:1 ratio of req/s;
 - ``failover``: 3 instances; ``--runs`` times, SIGKILL the instance owning most users and
   time until every one of its users runs on exactly one survivor (``/api/admin/actors`` of
-  each, state ``running``); meanwhile the simulator's weight of each IP in its current minute
-  (its limit: ``--weight-limit``; each instance's own budget is 90 % of it). The killed
-  instance is started again and the users spread before the next run. p50 and max;
-- ``delivery``: one /ws session per user through HAProxy, resting orders filled at the
-  exchange at ``--fill-rate`` fills/s; p50/p99 from the exchange's fill time to the
-  client's receipt, with 3 instances (sessions and owners spread) and with 1.
+  each, state ``running``: polling or streaming); meanwhile and for 5 s after, the
+  simulator's weight of each IP in its current minute (its limit ``--weight-limit``, which is
+  also each instance's ``weight_budget_per_minute``: the governor spends 90 % of it). The
+  killed instance is started again and the users spread (none above its fair share) before
+  the next run. p50 and max;
+- ``delivery``: every user has a /ws session on every instance (opened on the instance
+  itself, so the bench knows whether it owns the user); resting orders filled at the
+  exchange at ``--fill-rate`` fills/s; p50/p99 from the exchange's fill time to each
+  session's receipt, with 3 instances (sessions on the owner, and on the others: through the
+  relay) and with 1.
+
+Every figure line ends with the 1-minute load average: the machine may be shared.
 
     .venv/bin/python -m bench.cluster                       # every part
     .venv/bin/python -m bench.cluster --parts http --seconds 10
@@ -33,6 +39,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
@@ -44,15 +51,30 @@ from trio_websocket import open_websocket_url
 
 from bench.http import load
 from tests.cluster.client import owners, sim_get
-from tests.cluster.harness import Deployment, deployment, missing_parts, operator_token
+from tests.cluster.harness import (
+    Deployment,
+    Instance,
+    deployment,
+    missing_parts,
+    operator_token,
+)
 
 SYMBOL = "BTCUSDT"
+SETTLE = 5.0  # s after a takeover during which the weight per IP is still watched
+
+
+def _load() -> str:
+    """The 1-minute load average (the machine is shared: figures are read against it)."""
+    return f"load average {os.getloadavg()[0]:.1f}"
 
 
 def _accounts_args(args: argparse.Namespace) -> dict[str, Any]:
+    """The simulator's accounts and per-IP weight limit, and each instance's budget set to
+    that limit (the governor plans and spends 90 % of it)."""
     return {
         "sim_args": ("--weight-limit", str(args.weight_limit), "--fill-latency", "0.3"),
         "accounts": args.users,
+        "TRADERCOIN_WEIGHT_BUDGET_PER_MINUTE": str(args.weight_limit),
     }
 
 
@@ -113,7 +135,7 @@ def http_part(args: argparse.Namespace, root: Path) -> None:
                 print(
                     f"GET /api/orders via haproxy, {instances} instance(s), c={c}: "
                     f"{got['rps']:.0f} req/s, p50 {got['p50']:.1f} ms, p99 {got['p99']:.1f} ms, "
-                    f"non-2xx {got['errors']:.0f}",
+                    f"non-2xx {got['errors']:.0f}; {_load()}",
                     flush=True,
                 )
     for c in (10, 100):
@@ -123,11 +145,17 @@ def http_part(args: argparse.Namespace, root: Path) -> None:
 # ------------------------------------------------------------------------ failover
 
 
-def _owned_once(deployed: Deployment, token: str, users: int) -> dict[int, str] | None:
+def _spread(deployed: Deployment, token: str, users: int) -> dict[int, str] | None:
+    """``{user: owner}`` once every user runs on exactly one instance and none runs more than
+    its fair share, ``ceil(users / instances)``; else None."""
     found = owners(deployed, token)
-    if len(found) == users and all(len(ids) == 1 for ids in found.values()):
-        return {user: ids[0] for user, ids in found.items()}
-    return None
+    if len(found) != users or any(len(ids) != 1 for ids in found.values()):
+        return None
+    owned = {user: ids[0] for user, ids in found.items()}
+    share = -(-users // len(deployed.running()))
+    if max(Counter(owned.values()).values()) > share:
+        return None
+    return owned
 
 
 def _wait(check: Callable[[], Any], timeout: float, what: str) -> Any:
@@ -147,20 +175,31 @@ def failover_part(args: argparse.Namespace, root: Path) -> None:
         token = operator_token(deployed.url)
         took, peaks = [], []
         for _ in range(args.runs):
-            owned = _wait(lambda: _owned_once(deployed, token, args.users), 120, "users spread")
+            owned = _wait(lambda: _spread(deployed, token, args.users), 120, "users spread")
             seconds, peak = _one_failover(deployed, token, owned)
             took.append(seconds)
             peaks.append(peak)
-            print(f"  run {len(took)}: owned again after {seconds:.2f} s; max weight/IP {peak}")
+            print(
+                f"  run {len(took)}: owned again after {seconds:.2f} s; "
+                f"max weight/IP {peak}; {_load()}",
+                flush=True,
+            )
         print(
             f"failover (SIGKILL to every user owned again), {args.runs} runs: "
             f"p50 {statistics.median(took):.2f} s, max {max(took):.2f} s"
         )
         budget = int(args.weight_limit * 0.9)
+        whole = deployed.sim_admin("statistics")["weight_peak_minute"]
         print(
-            f"weight per IP during takeover: max {max(peaks)} in a minute (instance budget "
-            f"{budget}, exchange limit {args.weight_limit})"
+            f"weight per IP during takeover: max {max(peaks)} in a minute; over the whole run "
+            f"{whole} (instance budget {budget}, exchange limit {args.weight_limit})"
         )
+
+
+def _weight_by_ip(deployed: Deployment) -> dict[str, int]:
+    """The simulator's weight of each client IP in its current minute."""
+    weights: dict[str, int] = deployed.sim_admin("statistics")["weight_by_ip"]
+    return weights
 
 
 def _one_failover(deployed: Deployment, token: str, owned: dict[int, str]) -> tuple[float, int]:
@@ -173,8 +212,7 @@ def _one_failover(deployed: Deployment, token: str, owned: dict[int, str]) -> tu
 
     def taken_over() -> bool:
         nonlocal peak
-        stats = httpx.get(f"{deployed.sim.url}/sim/admin/statistics", timeout=5).json()
-        peak = max(peak, *stats["weight_by_ip"].values())
+        peak = max(peak, *_weight_by_ip(deployed).values())
         found = owners(deployed, token, states=frozenset({"running"}))  # polling or streaming
         return all(len(found.get(u, [])) == 1 for u in counts[victim.id])
 
@@ -182,6 +220,10 @@ def _one_failover(deployed: Deployment, token: str, owned: dict[int, str]) -> tu
     deployed.kill(victim)
     _wait(taken_over, 60, f"users of {victim.id} owned again")
     seconds = time.monotonic() - started
+    settle = time.monotonic() + SETTLE  # the new owners' first polls and stream keys
+    while time.monotonic() < settle:
+        peak = max(peak, *_weight_by_ip(deployed).values())
+        time.sleep(0.2)
     deployed.start(victim)
     deployed.wait_in_rotation()
     return seconds, peak
@@ -190,38 +232,72 @@ def _one_failover(deployed: Deployment, token: str, owned: dict[int, str]) -> tu
 # ------------------------------------------------------------------------ delivery
 
 
-async def _delivery(deployed: Deployment, fills: int, rate: float) -> list[float]:
-    """Latencies (ms) from each fill's exchange time to its order_update at a session."""
+async def _delivery(
+    deployed: Deployment, users: int, fills: int, rate: float
+) -> dict[str, list[float]]:
+    """Latencies (ms) from each fill's exchange time to its order_update at each session, by
+    where the session is: ``"owner"`` (the instance running the user's actor) or ``"other"``
+    (an instance that gets the event through the relay). Every user has a session on every
+    instance, opened on that instance directly (not through HAProxy) to know which it is."""
     tokens = await _sign_up(deployed, 0)
-    latencies: dict[int, float] = {}  # order id -> ms, the first filled update only
+    operator = await trio.to_thread.run_sync(operator_token, deployed.url)
+    owned = await trio.to_thread.run_sync(
+        lambda: _wait(lambda: _spread(deployed, operator, users), 120, "users spread")
+    )
+    user_ids = await _user_ids(deployed, tokens)
+    latencies: dict[str, list[float]] = {"owner": [], "other": []}
+    expected = fills * len(deployed.instances)
     ready, all_in = trio.Event(), trio.Event()
-    connected = 0
+    connected = seen = 0
 
-    async def listen(token: str) -> None:
-        nonlocal connected
-        async with open_websocket_url(f"{deployed.ws_base}/ws?token={token}") as ws:
+    async def listen(token: str, instance: Instance, kind: str) -> None:
+        nonlocal connected, seen
+        url = instance.url.replace("http://", "ws://")
+        async with open_websocket_url(f"{url}/ws?token={token}") as ws:
             await ws.get_message()  # hello
             connected += 1
-            if connected == len(tokens):
+            if connected == len(tokens) * len(deployed.instances):
                 ready.set()
+            done: set[int] = set()
             while True:
                 message = json.loads(await ws.get_message())
                 data = message.get("data") or {}
                 if message.get("type") != "order_update" or data.get("status") != "filled":
                     continue
-                latencies.setdefault(data["id"], time.time() * 1000 - data["exchange_update_time"])
-                if len(latencies) >= fills:
-                    all_in.set()
+                if data["id"] not in done:  # the first "filled" update of each order
+                    done.add(data["id"])
+                    latencies[kind].append(time.time() * 1000 - data["exchange_update_time"])
+                    seen += 1
+                    if seen >= expected:
+                        all_in.set()
 
     async with trio.open_nursery() as nursery:
         for token in tokens:
-            nursery.start_soon(listen, token)
+            owner = owned[user_ids[token]]
+            for instance in deployed.instances:
+                kind = "owner" if instance.id == owner else "other"
+                nursery.start_soon(listen, token, instance, kind)
         await ready.wait()
         await _fill_resting(deployed, tokens, fills, rate)
         with trio.move_on_after(15):
             await all_in.wait()
         nursery.cancel_scope.cancel()
-    return sorted(latencies.values())
+    after = await trio.to_thread.run_sync(owners, deployed, operator)
+    moved = [u for u, owner in owned.items() if after.get(u) != [owner]]
+    if moved:
+        print(f"  (owners changed during the run: {moved} {[after.get(u) for u in moved]})")
+    return {kind: sorted(got) for kind, got in latencies.items()}
+
+
+async def _user_ids(deployed: Deployment, tokens: list[str]) -> dict[str, int]:
+    """Each token's user id (``GET /api/auth/me``)."""
+    ids = {}
+    async with httpx.AsyncClient(base_url=deployed.url, timeout=30) as http:
+        for token in tokens:
+            answer = await http.get("/api/auth/me", headers={"Authorization": f"Bearer {token}"})
+            answer.raise_for_status()
+            ids[token] = answer.json()["data"]["id"]
+    return ids
 
 
 async def _fill_resting(deployed: Deployment, tokens: list[str], fills: int, rate: float) -> None:
@@ -246,13 +322,19 @@ def delivery_part(args: argparse.Namespace, root: Path) -> None:
         where = root / f"delivery{instances}"
         where.mkdir()
         with deployment(where, instances, **_accounts_args(args)) as deployed:
-            got = trio.run(_delivery, deployed, args.fills, args.fill_rate)
-        p50 = got[len(got) // 2] if got else float("nan")
-        p99 = got[min(len(got) - 1, int(len(got) * 0.99))] if got else float("nan")
-        print(
-            f"delivery, {instances} instance(s): {len(got)}/{args.fills} fills seen, "
-            f"p50 {p50:.0f} ms, p99 {p99:.0f} ms"
-        )
+            got = trio.run(_delivery, deployed, args.users, args.fills, args.fill_rate)
+        for kind, latencies in got.items():
+            if not latencies:
+                continue
+            p50 = latencies[len(latencies) // 2]
+            p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
+            sessions = "owner" if kind == "owner" else "not the owner (relay)"
+            print(
+                f"delivery, {instances} instance(s), sessions on the {sessions}: "
+                f"{len(latencies)} updates ({args.fills} fills), "
+                f"p50 {p50:.0f} ms, p99 {p99:.0f} ms; {_load()}",
+                flush=True,
+            )
 
 
 # ------------------------------------------------------------------------ main
