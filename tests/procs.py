@@ -95,8 +95,21 @@ def start_serve(
     timeout: float = START_TIMEOUT,
 ) -> Child:
     """``tradercoin serve`` on ``port`` (a free one by default); returns once /healthz is 200
-    (ProcessFailed after ``timeout`` seconds)."""
-    port = port or free_port()
+    (ProcessFailed after ``timeout`` seconds).
+
+    A free port is free only when :func:`free_port` looks: another program may take it
+    before ``serve`` binds it. Then (``serve`` says "Address already in use") another free
+    port is tried, twice at most; a port the caller chose is never changed."""
+    for attempt in range(3):
+        try:
+            return _start_serve(cwd, env, port or free_port(), log_name, timeout)
+        except ProcessFailed as failed:
+            if port is not None or attempt == 2 or "Address already in use" not in str(failed):
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _start_serve(cwd: Path, env: dict[str, str], port: int, log_name: str, timeout: float) -> Child:
     log_path = cwd / log_name
     with log_path.open("ab") as log:
         process = subprocess.Popen(
