@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import psycopg
 import sqlalchemy as sa
 
 from tradercoin.store.errors import StoreError
+
+if TYPE_CHECKING:  # psycopg is the postgres extra: imported where a cluster uses it
+    import psycopg
 
 __all__ = ["DuplicateInstance", "LockConnection", "Round", "connect", "refused_writes"]
 
@@ -105,6 +107,8 @@ def connect(database_url: str, instance_id: str, lease: float) -> LockConnection
     """Open the lock connection: autocommit, short keepalives both ways, and an idle timeout
     of one lease, so that the server ends the session (and frees its locks) when this
     instance stops talking (paused, partitioned, dead)."""
+    import psycopg
+
     conn = psycopg.connect(
         conninfo(database_url),
         autocommit=True,
@@ -177,6 +181,8 @@ class LockConnection:
 
     def round(self, instance_id: str, address: str) -> Round:
         """Heartbeat (proves the connection), then read the holders, instances and users."""
+        import psycopg
+
         c = self.conn
         beat = c.execute(_HEARTBEAT, (address, instance_id, self.pid))
         if beat.rowcount != 1:
@@ -208,6 +214,8 @@ class LockConnection:
         after :data:`HANDSHAKE_TIMEOUT_MS` belongs to an instance that lost them and is
         stuck (paused, partitioned): its backend is terminated (its write rolls back) and
         the handshake tried again."""
+        import psycopg
+
         for attempt in (1, 2):
             try:
                 with self.conn.transaction():

@@ -49,7 +49,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
-import psycopg
 import sqlalchemy as sa
 import trio
 
@@ -213,6 +212,8 @@ class Ownership:
         """Join, then claim, keep and hand over users until cancelled; ``started()`` after
         the first round (or the first failure to reach the database). On cancel, the actors
         are stopped, then the connection is closed (every lock freed for the others)."""
+        import psycopg
+
         started = False
         try:
             while True:
@@ -376,6 +377,8 @@ class Ownership:
 
 def _leave_and_close(conn: locksql.LockConnection, instance_id: str) -> None:
     """(A connection the server already ended has nothing to leave: its row says dead.)"""
+    import psycopg
+
     with contextlib.suppress(psycopg.Error):
         conn.leave(instance_id)
     conn.close()

@@ -30,7 +30,6 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any, Protocol
 
-import psycopg
 import trio
 
 from tradercoin.actors.parts import EVENTS_PAGE
@@ -124,6 +123,8 @@ class EventRelay:
             self._batches.close()  # a thread still handing a batch over gets an error, and ends
 
     async def _listen_forever(self, listening: trio.Event) -> None:
+        import psycopg
+
         failures = 0
         while True:
             try:
@@ -158,6 +159,8 @@ class EventRelay:
     ) -> None:
         """Thread body: connect, LISTEN, then hand batches of payloads to trio until ``stop``
         (or the connection fails: the error goes back to trio)."""
+        import psycopg
+
         with psycopg.connect(
             self._conninfo, autocommit=True, connect_timeout=10, **_KEEPALIVE
         ) as conn:
