@@ -36,23 +36,31 @@ async def operator_get(system: TestSystem, path: str) -> str:
     return answer.text
 
 
+async def _a_fill_the_key_swallows(system: Any) -> tuple[Any, Any, Any, Any, Any, float]:
+    """Alice on a healthy stream with two resting orders; her key turns deaf (the simulator's
+    ``stream_zombie``) and the first order fills. Returns (alice, her tab, the two orders,
+    the deaf key, when the fill was made)."""
+    alice = await system.add_user("alice")
+    tab = await alice.open_session()
+    await alice.wait_stream()
+    first, second = [
+        await alice.place("BTCUSDT", "BUY", "LIMIT", "0.2", price="1000") for _ in range(2)
+    ]
+    await trio.sleep(7)
+    deaf_key = system.sim.listen_key(alice.api_key)
+    system.inject("stream_zombie", user=alice)
+    hits = system.sim.statistics().faults_hit
+    filled_at = trio.current_time()
+    system.sim.fill("BTCUSDT", first.exchange_order_id)
+    assert system.sim.statistics().faults_hit > hits  # the key swallowed its events
+    return alice, tab, first, second, deaf_key, filled_at
+
+
 async def test_a_zombie_key_is_found_by_the_poll_replaced_and_streams_again(
     autojump_clock: trio.abc.Clock, caplog: pytest.LogCaptureFixture
 ) -> None:
     async with open_test_system(stream=True) as system:
-        alice = await system.add_user("alice")
-        tab = await alice.open_session()
-        await alice.wait_stream()
-        first, second = [
-            await alice.place("BTCUSDT", "BUY", "LIMIT", "0.2", price="1000") for _ in range(2)
-        ]
-        await trio.sleep(7)
-        deaf_key = system.sim.listen_key(alice.api_key)
-        system.inject("stream_zombie", user=alice)
-        hits = system.sim.statistics().faults_hit
-        filled_at = trio.current_time()
-        system.sim.fill("BTCUSDT", first.exchange_order_id)
-        assert system.sim.statistics().faults_hit > hits  # the key swallowed its events
+        alice, tab, first, second, deaf_key, filled_at = await _a_fill_the_key_swallows(system)
         with caplog.at_level(logging.WARNING, logger="tradercoin.actors.user"):
             got = await tab.wait_for_status(first.id, "filled")
             assert got.time > filled_at  # not by the stream: by the reconcile poll
@@ -84,19 +92,7 @@ async def test_a_zombie_key_of_a_connection_per_user_is_replaced_too(
     """The per-user stream (the benchmark's comparison) closes the suspect key and
     reconnects with a new one."""
     async with open_test_system(stream=True, settings={"stream_mode": "per-user"}) as system:
-        alice = await system.add_user("alice")
-        tab = await alice.open_session()
-        await alice.wait_stream()
-        first, second = [
-            await alice.place("BTCUSDT", "BUY", "LIMIT", "0.2", price="1000") for _ in range(2)
-        ]
-        await trio.sleep(7)
-        deaf_key = system.sim.listen_key(alice.api_key)
-        system.inject("stream_zombie", user=alice)
-        hits = system.sim.statistics().faults_hit
-        filled_at = trio.current_time()
-        system.sim.fill("BTCUSDT", first.exchange_order_id)
-        assert system.sim.statistics().faults_hit > hits
+        alice, tab, first, second, deaf_key, filled_at = await _a_fill_the_key_swallows(system)
         assert (await tab.wait_for_status(first.id, "filled")).time > filled_at
         while system.sim.listen_key(alice.api_key) in (None, deaf_key):  # noqa: ASYNC110
             await trio.sleep(0.01)
