@@ -79,20 +79,27 @@ class ResumingSession:
                 self.updates.append(message)
             if self.on_update is not None:
                 self.on_update(message)
-            self.changed.set()
-            self.changed = trio.Event()
+            self._wake()
         elif kind in ("resync", "error", "alert"):
             self.problems.append(f"unexpected {message}")
+            self._wake()
+
+    def _wake(self) -> None:
+        self.changed.set()
+        self.changed = trio.Event()
 
 
-async def replay(ws_base: str, token: str, until: int) -> list[dict[str, Any]]:
-    """Every event of the user from seq 0 to ``until``, read by a fresh session."""
-    session = ResumingSession(ws_base, token, last=0)
+async def replay(ws_base: str, token: str, until: int, since: int = 0) -> list[dict[str, Any]]:
+    """Every event of the user after ``since`` up to ``until``, read by a fresh session.
+    Fails at once on a ``resync`` (the server's answer to a session further behind than its
+    channel holds) instead of waiting for events that will not come."""
+    session = ResumingSession(ws_base, token, last=since)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(session.run)
         with trio.fail_after(30):
             while session.last is None or session.last < until:
                 await session.changed.wait()
+                assert session.problems == [], session.problems[:3]
         nursery.cancel_scope.cancel()
     return session.updates
 
