@@ -46,6 +46,7 @@ USERS = 12  # 4 per instance of 3, 3 per instance of 4
 
 TAKEOVER = 60.0  # a hang guard only: the 10 s bound is measured by bench/cluster.py
 SPREAD_TIMEOUT = 60.0  # a fresh deployment (or a joining instance) spreads the users
+READY_GUARD = 15.0  # /readyz answers within its own 2 s; this only ends a hang
 EXCHANGE_WEIGHT_LIMIT = 2400  # tradercoin sim's default, per IP and minute
 
 
@@ -188,6 +189,11 @@ async def test_an_owner_cut_off_from_postgresql(deployed: Deployment) -> None:
         deployed.partition(victim)
         await _taken_over(deployed, run.token, its_users, victim.id)
         await _never_two_owners(deployed, run.token, seconds=10)  # the victim answers too
+        # it says it is not ready, however long its database link hangs (HAProxy's check)
+        async with httpx.AsyncClient(base_url=victim.url, timeout=READY_GUARD) as http:
+            ready = await http.get("/readyz")
+        assert ready.status_code == 503, ready.text
+        assert "database did not answer" in ready.json()["error"]["message"]
         deployed.heal(victim)
         await _in_thread(deployed.wait_in_rotation)
     assert deployed.links[victim.id].partitions == 1

@@ -164,6 +164,8 @@ class Database:
     ) -> None:
         self.engine = create_engine(url)
         self._run_sync: RunSync = run_sync or trio.to_thread.run_sync
+        self._threads = run_sync is None  # real worker threads: a probe may abandon one
+        self._probe_limiter = trio.CapacityLimiter(1)  # at most one probe hangs at a time
         self.dialect = self.engine.dialect.name
         self.url = self.engine.url.render_as_string(hide_password=True)
         size = 1 if is_memory(self.engine.url) else 6
@@ -249,6 +251,21 @@ class Database:
                 f"cannot connect to database {self.url}: {one_line(error)}; check that the "
                 "server is running (or the directory exists) and TRADERCOIN_DATABASE_URL"
             ) from None
+
+    async def probe(self) -> None:
+        """One ``SELECT 1``, for readiness: unlike every other call, a caller's cancel
+        returns at once, leaving the thread behind (a database that stopped answering holds
+        it until its socket fails; the next probe waits for it, and is cancelled in turn).
+
+        Raises:
+            sqlalchemy.exc.DBAPIError: the database refused or failed.
+        """
+        if self._threads:
+            await trio.to_thread.run_sync(
+                self._ping, limiter=self._probe_limiter, abandon_on_cancel=True
+            )
+        else:
+            await self._run_sync(self._ping, limiter=self.limiter)
 
     def _ping(self) -> None:
         with self.engine.connect() as conn:
