@@ -72,6 +72,8 @@ async def test_two_services_share_the_users_and_a_shutdown_hands_them_over(
             assert data["instance_id"] == "leaves" and data["clustered"] is True
             listed = {i["id"]: (i["users"], i["healthy"]) for i in data["instances"]}
             assert listed == {"stays": (3, True), "leaves": (3, True)}
+            ids = {i["id"]: set(i["user_ids"]) for i in data["instances"]}
+            assert ids == {"stays": a.held, "leaves": b.held}  # as in pg_locks (holders)
             assert data["statistics"]["owned_users"] == 3
             metrics = (await http.get("/metrics", headers=admin)).text
             assert "tradercoin_cluster_owned_users 3.0" in metrics

@@ -148,6 +148,9 @@ async def test_operator_routes_and_the_poll_rate_cli(
         "limit_per_minute"
     ] > 0
     assert (await http.get("/api/admin/actors", headers=alice)).status_code == 403
+    alone = (await http.get("/api/admin/cluster", headers=root)).json()["data"]
+    assert alone["clustered"] is False
+    assert [(i["users"], i["user_ids"]) for i in alone["instances"]] == [(1, [user.id])]
 
     args = ["poll-rate", "set", "--user", str(user.id), "--interval", "2s", "--url", service.url]
     result = await trio.to_thread.run_sync(

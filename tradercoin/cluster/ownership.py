@@ -166,6 +166,18 @@ class Ownership:
             users = sum(1 for pid in rnd.holders.values() if pid == row.pid)
         return InstanceInfo(row.id, row.address, self._healthy(row), users, row.age_ms / 1000)
 
+    def users_by_instance(self) -> dict[str, list[int]]:
+        """Each instance's users (sorted), as PostgreSQL's locks showed them at the last
+        round; this instance's own are current."""
+        by_pid = {row.pid: row.id for row in self._round.instances if row.pid is not None}
+        found: dict[str, list[int]] = {row.id: [] for row in self._round.instances}
+        for user_id, pid in self._round.holders.items():
+            instance_id = by_pid.get(pid)
+            if instance_id is not None and instance_id != self.instance_id:
+                found[instance_id].append(user_id)
+        found[self.instance_id] = list(self._held)
+        return {instance_id: sorted(users) for instance_id, users in found.items()}
+
     def _healthy(self, row: locksql.Row) -> bool:
         return row.connected and row.age_ms <= self.lease * 1000
 

@@ -165,16 +165,28 @@ async def streams() -> Response:
 
 @tag(["admin"])
 async def cluster() -> Response:
-    """The instances sharing this database (id, address, healthy, users owned, seconds since
-    their heartbeat), this instance's id, and its ownership counters (claims, handovers,
-    lease losses, writes the fence refused; null for a single instance)."""
+    """The instances sharing this database (id, address, healthy, how many users each owns
+    and which (``user_ids``), seconds since their heartbeat), this instance's id, and its
+    ownership counters (claims, handovers, lease losses, writes the fence refused; null for
+    a single instance). Other instances' users are as of this instance's last round (about a
+    second old)."""
     await authenticate(operator=True)
-    directory = _supervisor(context()).directory
-    statistics = directory.statistics() if isinstance(directory, Ownership) else None
+    supervisor = _supervisor(context())
+    directory = supervisor.directory
+    if isinstance(directory, Ownership):
+        statistics = directory.statistics()
+        owned = directory.users_by_instance()
+    else:  # alone: every actor here is this instance's
+        statistics = None
+        owned = {directory.instance_id: sorted(s.user_id for s in supervisor.statuses())}
+    instances = []
+    for info in directory.instances():
+        users = owned.get(info.id, [])
+        instances.append(jsonable(info) | {"users": len(users), "user_ids": users})
     data = {
         "instance_id": directory.instance_id,
         "clustered": statistics is not None,
-        "instances": jsonable(directory.instances()),
+        "instances": instances,
         "statistics": jsonable(statistics),
     }
     return json_response({"status": "success", "data": data})
