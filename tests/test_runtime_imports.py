@@ -7,8 +7,10 @@ in a Python where psycopg cannot be imported.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 BLOCK_PSYCOPG = (
     "import sys; sys.modules['psycopg'] = None; "  # `import psycopg` raises ImportError
@@ -23,3 +25,22 @@ def test_serve_imports_without_the_postgres_extra() -> None:
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "imported"
+
+
+def test_a_postgresql_url_without_psycopg_is_one_sentence(tmp_path: Path) -> None:
+    """Without the extra, a PostgreSQL URL says what to install (no traceback)."""
+    upgrade = (
+        "import sys; sys.modules['psycopg'] = None; from tradercoin.cli import main; "
+        "sys.argv = ['tradercoin', 'db', 'upgrade']; main()"
+    )
+    env = {
+        **os.environ,
+        "TRADERCOIN_HOME": str(tmp_path),
+        "TRADERCOIN_DATABASE_URL": "postgresql+psycopg://nobody@127.0.0.1:1/none",
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", upgrade], capture_output=True, text=True, timeout=120, env=env
+    )
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "Traceback" not in done.stderr
+    assert "install tradercoin's postgres extra" in done.stderr

@@ -85,9 +85,16 @@ def create_engine(url: str) -> sa.Engine:
     parsed = _parse_url(url)
     if parsed.get_backend_name() == "postgresql":
         connect_args = {} if "connect_timeout" in parsed.query else {"connect_timeout": 10}
-        return sa.create_engine(
-            parsed, pool_size=8, max_overflow=4, pool_recycle=1800, connect_args=connect_args
-        )
+        try:
+            return sa.create_engine(
+                parsed, pool_size=8, max_overflow=4, pool_recycle=1800, connect_args=connect_args
+            )
+        except ImportError:
+            raise BadDatabaseURL(
+                "PostgreSQL needs the psycopg driver, which this installation lacks: install "
+                "tradercoin's postgres extra (pip install 'tradercoin[postgres]'; `make setup` "
+                "and `make test` install it, `make run` does not)"
+            ) from None
     if is_memory(parsed):
         engine = sa.create_engine(
             parsed, poolclass=StaticPool, connect_args={"check_same_thread": False}
