@@ -8,7 +8,13 @@ BIN := $(VENV)/bin
 # uv (pinned, hashed, installed by the venv's own pip) installs the rest: in parallel, with
 # every file checked against the lock's sha256 (docs/install.md says why uv).
 UV := $(BIN)/uv
-INSTALL := $(UV) pip install -q --python $(BIN)/python --require-hashes --no-deps
+# --compile-bytecode: the .pyc files are written once here, since a process that may not write
+# them (PYTHONDONTWRITEBYTECODE, set on some machines) compiles every import again at each
+# start: 4 s instead of 1.5 s for `tradercoin serve`, in every test that starts one.
+INSTALL := $(UV) pip install -q --compile-bytecode --python $(BIN)/python --require-hashes --no-deps
+# the project's own modules (an editable install: uv compiles site-packages only); quick
+# when little changed
+COMPILE_OWN := $(BIN)/python -m compileall -q tradercoin
 LOCKS := requirements/uv.txt requirements/bootstrap.txt requirements/run.txt requirements/dev.txt
 COMPILE := UV_CUSTOM_COMPILE_COMMAND="make lock" $(UV) pip compile -q --generate-hashes \
 	--python-version 3.11
@@ -31,9 +37,11 @@ $(VENV)/.dev: $(VENV)/.run requirements/dev.txt
 	touch $@
 
 run: $(VENV)/.run
+	@$(COMPILE_OWN)
 	$(BIN)/tradercoin serve
 
 test: $(VENV)/.dev
+	@$(COMPILE_OWN)
 	$(BIN)/python -m pytest
 
 lint: $(VENV)/.dev
