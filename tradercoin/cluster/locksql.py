@@ -10,6 +10,7 @@ schemas) in one PostgreSQL never see each other's locks.
 
 from __future__ import annotations
 
+import functools
 import zlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -88,7 +89,7 @@ class Row:
     connected: bool
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Round:
     """What one round learnt: who holds which user, the instances, and the users to own
     (with credentials; those with pending orders first)."""
@@ -96,6 +97,14 @@ class Round:
     holders: dict[int, int]  # user -> pid of the connection holding it
     instances: list[Row]
     wanted: list[int]
+
+    @functools.cached_property
+    def users_by_pid(self) -> dict[int, list[int]]:
+        """Each lock connection's users, in ascending order (worked out once per round)."""
+        found: dict[int, list[int]] = {}
+        for user_id, pid in sorted(self.holders.items()):
+            found.setdefault(pid, []).append(user_id)
+        return found
 
 
 def conninfo(database_url: str) -> str:

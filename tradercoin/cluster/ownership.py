@@ -160,23 +160,19 @@ class Ownership:
         row = next((r for r in rnd.instances if r.id == instance_id), None)
         if row is None:  # this instance, before its first round
             return InstanceInfo(instance_id, self.address, False, len(self._held), 0.0)
-        if instance_id == self.instance_id:  # its own claims are newer than the round
-            users = len(self._held)
-        else:
-            users = sum(1 for pid in rnd.holders.values() if pid == row.pid)
+        mine = instance_id == self.instance_id  # its own claims are newer than the round
+        users = len(self._held) if mine else len(self._users_of(row))
         return InstanceInfo(row.id, row.address, self._healthy(row), users, row.age_ms / 1000)
 
     def users_by_instance(self) -> dict[str, list[int]]:
         """Each instance's users (sorted), as PostgreSQL's locks showed them at the last
         round; this instance's own are current."""
-        by_pid = {row.pid: row.id for row in self._round.instances if row.pid is not None}
-        found: dict[str, list[int]] = {row.id: [] for row in self._round.instances}
-        for user_id, pid in self._round.holders.items():
-            instance_id = by_pid.get(pid)
-            if instance_id is not None and instance_id != self.instance_id:
-                found[instance_id].append(user_id)
-        found[self.instance_id] = list(self._held)
-        return {instance_id: sorted(users) for instance_id, users in found.items()}
+        found = {row.id: self._users_of(row) for row in self._round.instances}
+        found[self.instance_id] = sorted(self._held)
+        return found
+
+    def _users_of(self, row: locksql.Row) -> list[int]:
+        return [] if row.pid is None else self._round.users_by_pid.get(row.pid, [])
 
     def _healthy(self, row: locksql.Row) -> bool:
         return row.connected and row.age_ms <= self.lease * 1000
